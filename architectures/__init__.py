@@ -1,0 +1,9 @@
+"""Faithful Keras reimplementations of the classic CNNs, one module per family, all behind one registry.
+
+Importing this package imports every family module, which registers its models.
+"""
+
+from architectures._registry import ModelInfo, create_model, list_models, model_info, register
+from architectures import lenet  # noqa: F401  (registers)
+
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register"]

@@ -1,0 +1,107 @@
+"""The model registry: one ``@register`` per network, and the only doors out: ``create_model``, ``list_models``."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the suite knows about a registered network, besides how to build it."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    paper: str
+    year: int
+    innovations: tuple[str, ...]
+    default_input_shape: tuple[int, int, int]
+    reference_params: int
+    #: how ``reference_params`` counts: which weights are included and where the figure comes from.
+    param_convention: str
+    #: keyword arguments this registered name passes to its builder (e.g. a block-count or convention choice).
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        """The first paragraph of the builder's docstring: which variant of the paper it builds."""
+        doc = inspect.getdoc(self.builder) or ""
+        return " ".join(doc.split("\n\n")[0].split())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "year": self.year,
+            "innovations": list(self.innovations),
+            "default_input_shape": list(self.default_input_shape),
+            "reference_params": self.reference_params,
+            "param_convention": self.param_convention,
+            "variant": self.variant,
+        }
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(
+    name: str | None = None,
+    *,
+    paper: str,
+    year: int,
+    innovations: tuple[str, ...] | str,
+    default_input_shape: tuple[int, int, int],
+    reference_params: int,
+    param_convention: str,
+    **defaults: Any,
+) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
+    """Register a keyword-only builder. Stack several ``@register`` to publish variants of one builder."""
+
+    def deco(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} registered twice")
+        params = inspect.signature(builder).parameters.values()
+        if any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+            raise TypeError(f"builder {builder.__name__} must take keyword-only arguments")
+        _REGISTRY[key] = ModelInfo(
+            name=key,
+            builder=builder,
+            paper=paper,
+            year=year,
+            innovations=(innovations,) if isinstance(innovations, str) else tuple(innovations),
+            default_input_shape=tuple(default_input_shape),
+            reference_params=reference_params,
+            param_convention=param_convention,
+            defaults=defaults,
+        )
+        return builder
+
+    return deco
+
+
+def model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})") from None
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered names, sorted; ``pattern`` is a shell-style wildcard (``"resnet*"``)."""
+    return sorted(n for n in _REGISTRY if pattern is None or fnmatch.fnmatch(n, pattern))
+
+
+def create_model(name: str, **overrides: Any) -> keras.Model:
+    """Build a registered model; ``overrides`` go to the builder after the registered defaults."""
+    info = model_info(name)
+    kwargs = {"input_shape": info.default_input_shape, **info.defaults, **overrides}
+    return info.builder(**kwargs)

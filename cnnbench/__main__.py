@@ -1,0 +1,5 @@
+import sys
+
+from cnnbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Result records: one JSON file per run, a versioned schema, atomic writes, validated reads.
+
+Records are the only thing reports and asv read. Numbers are stored raw (unrounded, unit in the key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_num = {"type": "number"}
+_int = {"type": "integer", "minimum": 0}
+_str = {"type": "string"}
+_nstr = {"type": ["string", "null"]}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["schema_version", "arch", "task", "profile", "seed", "outcome", "config", "metrics", "params",
+                 "throughput", "dataset", "env", "started_at", "duration_s"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "arch": _str,
+        "task": _str,
+        "profile": _str,
+        "seed": {"type": "integer"},
+        "outcome": {"enum": ["ok", "oom", "diverged", "error"]},
+        "config": {"type": "object", "required": ["epochs", "batch_size", "input_shape", "model_kwargs"]},
+        "metrics": {
+            "type": "object",
+            "required": ["test_accuracy"],
+            "properties": {"test_accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
+        },
+        "params": {"type": "object", "required": ["total", "trainable"],
+                   "properties": {"total": _int, "trainable": _int}},
+        "throughput": {"type": "object", "required": ["batch_size", "train_images_per_s", "infer_images_per_s"],
+                       "properties": {"batch_size": _int, "train_images_per_s": _num, "infer_images_per_s": _num}},
+        "dataset": {"type": "object", "required": ["name", "sha256", "n_train", "n_test"],
+                    "properties": {"name": _str, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                   "n_train": _int, "n_test": _int}},
+        "env": {
+            "type": "object",
+            "required": ["python", "tensorflow", "keras", "numpy", "device", "git"],
+            "properties": {
+                "device": {"type": "object", "required": ["type", "name"],
+                           "properties": {"type": {"enum": ["cpu", "gpu"]}, "name": _str}},
+                "git": {"type": "object", "required": ["sha", "dirty"],
+                        "properties": {"sha": _nstr, "dirty": {"type": ["boolean", "null"]}}},
+            },
+        },
+        "started_at": {"type": "string", "format": "date-time"},
+        "duration_s": {"type": "number", "minimum": 0},
+    },
+}
+
+
+class InvalidRecordError(ValueError):
+    """A result file that is not valid JSON or does not match the schema."""
+
+
+def validate(record: dict) -> None:
+    try:
+        jsonschema.validate(record, SCHEMA)
+    except jsonschema.ValidationError as e:
+        where = "/".join(map(str, e.absolute_path)) or "<root>"
+        raise InvalidRecordError(f"{where}: {e.message}") from None
+
+
+def record_name(record: dict) -> str:
+    stamp = record["started_at"].replace("-", "").replace(":", "").split(".")[0]
+    return f"{record['arch']}.{record['task']}.{record['profile']}.seed{record['seed']}.{stamp}.json"
+
+
+def write(record: dict, results_dir: str | os.PathLike) -> Path:
+    """Validate, then write atomically (temp file in the same dir, fsync, rename): a reader sees all or nothing."""
+    validate(record)
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / record_name(record)
+    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, sort_keys=True, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read(path: str | os.PathLike) -> dict:
+    """Load and validate one record; :class:`InvalidRecordError` names the file and the problem."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidRecordError(f"{path}: not a readable JSON record ({e})") from None
+    try:
+        validate(record)
+    except InvalidRecordError as e:
+        raise InvalidRecordError(f"{path}: {e}") from None
+    return record
+
+
+def iter_records(results_dir: str | os.PathLike) -> Iterator[tuple[Path, dict]]:
+    """Every valid record under ``results_dir``; invalid files are skipped with a warning that names them."""
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        try:
+            yield path, read(path)
+        except InvalidRecordError as e:
+            log.warning("skipping invalid result file %s", e)

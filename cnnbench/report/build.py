@@ -1,0 +1,89 @@
+"""Result records → pandas tables → ``reports/index.html``."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from cnnbench import records
+
+COLUMNS = {
+    "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
+    "metrics.test_accuracy": "test_accuracy", "params.total": "params", "model.reference_params": "reference_params",
+    "metrics.train_seconds": "train_s", "config.epochs": "epochs", "throughput.batch_size": "batch",
+    "throughput.train_images_per_s": "train_img_s", "throughput.infer_images_per_s": "infer_img_s",
+    "throughput.train_cov": "train_cov", "env.device.name": "device", "env.git.sha": "git_sha",
+    "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
+}
+
+
+def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per valid record (invalid files are skipped with a warning by ``records.iter_records``)."""
+    rows = [r | {"file": p.name} for p, r in records.iter_records(results_dir)]
+    if not rows:
+        return pd.DataFrame(columns=[*COLUMNS.values(), "file"])
+    flat = pd.json_normalize(rows)
+    df = flat.reindex(columns=[*COLUMNS, "file"]).rename(columns=COLUMNS)
+    return df.sort_values(["task", "arch", "profile", "seed", "started_at"]).reset_index(drop=True)
+
+
+def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, arch, profile): the latest ok record of each seed, aggregated as mean ± std over seeds."""
+    ok = df[df["outcome"] == "ok"].drop_duplicates(["task", "arch", "profile", "seed"], keep="last")
+    grouped = ok.groupby(["task", "arch", "profile"], sort=True)
+    out = grouped.agg(
+        seeds=("seed", "nunique"),
+        acc_mean=("test_accuracy", "mean"),
+        acc_std=("test_accuracy", "std"),
+        params=("params", "first"),
+        reference_params=("reference_params", "first"),
+        train_s=("train_s", "mean"),
+        epochs=("epochs", "first"),
+        train_img_s=("train_img_s", "median"),
+        infer_img_s=("infer_img_s", "median"),
+        batch=("batch", "first"),
+        device=("device", "first"),
+    )
+    out["acc_std"] = out["acc_std"].fillna(0.0)
+    return out.reset_index()
+
+
+def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
+    d = pd.DataFrame({
+        "task": s["task"], "architecture": s["arch"], "profile": s["profile"], "seeds": s["seeds"],
+        "test accuracy (%)": [f"{100 * m:.2f} ± {100 * sd:.2f}" for m, sd in zip(s["acc_mean"], s["acc_std"])],
+        "params": s["params"].map("{:,.0f}".format),
+        "reference params": s["reference_params"].map("{:,.0f}".format),
+        "epochs": s["epochs"], "train time (s)": s["train_s"].map("{:.1f}".format),
+        "train img/s": s["train_img_s"].map("{:,.0f}".format), "infer img/s": s["infer_img_s"].map("{:,.0f}".format),
+        "batch": s["batch"], "device": s["device"],
+    })
+    return d
+
+
+def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    df = records_frame(results_dir)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("cnnbench.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]))
+    runs = df.assign(git_sha=df["git_sha"].str[:10], data_sha256=df["data_sha256"].str[:12])
+    page = env.get_template("index.html.j2").render(
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        results_dir=str(results_dir),
+        n_records=len(df),
+        # pandas escapes cell text (escape=True); the tables are then inserted as markup.
+        summary_html=jinja2.utils.markupsafe.Markup(
+            _display_summary(summary_frame(df)).to_html(index=False, escape=True, classes="summary", border=0)),
+        runs_html=jinja2.utils.markupsafe.Markup(
+            runs.to_html(index=False, escape=True, classes="runs", border=0, float_format="{:.4g}".format)),
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "index.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page)
+    os.replace(tmp, path)
+    return path

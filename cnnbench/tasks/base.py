@@ -1,0 +1,30 @@
+"""The task interface the harness programs against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import tensorflow as tf
+
+
+@dataclass
+class TaskData:
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    n_train: int
+    n_test: int
+    num_classes: int
+    #: dataset identity for the record: name, sha256, source, n_train, n_test.
+    dataset: dict[str, Any]
+    #: how images were adapted to the model input (resize/pad, channels), for the record.
+    adaptation: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(Protocol):
+    name: str
+    loss: str
+    metrics: list[str]
+
+    def prepare(self, *, input_shape: tuple[int, int, int], batch_size: int, seed: int,
+                train_subset: int | None, test_subset: int | None, data_dir: str | None) -> TaskData: ...

@@ -1,0 +1,69 @@
+"""Image classification on a verified array dataset (MNIST), adapted to whatever input the architecture takes."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from cnnbench import data as datasets
+from cnnbench.tasks.base import TaskData
+
+
+def adapt_images(images: tf.Tensor, input_shape: tuple[int, int, int]) -> tf.Tensor:
+    """uint8 (B, h, w) → float32 (B, H, W, C) in [0, 1].
+
+    A target at most 8 px larger is reached by zero padding (how LeNet-5's 32x32 input holds 28x28 digits); anything
+    else by bilinear resizing. Grey is replicated to C channels.
+    """
+    h, w, c = input_shape
+    x = tf.cast(images, tf.float32)[..., None] / 255.0
+    src_h, src_w = images.shape[1], images.shape[2]
+    if (h, w) != (src_h, src_w):
+        if 0 <= h - src_h <= 8 and 0 <= w - src_w <= 8:
+            top, left = (h - src_h) // 2, (w - src_w) // 2
+            x = tf.pad(x, [[0, 0], [top, h - src_h - top], [left, w - src_w - left], [0, 0]])
+        else:
+            x = tf.image.resize(x, (h, w), method="bilinear")
+    return tf.repeat(x, c, axis=-1) if c != 1 else x
+
+
+def adaptation(src_hw: tuple[int, int], input_shape: tuple[int, int, int]) -> dict:
+    h, w, c = input_shape
+    dh, dw = h - src_hw[0], w - src_hw[1]
+    how = "none" if (dh, dw) == (0, 0) else ("zero-pad" if 0 <= dh <= 8 and 0 <= dw <= 8 else "bilinear-resize")
+    return {"source_hw": list(src_hw), "input_shape": [h, w, c], "spatial": how, "channels": "replicate" if c > 1
+            else "grey", "scale": "x / 255"}
+
+
+def pipeline(x, y, *, input_shape, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """uint8 arrays → cache → shuffle(seed) → batch → adapt (batched, so resized copies are never cached) → prefetch.
+
+    ``seed=None`` means evaluation order (no shuffle).
+    """
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32"))).cache()
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda im, lab: (adapt_images(im, input_shape), lab),
+                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class MnistTask:
+    """Real MNIST, official 60k/10k split; test accuracy is the headline metric."""
+
+    name = "mnist"
+    loss = "sparse_categorical_crossentropy"
+    metrics = ["accuracy"]
+
+    def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None,
+                data_dir=None) -> TaskData:
+        ds = datasets.load("mnist", data_dir_override=data_dir)
+        xtr, ytr = ds.x_train[:train_subset], ds.y_train[:train_subset]
+        xte, yte = ds.x_test[:test_subset], ds.y_test[:test_subset]
+        meta = ds.metadata() | {"n_train": len(ytr), "n_test": len(yte),
+                                "subset": train_subset is not None or test_subset is not None}
+        return TaskData(
+            train=pipeline(xtr, ytr, input_shape=input_shape, batch_size=batch_size, seed=seed),
+            test=pipeline(xte, yte, input_shape=input_shape, batch_size=batch_size, seed=None),
+            n_train=len(ytr), n_test=len(yte), num_classes=ds.num_classes, dataset=meta,
+            adaptation=adaptation(ds.x_train.shape[1:3], input_shape),
+        )

@@ -1,0 +1,53 @@
+"""Sessions: `nox -s tests` (default), `lint`, `bench-cpu` (the CPU suite + report), `bench-gpu`, `report`.
+
+Heavy environments are reused between runs (TensorFlow is a large install); benchmark sessions are opt-in.
+"""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    # Editable, so records carry the git sha of this checkout.
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (tiny profiles; finishes in minutes on two cores)."""
+    _install(session, "test")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+def _bench(session: nox.Session, profile: str, *extra: str) -> None:
+    session.run("cnnbench", "suite", "--profile", profile, *extra, *session.posargs)
+    session.run("cnnbench", "report", "--results", "results", "--out", "reports")
+
+
+@nox.session(name="bench-cpu", default=False)
+def bench_cpu(session: nox.Session) -> None:
+    """The CPU suite (every registered model, the profile's seeds), then the HTML report. Extra args go to suite."""
+    _install(session)
+    _bench(session, "cpu")
+
+
+@nox.session(name="bench-gpu", default=False)
+def bench_gpu(session: nox.Session) -> None:
+    """The GPU suite; refuses with a clear message when NVML sees no GPU."""
+    _install(session, "gpu")
+    _bench(session, "gpu", "--require-gpu")
+
+
+@nox.session(default=False)
+def report(session: nox.Session) -> None:
+    """Rebuild reports/index.html from results/."""
+    _install(session)
+    session.run("cnnbench", "report", "--results", "results", "--out", "reports")
