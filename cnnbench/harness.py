@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -117,4 +118,4 @@ def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
         "started_at": started.isoformat(),
         "duration_s": time.perf_counter() - t_start,
     }
-    return record
+    return json.loads(json.dumps(record))  # JSON-native (tuples → lists): equal to the record read back

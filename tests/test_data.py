@@ -34,7 +34,7 @@ def test_corrupted_cache_is_a_clear_error(mnist, tmp_path):
     arrays = {k: getattr(mnist, k).copy() for k in _store.SPLITS}
     arrays["x_test"][0, 0, 0] ^= 1  # one flipped bit
     _store.save_npz_atomic(tmp_path / source.CACHE_NAME, arrays)
-    with pytest.raises(ChecksumError, match="x_test has sha256 .* expected .*delete it"):
+    with pytest.raises(ChecksumError, match=r"x_test has sha256 .* expected .*delete it"):
         load(tmp_path)
 
 
@@ -59,7 +59,7 @@ def test_keras_cache_source_is_verified(mnist, tmp_path, monkeypatch):
 
     np.savez(keras_home / "datasets" / "mnist.npz", x_train=mnist.x_train, y_train=(mnist.y_train + 1) % 10,
              x_test=mnist.x_test, y_test=mnist.y_test)
-    with pytest.raises(ChecksumError, match="MNIST from keras-cache: .* has sha256"):
+    with pytest.raises(ChecksumError, match=r"MNIST from keras-cache: .* has sha256"):
         load(tmp_path / "cache2")
     assert not (tmp_path / "cache2" / "mnist.npz").exists()  # nothing unverified is cached
 

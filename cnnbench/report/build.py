@@ -53,16 +53,16 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
-    d = pd.DataFrame({
+    accuracy = [f"{100 * m:.2f} ± {100 * sd:.2f}" for m, sd in zip(s["acc_mean"], s["acc_std"], strict=True)]
+    return pd.DataFrame({
         "task": s["task"], "architecture": s["arch"], "profile": s["profile"], "seeds": s["seeds"],
-        "test accuracy (%)": [f"{100 * m:.2f} ± {100 * sd:.2f}" for m, sd in zip(s["acc_mean"], s["acc_std"])],
+        "test accuracy (%)": accuracy,
         "params": s["params"].map("{:,.0f}".format),
         "reference params": s["reference_params"].map("{:,.0f}".format),
         "epochs": s["epochs"], "train time (s)": s["train_s"].map("{:.1f}".format),
         "train img/s": s["train_img_s"].map("{:,.0f}".format), "infer img/s": s["infer_img_s"].map("{:,.0f}".format),
         "batch": s["batch"], "device": s["device"],
     })
-    return d
 
 
 def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:

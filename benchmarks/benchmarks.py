@@ -1,0 +1,46 @@
+"""asv suite: thin wrappers over the harness, one parameter per registered model.
+
+The run profile comes from ``CNNBENCH_ASV_PROFILE`` (``smoke`` by default, ``cpu`` or ``gpu`` for real numbers).
+``setup_cache`` runs each cell once through the harness; the ``track_*`` methods only read its record.
+"""
+
+import os
+
+import architectures
+from cnnbench.harness import RunConfig, run
+
+PROFILE = os.environ.get("CNNBENCH_ASV_PROFILE", "smoke")
+
+
+class MnistCell:
+    params = [architectures.list_models()]
+    param_names = ["arch"]
+    timeout = 6 * 3600
+
+    def setup_cache(self):
+        return {arch: run(RunConfig(arch=arch, task="mnist", profile=PROFILE, seed=0), verbose=0)
+                for arch in architectures.list_models()}
+
+    def setup(self, cache, arch):
+        if arch not in cache:
+            raise NotImplementedError(f"{arch} was not run in setup_cache")
+
+    def track_test_accuracy(self, cache, arch):
+        return cache[arch]["metrics"]["test_accuracy"]
+
+    track_test_accuracy.unit = "fraction"
+
+    def track_train_images_per_s(self, cache, arch):
+        return cache[arch]["throughput"]["train_images_per_s"]
+
+    track_train_images_per_s.unit = "images/s"
+
+    def track_infer_images_per_s(self, cache, arch):
+        return cache[arch]["throughput"]["infer_images_per_s"]
+
+    track_infer_images_per_s.unit = "images/s"
+
+    def track_params(self, cache, arch):
+        return cache[arch]["params"]["total"]
+
+    track_params.unit = "parameters"

@@ -1,0 +1,43 @@
+"""One cell end to end at smoke scale: the record it produces, and that it is reproducible."""
+
+import math
+
+from cnnbench import records
+from cnnbench.harness import RunConfig, run
+
+
+def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
+    records.validate(smoke_record)
+    r = smoke_record
+    assert (r["arch"], r["task"], r["profile"], r["seed"], r["outcome"]) == ("lenet5", "mnist", "smoke", 0, "ok")
+    assert r["params"] == {"total": 61_706, "trainable": 61_706, "non_trainable": 0}
+    assert r["dataset"]["n_train"] == 2048 and r["dataset"]["n_test"] == 512 and r["dataset"]["subset"]
+    assert 0.2 < r["metrics"]["test_accuracy"] <= 1.0  # one epoch on 2k images: far above chance (0.1)
+    t = r["throughput"]
+    assert t["batch_size"] == 64 and t["train_images_per_s"] > 0 and t["infer_images_per_s"] > 0
+    assert t["train_images_per_s_min"] <= t["train_images_per_s"] <= t["train_images_per_s_max"]
+    env = r["env"]
+    assert env["device"]["type"] in {"cpu", "gpu"} and env["tensorflow"].startswith("2.21")
+    assert set(env["git"]) == {"sha", "dirty"}
+    assert len(r["metrics"]["epoch_seconds"]) == 1 and r["duration_s"] > r["metrics"]["train_seconds"]
+    path = records.write(r, tmp_path)
+    assert records.read(path) == r
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left behind
+
+
+def test_same_command_twice_gives_identical_metrics(smoke_record):
+    again = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0), verbose=0)
+    for key in ("test_accuracy", "test_loss", "train_accuracy", "train_loss"):
+        assert again["metrics"][key] == smoke_record["metrics"][key], key
+
+
+def test_another_seed_gives_other_metrics(smoke_record):
+    other = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=1, epochs=1), verbose=0)
+    assert other["metrics"]["train_loss"] != smoke_record["metrics"]["train_loss"]
+
+
+def test_lenet_1998_pads_to_32(mnist):
+    r = run(RunConfig(arch="lenet5_1998", profile="smoke", seed=0), verbose=0)
+    assert r["config"]["adaptation"]["spatial"] == "zero-pad" and r["config"]["input_shape"] == [32, 32, 1]
+    assert r["params"] == {"total": 60_840, "trainable": 60_000, "non_trainable": 840}
+    assert math.isfinite(r["metrics"]["test_loss"])
