@@ -58,6 +58,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
     """Train, evaluate and measure one cell; return its record (``records.write`` stores it)."""
     started = datetime.now(UTC)
     t_start = time.perf_counter()
+    env = environment()  # before training: the code and device this run started with
     profile = get_profile(cfg.profile)
     info = architectures.model_info(cfg.arch)
     task = get_task(cfg.task)
@@ -114,7 +115,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
         "params": params,
         "throughput": throughput,
         "dataset": data.dataset,
-        "env": environment(),
+        "env": env,
         "started_at": started.isoformat(),
         "duration_s": time.perf_counter() - t_start,
     }
