@@ -7,6 +7,7 @@ import nox
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # TF C++ start-up chatter (CUDA probing, oneDNN notices)
 
 
 def _install(session: nox.Session, *extras: str) -> None:
@@ -18,7 +19,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (tiny profiles; finishes in minutes on two cores)."""
     _install(session, "test")
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", *(session.posargs or ["-q"]), env=QUIET_TF)
 
 
 @nox.session
