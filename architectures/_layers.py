@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 from keras import layers
 
 POOLINGS = (None, "avg", "max")
@@ -37,3 +38,44 @@ def classifier(x, classes: int, activation: str | None, name: str = "predictions
     x = layers.Dense(classes, name=name)(x)
     return layers.Activation(activation, dtype="float32", name=f"{name}_{activation}")(x) if activation else x
 
+
+
+@keras.saving.register_keras_serializable("cnnbench")
+class LocalResponseNormalization(layers.Layer):
+    """Local response normalisation across channels (Krizhevsky et al. 2012, §3.3), over ``tf.nn.lrn``.
+
+    b_i = a_i / (k + alpha * sum_{j=i-n/2}^{i+n/2} a_j^2) ** beta.
+
+    ``alpha`` here is the paper's: it multiplies the plain sum of squares, exactly like TF's per-element ``alpha``
+    (``depth_radius = n // 2``, ``bias = k``). Caffe's LRN divides its alpha by n, so a Caffe model's ``alpha`` maps to
+    ``alpha / n`` here; ``caffe_alpha`` does that conversion.
+    """
+
+    def __init__(self, k: float = 2.0, n: int = 5, alpha: float = 1e-4, beta: float = 0.75, **kwargs):
+        super().__init__(**kwargs)
+        if n < 1 or n % 2 == 0:
+            raise ValueError(f"LRN window n must be a positive odd number, got {n}")
+        self.k, self.n, self.alpha, self.beta = k, n, alpha, beta
+
+    @classmethod
+    def caffe(cls, *, local_size: int, alpha: float, beta: float, k: float = 1.0, **kwargs):
+        """The layer Caffe's ``LRN`` with these settings computes (its alpha is averaged over the window)."""
+        return cls(k=k, n=local_size, alpha=alpha / local_size, beta=beta, **kwargs)
+
+    def call(self, x):
+        import tensorflow as tf
+
+        y = tf.nn.local_response_normalization(tf.cast(x, "float32"), depth_radius=self.n // 2, bias=self.k,
+                                               alpha=self.alpha, beta=self.beta)
+        return tf.cast(y, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k, "n": self.n, "alpha": self.alpha, "beta": self.beta}
+
+
+def scaled(n: int, width: float, divisor: int = 1) -> int:
+    """A layer width times the width multiplier (reduced-width profiles), rounded to a multiple of ``divisor``."""
+    return max(divisor, round(n * width / divisor) * divisor)

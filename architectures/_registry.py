@@ -25,14 +25,17 @@ class ModelInfo:
     reference_params: int
     #: how ``reference_params`` counts: which weights are included and where the figure comes from.
     param_convention: str
-    #: keyword arguments this registered name passes to its builder (e.g. a block-count or convention choice).
+    #: which count ``reference_params`` is compared with: "total" or "trainable" (see ``param_convention``).
+    count: str = "total"
+    #: keyword arguments this registered name passes to its builder (e.g. a convention choice).
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: which variant of the paper this name builds; default: the builder docstring's first paragraph.
+    variant_doc: str | None = None
 
     @property
     def variant(self) -> str:
-        """The first paragraph of the builder's docstring: which variant of the paper it builds."""
-        doc = inspect.getdoc(self.builder) or ""
-        return " ".join(doc.split("\n\n")[0].split())
+        doc = self.variant_doc or (inspect.getdoc(self.builder) or "").split("\n\n")[0]
+        return " ".join(doc.split())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,7 @@ class ModelInfo:
             "default_input_shape": list(self.default_input_shape),
             "reference_params": self.reference_params,
             "param_convention": self.param_convention,
+            "count": self.count,
             "variant": self.variant,
         }
 
@@ -59,12 +63,16 @@ def register(
     default_input_shape: tuple[int, int, int],
     reference_params: int,
     param_convention: str,
+    count: str = "total",
+    variant: str | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Register a keyword-only builder. Stack several ``@register`` to publish variants of one builder."""
 
     def deco(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         key = name or builder.__name__
+        if count not in ("total", "trainable"):
+            raise ValueError(f"count must be 'total' or 'trainable', got {count!r}")
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} registered twice")
         params = inspect.signature(builder).parameters.values()
@@ -79,7 +87,9 @@ def register(
             default_input_shape=tuple(default_input_shape),
             reference_params=reference_params,
             param_convention=param_convention,
+            count=count,
             defaults=defaults,
+            variant_doc=variant,
         )
         return builder
 

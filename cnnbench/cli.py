@@ -73,7 +73,10 @@ def cmd_list(args) -> int:
     rows = []
     for name in architectures.list_models(args.pattern):
         info = architectures.model_info(name)
-        rows.append(info.as_dict() | {"params": count_params(architectures.create_model(name))["total"]})
+        counts = count_params(architectures.create_model(name))
+        # "params" counts what the reference counts (total or trainable, per the registry entry).
+        rows.append(info.as_dict() | {"params": counts[info.count], "params_total": counts["total"],
+                                      "params_trainable": counts["trainable"]})
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

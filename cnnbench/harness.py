@@ -17,7 +17,7 @@ from cnnbench import records
 from cnnbench.environment import environment
 from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
-from cnnbench.profiles import Profile, get_profile
+from cnnbench.profiles import RUN_KEYS, Profile, get_profile
 from cnnbench.tasks import get_task
 
 
@@ -62,16 +62,17 @@ def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
     profile = get_profile(cfg.profile)
     info = architectures.model_info(cfg.arch)
     task = get_task(cfg.task)
-    epochs = cfg.epochs or profile.epochs
-    batch_size = cfg.batch_size or profile.batch_size
+    setting = profile.setting(cfg.arch)
+    sizes = {key: setting.pop(key) for key in RUN_KEYS}  # what is left are builder keywords
+    epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
-    model_kwargs = {"input_shape": info.default_input_shape, **profile.model_kwargs(cfg.arch)}
+    model_kwargs = {"input_shape": info.default_input_shape} | setting
     input_shape = tuple(model_kwargs["input_shape"])
 
     set_determinism(cfg.seed)
     data = task.prepare(input_shape=input_shape, batch_size=batch_size, seed=cfg.seed,
-                        train_subset=profile.train_subset, test_subset=profile.test_subset, data_dir=cfg.data_dir)
+                        train_subset=sizes["train_subset"], test_subset=sizes["test_subset"], data_dir=cfg.data_dir)
     model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
     steps = epochs * math.ceil(data.n_train / batch_size)
     model.compile(optimizer=_optimizer(profile, steps), loss=task.loss, metrics=task.metrics)
@@ -83,7 +84,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
     evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
 
     params = count_params(model)
-    throughput = measure_throughput(model, batch_size=batch_size, num_classes=data.num_classes,
+    throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size, num_classes=data.num_classes,
                                     warmup=profile.warmup_steps, steps=profile.timed_steps,
                                     repeats=profile.timed_repeats, seed=cfg.seed)
     record = {

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from dataclasses import asdict, dataclass, field
+
+#: keys of an arch setting that size the run; every other key is a builder keyword (input_shape, width, ...).
+RUN_KEYS = ("epochs", "batch_size", "train_subset", "test_subset", "seeds")
 
 
 @dataclass(frozen=True)
@@ -16,21 +20,52 @@ class Profile:
     train_subset: int | None
     test_subset: int | None
     learning_rate: float  # Adam, cosine-decayed to 0 over the run
-    seeds: tuple[int, ...]  # the seeds a suite runs
+    seeds: tuple[int, ...]  # the seeds a suite runs (an arch setting may run fewer where one run is costly)
     #: throughput timing: untimed warm-up steps, then `repeats` windows of `steps` steps each.
     warmup_steps: int
     timed_steps: int
     timed_repeats: int
-    #: per-architecture builder overrides at this profile (input size, width), by registry name.
-    arch_overrides: dict[str, dict] = field(default_factory=dict)
+    #: per-architecture settings, (registry-name pattern, settings) in order, later matches overriding earlier:
+    #: builder keywords (input_shape, width, aux_logits) and run sizes (RUN_KEYS).
+    arch_settings: tuple[tuple[str, dict], ...] = field(default_factory=tuple)
 
-    def model_kwargs(self, arch: str) -> dict:
-        return dict(self.arch_overrides.get(arch, {}))
+    def setting(self, arch: str) -> dict:
+        """Everything this profile sets for ``arch``: run sizes from the profile, overridden per architecture."""
+        merged = {k: getattr(self, k) for k in RUN_KEYS}
+        for pattern, values in self.arch_settings:
+            if fnmatch.fnmatch(arch, pattern):
+                merged |= values
+        return merged
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        d.pop("arch_overrides")
+        d["arch_settings"] = {pattern: values for pattern, values in self.arch_settings}
         return d
+
+
+# Input sizes chosen per family so MNIST (28x28 grey) reaches each topology at a size it accepts: LeNet at its own
+# input; AlexNet at 67 (the smallest its 11x11/4 conv and three 3/2 pools tile), GoogLeNet at 80-96 (auxiliary heads
+# need a 5x5 map at 4a), ResNets at 32, Xception at 71 (keras' minimum). Grey is replicated to 3 channels.
+SMOKE_ARCHS = (
+    ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.125}),
+    ("googlenet", {"input_shape": (80, 80, 3), "width": 0.125, "aux_logits": True}),
+    ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.125}),
+    ("xception", {"input_shape": (71, 71, 3), "width": 0.125}),
+)
+CPU_ARCHS = (
+    ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4}),
+    ("googlenet", {"input_shape": (96, 96, 3), "width": 0.5, "aux_logits": True, "train_subset": 10_000,
+                   "epochs": 3}),
+    ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4}),
+    ("resnet1[05]?", {"width": 0.25, "train_subset": 10_000, "epochs": 3}),
+    ("xception", {"input_shape": (71, 71, 3), "width": 0.25, "train_subset": 10_000, "epochs": 3}),
+)
+GPU_ARCHS = (
+    ("alexnet*", {"input_shape": (227, 227, 3)}),
+    ("googlenet", {"input_shape": (224, 224, 3), "aux_logits": True}),
+    ("*resnet*", {"input_shape": (224, 224, 3)}),
+    ("xception", {"input_shape": (299, 299, 3)}),
+)
 
 
 PROFILES: dict[str, Profile] = {
@@ -38,13 +73,13 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", "seconds per model: a slice of the data, one epoch — proves the plumbing, not the accuracy",
                 epochs=1, batch_size=64, train_subset=2048, test_subset=512, learning_rate=1e-3, seeds=(0,),
-                warmup_steps=2, timed_steps=3, timed_repeats=2),
+                warmup_steps=2, timed_steps=3, timed_repeats=2, arch_settings=SMOKE_ARCHS),
         Profile("cpu", "full data, sized for a 2-core CPU box",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                warmup_steps=10, timed_steps=30, timed_repeats=5),
+                warmup_steps=10, timed_steps=30, timed_repeats=5, arch_settings=CPU_ARCHS),
         Profile("gpu", "full data and paper-sized inputs, for one GPU",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                warmup_steps=20, timed_steps=100, timed_repeats=5),
+                warmup_steps=20, timed_steps=100, timed_repeats=5, arch_settings=GPU_ARCHS),
     )
 }
 

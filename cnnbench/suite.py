@@ -33,7 +33,7 @@ def run_suite(*, profile: str, task: str, archs: list[str] | None, seeds: list[i
               data_dir: str | None = None) -> int:
     prof = get_profile(profile)
     names = expand_archs(archs)
-    cells = [(a, s) for a in names for s in (seeds or prof.seeds)]
+    cells = [(a, s) for a in names for s in (seeds or prof.setting(a)["seeds"])]
     done = finished_cells(results_dir, task, profile)
     for i, (arch, seed) in enumerate(cells, 1):
         tag = f"[{i}/{len(cells)}] {arch} {task} {profile} seed {seed}"

@@ -2,8 +2,12 @@
 
 import math
 
+import pytest
+
+from architectures import list_models
 from cnnbench import records
 from cnnbench.harness import RunConfig, run
+from cnnbench.profiles import get_profile
 
 
 def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
@@ -41,3 +45,14 @@ def test_lenet_1998_pads_to_32(mnist):
     assert r["config"]["adaptation"]["spatial"] == "zero-pad" and r["config"]["input_shape"] == [32, 32, 1]
     assert r["params"] == {"total": 60_840, "trainable": 60_000, "non_trainable": 840}
     assert math.isfinite(r["metrics"]["test_loss"])
+
+
+@pytest.mark.parametrize("arch", [a for a in list_models() if not a.startswith("lenet5")])
+def test_every_architecture_runs_on_mnist_at_smoke_scale(arch, mnist):
+    r = run(RunConfig(arch=arch, profile="smoke", seed=0), verbose=0)
+    records.validate(r)
+    setting = get_profile("smoke").setting(arch)
+    assert r["config"]["input_shape"] == list(setting["input_shape"])
+    assert r["config"]["model_kwargs"]["width"] == setting["width"]
+    assert r["config"]["adaptation"]["channels"] == "replicate"
+    assert math.isfinite(r["metrics"]["test_loss"]) and r["metrics"]["test_accuracy"] >= 0

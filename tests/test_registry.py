@@ -12,6 +12,13 @@ from cnnbench.measure.params import count_params
 MODELS = list_models()
 
 
+def small(name):
+    """The smoke profile's builder keywords for ``name``: a small input and reduced width."""
+    from cnnbench.profiles import RUN_KEYS, get_profile
+
+    return {k: v for k, v in get_profile("smoke").setting(name).items() if k not in RUN_KEYS}
+
+
 def test_lenet_variants_registered():
     assert {"lenet5", "lenet5_1998"} <= set(MODELS)
 
@@ -29,15 +36,18 @@ def test_metadata_complete(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_param_count_equals_reference_at_paper_input(name):
+    info = model_info(name)
     model = create_model(name)
-    assert model.input_shape[1:] == model_info(name).default_input_shape
-    assert count_params(model)["total"] == model_info(name).reference_params
+    assert model.input_shape[1:] == info.default_input_shape
+    assert count_params(model)[info.count] == info.reference_params
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_pass_finite_with_right_shape(name):
-    model = create_model(name, classes=10)
-    x = np.random.default_rng(0).random((2, *model.input_shape[1:]), dtype=np.float32)
+    kwargs = small(name)
+    model = create_model(name, classes=10, **kwargs)
+    x = np.random.default_rng(0).random((2, *kwargs.get("input_shape", model_info(name).default_input_shape)),
+                                        dtype=np.float32)
     y = np.asarray(model(x, training=False))
     assert y.shape == (2, 10)
     assert np.isfinite(y).all()
@@ -47,7 +57,7 @@ def test_forward_pass_finite_with_right_shape(name):
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_headless_pooling(name, pooling):
-    model = create_model(name, include_top=False, pooling=pooling)
+    model = create_model(name, include_top=False, pooling=pooling, **small(name))
     assert len(model.output_shape) == 2
 
 

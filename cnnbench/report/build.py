@@ -13,7 +13,9 @@ from cnnbench import records
 
 COLUMNS = {
     "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
-    "metrics.test_accuracy": "test_accuracy", "params.total": "params", "model.reference_params": "reference_params",
+    "metrics.test_accuracy": "test_accuracy", "params.total": "params", "params.trainable": "params_trainable",
+    "model.reference_params": "reference_params", "model.count": "reference_counts", "dataset.n_train": "n_train",
+    "config.input_shape": "input_shape", "config.model_kwargs.width": "width",
     "metrics.train_seconds": "train_s", "config.epochs": "epochs", "throughput.batch_size": "batch",
     "throughput.train_images_per_s": "train_img_s", "throughput.infer_images_per_s": "infer_img_s",
     "throughput.train_cov": "train_cov", "env.device.name": "device", "env.git.sha": "git_sha",
@@ -28,6 +30,7 @@ def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
         return pd.DataFrame(columns=[*COLUMNS.values(), "file"])
     flat = pd.json_normalize(rows)
     df = flat.reindex(columns=[*COLUMNS, "file"]).rename(columns=COLUMNS)
+    df["input_shape"] = df["input_shape"].map(lambda s: "x".join(map(str, s)) if isinstance(s, list) else s)
     return df.sort_values(["task", "arch", "profile", "seed", "started_at"]).reset_index(drop=True)
 
 
@@ -40,7 +43,12 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         acc_mean=("test_accuracy", "mean"),
         acc_std=("test_accuracy", "std"),
         params=("params", "first"),
+        params_trainable=("params_trainable", "first"),
         reference_params=("reference_params", "first"),
+        reference_counts=("reference_counts", "first"),
+        input_shape=("input_shape", "first"),
+        width=("width", "first"),
+        n_train=("n_train", "first"),
         train_s=("train_s", "mean"),
         epochs=("epochs", "first"),
         train_img_s=("train_img_s", "median"),
@@ -57,9 +65,12 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "task": s["task"], "architecture": s["arch"], "profile": s["profile"], "seeds": s["seeds"],
         "test accuracy (%)": accuracy,
-        "params": s["params"].map("{:,.0f}".format),
-        "reference params": s["reference_params"].map("{:,.0f}".format),
-        "epochs": s["epochs"], "train time (s)": s["train_s"].map("{:.1f}".format),
+        "input": s["input_shape"], "width": s["width"].fillna(1.0),
+        "params (as run)": s["params"].map("{:,.0f}".format),
+        "reference params (paper input)": [
+            f"{n:,.0f} ({c})" for n, c in zip(s["reference_params"], s["reference_counts"], strict=True)],
+        "train images": s["n_train"].map("{:,.0f}".format), "epochs": s["epochs"],
+        "train time (s)": s["train_s"].map("{:.1f}".format),
         "train img/s": s["train_img_s"].map("{:,.0f}".format), "infer img/s": s["infer_img_s"].map("{:,.0f}".format),
         "batch": s["batch"], "device": s["device"],
     })

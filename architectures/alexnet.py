@@ -1,0 +1,89 @@
+"""AlexNet — Krizhevsky, Sutskever & Hinton, "ImageNet classification with deep convolutional neural networks",
+NIPS 2012.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from architectures._layers import LocalResponseNormalization, check_args, classifier, feature_pooling, scaled
+from architectures._registry import register
+
+PAPER = "Krizhevsky, Sutskever & Hinton, NIPS 2012"
+INNOVATIONS = ("ReLU", "local response normalisation", "overlapping max pooling", "dropout",
+               "two-GPU model parallelism (grouped convolutions)")
+
+
+def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, classifier_activation, name):
+    input_shape = check_args(input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
+                             min_size=67, name=name)
+    w = lambda n: scaled(n, width, divisor=towers)  # noqa: E731
+
+    def conv(x, filters, kernel, stage, strides=1, padding="same", groups=1):
+        return layers.Conv2D(w(filters), kernel, strides=strides, padding=padding, groups=groups, activation="relu",
+                             name=f"conv{stage}")(x)
+
+    inputs = keras.Input(input_shape, name="input")
+    x = conv(inputs, 96, 11, 1, strides=4, padding="valid")  # 227 → 55
+    x = LocalResponseNormalization(k=2, n=5, alpha=1e-4, beta=0.75, name="conv1_lrn")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)  # overlapping: 3x3 windows, stride 2 → 27
+    x = conv(x, 256, 5, 2, groups=towers)
+    x = LocalResponseNormalization(k=2, n=5, alpha=1e-4, beta=0.75, name="conv2_lrn")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)  # → 13
+    x = conv(x, 384, 3, 3)  # conv3 sees both towers
+    x = conv(x, 384, 3, 4, groups=towers)
+    x = conv(x, 256, 3, 5, groups=towers)
+    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)  # → 6
+    if include_top:
+        x = layers.Flatten(name="flatten")(x)
+        x = layers.Dense(w(4096), activation="relu", name="fc6")(x)
+        x = layers.Dropout(0.5, name="fc6_dropout")(x)
+        x = layers.Dense(w(4096), activation="relu", name="fc7")(x)
+        x = layers.Dropout(0.5, name="fc7_dropout")(x)
+        x = classifier(x, classes, classifier_activation, name="fc8")
+    else:
+        x = feature_pooling(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+@register(
+    "alexnet",
+    paper=PAPER,
+    year=2012,
+    innovations=INNOVATIONS,
+    default_input_shape=(227, 227, 3),
+    reference_params=60_965_224,
+    param_convention="weights + biases, two towers (conv2/4/5 grouped in 2); derived from the paper, Fig. 2",
+)
+def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
+            width: float = 1.0, classifier_activation: str | None = "softmax") -> keras.Model:
+    """AlexNet as in the 2012 paper: two towers, i.e. conv2, conv4 and conv5 see only their own GPU's half (grouped
+    convolutions, groups=2), conv3 and the FC layers see both.
+
+    227x227 input (the paper's "224" does not tile with an 11x11/4 valid conv), ReLU, LRN after conv1 and conv2
+    (k=2, n=5, alpha=1e-4, beta=0.75), overlapping max pooling 3/2, dropout 0.5 in fc6/fc7. 60,965,224 parameters.
+    ``width`` scales every layer (reduced-width profiles).
+    """
+    return _alexnet(towers=2, input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
+                    width=width, classifier_activation=classifier_activation, name="alexnet")
+
+
+@register(
+    "alexnet_one_tower",
+    paper=PAPER,
+    year=2012,
+    innovations=INNOVATIONS,
+    default_input_shape=(227, 227, 3),
+    reference_params=62_378_344,
+    param_convention="weights + biases, the paper's widths in one tower (no groups); derived",
+)
+def alexnet_one_tower(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True,
+                      pooling: str | None = None, width: float = 1.0,
+                      classifier_activation: str | None = "softmax") -> keras.Model:
+    """AlexNet with the 2012 paper's channel widths (96/256/384/384/256) in a single tower: every conv sees all maps.
+
+    Otherwise identical to ``alexnet`` (LRN, overlapping pooling, dropout, 227x227). 62,378,344 parameters.
+    """
+    return _alexnet(towers=1, input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
+                    width=width, classifier_activation=classifier_activation, name="alexnet_one_tower")

@@ -1,0 +1,167 @@
+"""ResNet v1 — He, Zhang, Ren & Sun, "Deep residual learning for image recognition", CVPR 2016 (arXiv:1512.03385),
+and SE-ResNet — Hu, Shen & Sun, "Squeeze-and-excitation networks", CVPR 2018 (arXiv:1709.01507).
+
+One ``_resnet`` builder; the variants differ only in block counts, block type, and an optional squeeze-excitation
+hook on the residual branch. Two conventions, because the two reference counts differ in what they count:
+
+* ``"keras"`` — keras.applications: conv biases, BN epsilon 1.001e-5, the stride on the first 1x1 conv of a stage's
+  first bottleneck (the paper's original Caffe placement). Its reference counts include BN moving statistics.
+* ``"torchvision"`` — no conv biases, BN epsilon 1e-5, the stride on the 3x3 conv ("ResNet v1.5"). Its reference
+  counts are the trainable weights only (BN moving statistics are buffers in PyTorch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from architectures._layers import check_args, classifier, feature_pooling, scaled
+from architectures._registry import register
+
+RESNET_PAPER = "He, Zhang, Ren & Sun, CVPR 2016, arXiv:1512.03385"
+SE_PAPER = "Hu, Shen & Sun, Squeeze-and-excitation networks, CVPR 2018, arXiv:1709.01507"
+RESIDUAL = ("residual (identity shortcut) connections", "batch normalisation", "bottleneck blocks (50+)")
+
+
+@dataclass(frozen=True)
+class Convention:
+    use_bias: bool
+    bn_epsilon: float
+    stride_on_1x1: bool
+
+
+CONVENTIONS = {
+    "keras": Convention(use_bias=True, bn_epsilon=1.001e-5, stride_on_1x1=True),
+    "torchvision": Convention(use_bias=False, bn_epsilon=1e-5, stride_on_1x1=False),
+}
+
+
+def squeeze_excitation(x, ratio: int, name: str):
+    """SE hook: global average pool → FC C/r, ReLU → FC C, sigmoid → rescale the channels (Hu et al., Fig. 3)."""
+    channels = x.shape[-1]
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_squeeze")(x)
+    s = layers.Conv2D(max(1, channels // ratio), 1, activation="relu", name=f"{name}_se_reduce")(s)
+    s = layers.Conv2D(channels, 1, activation="sigmoid", name=f"{name}_se_expand")(s)
+    return layers.Multiply(name=f"{name}_se_scale")([x, s])
+
+
+def _block(x, filters, stride, *, bottleneck, conv: Convention, se_ratio, name):
+    """One residual block; ``name`` like ``conv3_block1`` (keras.applications layer names)."""
+
+    def conv_bn(t, f, k, s, part, relu):
+        t = layers.Conv2D(f, k, strides=s, padding="same", use_bias=conv.use_bias, name=f"{name}_{part}_conv")(t)
+        t = layers.BatchNormalization(epsilon=conv.bn_epsilon, name=f"{name}_{part}_bn")(t)
+        return layers.Activation("relu", name=f"{name}_{part}_relu")(t) if relu else t
+
+    out_channels = filters * 4 if bottleneck else filters
+    projection = stride != 1 or x.shape[-1] != out_channels  # option B: project only where the shape changes
+    shortcut = conv_bn(x, out_channels, 1, stride, "0", relu=False) if projection else x
+    if bottleneck:
+        s1, s3 = (stride, 1) if conv.stride_on_1x1 else (1, stride)
+        y = conv_bn(x, filters, 1, s1, "1", relu=True)
+        y = conv_bn(y, filters, 3, s3, "2", relu=True)
+        y = conv_bn(y, out_channels, 1, 1, "3", relu=False)
+    else:
+        y = conv_bn(x, filters, 3, stride, "1", relu=True)
+        y = conv_bn(y, filters, 3, 1, "2", relu=False)
+    if se_ratio:
+        y = squeeze_excitation(y, se_ratio, name)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _resnet(*, block_counts, bottleneck, convention, se_ratio=None, input_shape, classes, include_top, pooling,
+            width, classifier_activation, name):
+    input_shape = check_args(input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
+                             min_size=32, name=name)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"{name}: convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+    conv = CONVENTIONS[convention]
+    inputs = keras.Input(input_shape, name="input")
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = layers.Conv2D(scaled(64, width), 7, strides=2, use_bias=conv.use_bias, name="conv1_conv")(x)
+    x = layers.BatchNormalization(epsilon=conv.bn_epsilon, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for stage, blocks in enumerate(block_counts):
+        filters = scaled(64 * 2**stage, width)
+        for b in range(blocks):
+            stride = 2 if stage > 0 and b == 0 else 1
+            x = _block(x, filters, stride, bottleneck=bottleneck, conv=conv, se_ratio=se_ratio,
+                       name=f"conv{stage + 2}_block{b + 1}")
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = classifier(x, classes, classifier_activation)
+    else:
+        x = feature_pooling(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+_TV = "trainable weights only, no conv biases, BN statistics not counted (torchvision)"
+_KERAS = "all weights incl. conv biases and BN moving statistics (keras.applications)"
+_COMMON = ("stages conv2-conv5 with 64-512 filters, stride 2 entering conv3-conv5 (on the first 1x1 in the keras "
+           "convention, on the 3x3 in the torchvision one), projection shortcuts where the shape changes (option B)")
+
+
+def _register(name=None, *, year=2015, paper=RESNET_PAPER, innovations=RESIDUAL, **kwargs):
+    return register(name, paper=paper, year=year, innovations=innovations, default_input_shape=(224, 224, 3),
+                    **kwargs)
+
+
+@_register(reference_params=11_689_512, param_convention=_TV, count="trainable")
+def resnet18(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
+             convention: str = "torchvision", width: float = 1.0, classifier_activation: str | None = "softmax"):
+    """ResNet-18 v1 (paper Table 1): basic blocks (3x3, 3x3) 2-2-2-2; torchvision convention, 11,689,512 trainable.
+
+    Stages, strides and shortcuts as in every ResNet here; ``width`` scales every stage.
+    """
+    return _resnet(block_counts=(2, 2, 2, 2), bottleneck=False, **locals(), name="resnet18")
+
+
+@_register(reference_params=21_797_672, param_convention=_TV, count="trainable")
+def resnet34(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
+             convention: str = "torchvision", width: float = 1.0, classifier_activation: str | None = "softmax"):
+    """ResNet-34 v1 (paper Table 1): basic blocks (3x3, 3x3) 3-4-6-3; torchvision convention, 21,797,672 trainable."""
+    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=False, **locals(), name="resnet34")
+
+
+@_register(reference_params=25_636_712, param_convention=_KERAS)
+@_register("resnet50_tv", reference_params=25_557_032, param_convention=_TV, count="trainable",
+           variant="ResNet-50 v1.5 in the torchvision convention: bottleneck blocks 3-4-6-3, stride on the 3x3, no "
+                   "conv biases; 25,557,032 trainable.",
+           convention="torchvision")
+def resnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
+             convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
+    """ResNet-50 v1 (paper Table 1): bottleneck blocks (1x1, 3x3, 1x1) 3-4-6-3 in the keras.applications convention —
+    stride on the first 1x1, conv biases; 25,636,712 parameters incl. BN statistics, and the same layer names and
+    stage shapes as keras.applications.ResNet50.
+    """
+    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, **locals(), name="resnet50")
+
+
+@_register(reference_params=44_707_176, param_convention=_KERAS)
+def resnet101(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
+              convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
+    """ResNet-101 v1 (paper Table 1): bottleneck blocks 3-4-23-3, keras.applications convention (44,707,176)."""
+    return _resnet(block_counts=(3, 4, 23, 3), bottleneck=True, **locals(), name="resnet101")
+
+
+@_register(reference_params=60_419_944, param_convention=_KERAS)
+def resnet152(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
+              convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
+    """ResNet-152 v1 (paper Table 1): bottleneck blocks 3-8-36-3, keras.applications convention (60,419,944)."""
+    return _resnet(block_counts=(3, 8, 36, 3), bottleneck=True, **locals(), name="resnet152")
+
+
+@_register(paper=SE_PAPER, year=2017, innovations=("squeeze-and-excitation channel attention", *RESIDUAL),
+           reference_params=28_088_024, param_convention=_TV + "; timm legacy_seresnet50 28.09M", count="trainable")
+def seresnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True,
+               pooling: str | None = None, convention: str = "torchvision", width: float = 1.0,
+               se_ratio: int = 16, classifier_activation: str | None = "softmax"):
+    """SE-ResNet-50: the ResNet-50 bottleneck with a squeeze-excitation hook (reduction 16) on the residual branch,
+    before the addition (Hu et al. 2018, Fig. 3). Torchvision convention: 28,088,024 trainable.
+    """
+    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, **locals(), name="seresnet50")

@@ -1,0 +1,105 @@
+"""Family-specific checks against keras.applications and the papers (the registry-wide ones are in test_registry)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from architectures import create_model
+from architectures._layers import LocalResponseNormalization
+from architectures.googlenet import AuxiliaryLossModel
+from cnnbench.measure.params import count_params
+
+
+def _shapes(model, names):
+    return [tuple(model.get_layer(n).output.shape) for n in names]
+
+
+def test_resnet50_matches_keras_applications_stage_by_stage():
+    ours, theirs = create_model("resnet50"), keras.applications.ResNet50(weights=None)
+    assert ours.count_params() == theirs.count_params() == 25_636_712
+    outs = [layer.name for layer in theirs.layers if layer.name.endswith("_out")]
+    assert len(outs) == 16
+    assert _shapes(ours, outs) == _shapes(theirs, outs)
+    # Same layer names, same weight shapes, layer by layer: the keras convention is keras' network.
+    ours_w = {w.path.split("/", 1)[0] + "/" + w.name: tuple(w.shape) for w in ours.weights}
+    theirs_w = {w.path.split("/", 1)[0] + "/" + w.name: tuple(w.shape) for w in theirs.weights}
+    assert ours_w == theirs_w
+
+
+@pytest.mark.parametrize(("name", "application"), [("resnet101", "ResNet101"), ("resnet152", "ResNet152")])
+def test_deeper_resnets_count_as_keras_applications(name, application):
+    theirs = getattr(keras.applications, application)(weights=None)
+    assert count_params(create_model(name))["total"] == theirs.count_params()
+
+
+def test_xception_matches_keras_applications_block_by_block():
+    ours, theirs = create_model("xception"), keras.applications.Xception(weights=None)
+    assert ours.count_params() == theirs.count_params() == 22_910_480
+    assert count_params(ours)["trainable"] == 22_855_952
+    add = lambda m: [tuple(layer.output.shape) for layer in m.layers if isinstance(layer, keras.layers.Add)]  # noqa: E731
+    assert len(add(ours)) == 12 and add(ours) == add(theirs)  # entry 2-4, middle 5-12, exit 13
+    names = (layer.name for layer in theirs.layers)
+    named = [n for n in names if n.startswith("block") and n.endswith(("_act", "_pool"))]
+    assert _shapes(ours, named) == _shapes(theirs, named)
+
+
+def test_alexnet_towers_are_grouped_convolutions():
+    model = create_model("alexnet")
+    groups = {n: model.get_layer(n).groups for n in ("conv1", "conv2", "conv3", "conv4", "conv5")}
+    assert groups == {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
+    assert model.get_layer("pool5").output.shape[1:] == (6, 6, 256)  # 227 → 55 → 27 → 13 → 6
+    assert [layer.name for layer in model.layers if "lrn" in layer.name] == ["conv1_lrn", "conv2_lrn"]
+    assert {model.get_layer(n).rate for n in ("fc6_dropout", "fc7_dropout")} == {0.5}
+
+
+def test_lrn_is_the_papers_formula():
+    x = np.random.default_rng(0).random((1, 2, 2, 7), dtype=np.float32) * 10
+    y = LocalResponseNormalization(k=2, n=5, alpha=1e-4, beta=0.75)(x).numpy()
+    sq = np.pad(x**2, [(0, 0), (0, 0), (0, 0), (2, 2)])
+    window = sum(sq[..., i:i + 7] for i in range(5))
+    np.testing.assert_allclose(y, x / (2 + 1e-4 * window) ** 0.75, rtol=1e-5)
+    caffe = LocalResponseNormalization.caffe(local_size=5, alpha=1e-4, beta=0.75)
+    assert (caffe.k, caffe.alpha) == (1.0, pytest.approx(2e-5))
+
+
+def test_googlenet_table1_and_aux_heads():
+    plain = create_model("googlenet")
+    assert plain.get_layer("inception_5b_output").output.shape[1:] == (7, 7, 1024)
+    assert plain.get_layer("inception_4e_output").output.shape[1:] == (14, 14, 832)
+    assert not any("bn" in layer.name or isinstance(layer, keras.layers.BatchNormalization) for layer in plain.layers)
+    aux = create_model("googlenet", aux_logits=True)
+    assert isinstance(aux, AuxiliaryLossModel)
+    assert count_params(aux)["total"] == 6_998_552 + 3_188_840 + 3_190_888
+
+
+def test_googlenet_aux_loss_counts_in_training_only():
+    model = create_model("googlenet", aux_logits=True, input_shape=(96, 96, 3), width=0.125, classes=10)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = tf.random.stateless_uniform((4, 96, 96, 3), seed=(0, 1))
+    y = tf.constant([0, 1, 2, 3])
+    assert model(x, training=False).shape == (4, 10)  # inference: the main head only
+    pred = model(x, training=True)
+    main = float(model.compute_loss(x, y, pred, training=False))
+    total = float(model.compute_loss(x, y, pred, training=True))
+    aux = [float(tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, p))) for p in model._aux_predictions]
+    assert len(aux) == 2 and total == pytest.approx(main + 0.3 * sum(aux), rel=1e-5)
+
+
+def test_se_hook_adds_exactly_the_squeeze_excitation_weights():
+    se, plain = count_params(create_model("seresnet50")), count_params(create_model("resnet50_tv"))
+    stages = [(256, 3), (512, 4), (1024, 6), (2048, 3)]
+    expected = sum(n * (2 * c * (c // 16) + c // 16 + c) for c, n in stages)
+    assert se["trainable"] - plain["trainable"] == expected == 2_530_992
+
+
+@pytest.mark.parametrize(("name", "stride_layer"), [("resnet50", "conv3_block1_1_conv"),
+                                                     ("resnet50_tv", "conv3_block1_2_conv")])
+def test_where_the_stride_sits(name, stride_layer):
+    model = create_model(name)
+    strided = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+               and layer.name.startswith("conv3_block1") and layer.strides == (2, 2)]
+    assert sorted(strided) == sorted([stride_layer, "conv3_block1_0_conv"])
+    assert math.prod(model.get_layer("conv3_block1_out").output.shape[1:]) == 28 * 28 * 512
