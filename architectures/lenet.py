@@ -96,6 +96,7 @@ DIGIT_BITMAPS = (
 )
 
 
+@keras.saving.register_keras_serializable("cnnbench")
 def scaled_tanh(x):
     """The paper's squashing function f(a) = A tanh(S a), A = 1.7159, S = 2/3 (Appendix A)."""
     return 1.7159 * ops.tanh(2.0 / 3.0 * x)

@@ -22,6 +22,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -42,22 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     def cell_options(p):
-        p.add_argument("--task", default="mnist", help="task name (default: mnist)")
         p.add_argument("--profile", default="cpu", help="smoke | cpu | gpu (default: cpu)")
         p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
         p.add_argument("--batch-size", type=_positive_int, help="override the profile's batch size")
+        p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
         p.add_argument("--results", default="results", help="directory for result records (default: results)")
         p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
 
     p = sub.add_parser("run", help="train, evaluate and measure one architecture; write one result record")
     p.add_argument("arch")
+    p.add_argument("--task", default="mnist", help="task name (default: mnist)")
     cell_options(p)
     p.add_argument("--seed", type=_seed, default=0)
 
-    p = sub.add_parser("suite", help="run every (arch, seed) cell of a profile; finished cells are skipped")
+    p = sub.add_parser("suite", help="run every (arch, task, seed) cell of a profile, one process per cell")
     cell_options(p)
     p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
-    p.add_argument("--seeds", nargs="+", type=_seed, help="default: the profile's seeds")
+    p.add_argument("--tasks", nargs="+", default=["mnist"], help="default: mnist")
+    p.add_argument("--seeds", nargs="+", type=_seed, help="default: the profile's seeds for each arch")
+    p.add_argument("--resume", action="store_true",
+                   help="skip cells that already have a valid ok record; run missing, invalid and failed ones")
     p.add_argument("--require-gpu", action="store_true", help="refuse to run unless NVML sees a GPU")
 
     p = sub.add_parser("report", help="write the HTML report from result records")
@@ -88,39 +102,57 @@ def cmd_list(args) -> int:
     return 0
 
 
+class ResultsDirError(OSError):
+    """The results directory cannot be created or written."""
+
+
 def _check_results_dir(path: str) -> None:
+    """Fail before any work when records could not be written (the run would be lost)."""
     p = Path(path)
-    p.mkdir(parents=True, exist_ok=True)
-    if not os.access(p, os.W_OK):
-        raise PermissionError(f"results directory {p} is not writable")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ResultsDirError(f"results directory {p} is not writable: {e.strerror or e}") from None
 
 
 def cmd_run(args) -> int:
     from cnnbench import records
-    from cnnbench.harness import RunConfig, run
+    from cnnbench.harness import RunConfig, run_cell, validate_cell
 
+    cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
+                     batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir)
+    validate_cell(cell)
     _check_results_dir(args.results)
-    record = run(RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed,
-                           epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir))
+    record = run_cell(cell)
     path = records.write(record, args.results)
+    tag = f"{args.arch} on {args.task} [{args.profile}, seed {args.seed}]"
+    if record["outcome"] != "ok":
+        print(f"{tag}: {record['outcome']}: {record['error']['message']} → {path}", file=sys.stderr)
+        return 1
     m, t = record["metrics"], record["throughput"]
-    print(f"{args.arch} on {args.task} [{args.profile}, seed {args.seed}]: test accuracy {m['test_accuracy']:.4f}, "
-          f"{t['train_images_per_s']:.0f} train / {t['infer_images_per_s']:.0f} infer images/s "
-          f"(batch {t['batch_size']}) → {path}")
+    print(f"{tag}: test accuracy {m['test_accuracy']:.4f}, {t['train_images_per_s']:.0f} train / "
+          f"{t['infer_images_per_s']:.0f} infer images/s (batch {t['batch_size']}) → {path}")
     return 0
 
 
 def cmd_suite(args) -> int:
-    from cnnbench.suite import run_suite
+    from cnnbench.suite import plan, run_suite
 
     if args.require_gpu:
         from cnnbench.measure.nvml import require_gpu
 
         require_gpu()
+    from cnnbench.tasks import get_task
+
+    cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
+                 batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir)
     _check_results_dir(args.results)
-    return run_suite(profile=args.profile, task=args.task, archs=args.archs, seeds=args.seeds,
-                     results_dir=args.results, epochs=args.epochs, batch_size=args.batch_size,
-                     data_dir=args.data_dir)
+    for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
+        get_task(task).verify_data(args.data_dir)
+    return run_suite(cells, results_dir=args.results, resume=args.resume)
 
 
 def cmd_report(args) -> int:
@@ -142,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (KeyError, ValueError, PermissionError, ChecksumError, DataUnavailableError, NoGPUError) as e:
+    except (KeyError, ValueError, ResultsDirError, ChecksumError, DataUnavailableError, NoGPUError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"cnnbench {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,4 +1,8 @@
-"""Run one cell — (architecture, task, profile, seed) — and record it. Knows no particular model or dataset."""
+"""Run one cell — (architecture, task, profile, seed) — and record it. Knows no particular model or dataset.
+
+``run`` trains, evaluates and measures, raising on failure; ``run_cell`` turns a failure into a record with its
+outcome: ``oom`` (with the predicted memory), ``diverged`` (with the step), or ``error`` (with the message).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import math
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,10 +19,12 @@ import tensorflow as tf
 
 import architectures
 from cnnbench import records
+from cnnbench.data import ChecksumError, DataUnavailableError
 from cnnbench.environment import environment
+from cnnbench.measure.memory import predict_memory
 from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
-from cnnbench.profiles import RUN_KEYS, Profile, get_profile
+from cnnbench.profiles import RUN_KEYS, get_profile
 from cnnbench.tasks import get_task
 
 
@@ -29,6 +36,7 @@ class RunConfig:
     seed: int = 0
     epochs: int | None = None  # None: the profile's
     batch_size: int | None = None  # None: the profile's
+    learning_rate: float | None = None  # None: the profile's
     data_dir: str | None = None
 
 
@@ -36,6 +44,30 @@ def set_determinism(seed: int) -> None:
     """Seed Python, numpy and TF, and make TF ops deterministic (same command twice → same metrics on CPU)."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+class Diverged(ArithmeticError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int, epoch: int, loss: float):
+        super().__init__(f"loss became {loss} at step {step} (epoch {epoch + 1})")
+        self.step, self.epoch, self.loss = step, epoch, loss
+
+
+class _DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, naming the global step."""
+
+    def on_train_begin(self, logs=None):
+        self.step, self.epoch = 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise Diverged(self.step, self.epoch, loss)
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -49,13 +81,17 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._t0)
 
 
-def _optimizer(profile: Profile, steps: int) -> keras.optimizers.Optimizer:
-    schedule = keras.optimizers.schedules.CosineDecay(profile.learning_rate, decay_steps=max(steps, 1))
+def _optimizer(learning_rate: float, steps: int) -> keras.optimizers.Optimizer:
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     return keras.optimizers.Adam(schedule)
 
 
-def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
-    """Train, evaluate and measure one cell; return its record (``records.write`` stores it)."""
+def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = None) -> dict:
+    """Train, evaluate and measure one cell; return its record (``records.write`` stores it).
+
+    ``context`` is filled as the run goes (``config``, then ``memory``), so a caller can record how far it got.
+    """
+    context = {} if context is None else context
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     env = environment()  # before training: the code and device this run started with
@@ -65,45 +101,45 @@ def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
     setting = profile.setting(cfg.arch)
     sizes = {key: setting.pop(key) for key in RUN_KEYS}  # what is left are builder keywords
     epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
+    learning_rate = cfg.learning_rate or profile.learning_rate
+    if epochs < 1 or batch_size < 1 or not learning_rate > 0:
+        raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
+                         f"{learning_rate}")
     model_kwargs = {"input_shape": info.default_input_shape} | setting
     input_shape = tuple(model_kwargs["input_shape"])
+    context["config"] = config = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "input_shape": list(input_shape),
+        "model_kwargs": model_kwargs,
+        "optimizer": {"name": "adam", "learning_rate": learning_rate, "schedule": "cosine"},
+        "loss": task.loss,
+        "profile": profile.as_dict(),
+    }
 
     set_determinism(cfg.seed)
     data = task.prepare(input_shape=input_shape, batch_size=batch_size, seed=cfg.seed,
                         train_subset=sizes["train_subset"], test_subset=sizes["test_subset"], data_dir=cfg.data_dir)
+    config["adaptation"] = data.adaptation
     model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
+    context["memory"] = memory = predict_memory(model, batch_size=batch_size, input_shape=input_shape)
     steps = epochs * math.ceil(data.n_train / batch_size)
-    model.compile(optimizer=_optimizer(profile, steps), loss=task.loss, metrics=task.metrics)
+    model.compile(optimizer=_optimizer(learning_rate, steps), loss=task.loss, metrics=task.metrics)
 
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line per epoch in logs
     timer = _EpochTimer()
-    history = model.fit(data.train, epochs=epochs, verbose=verbose, callbacks=[timer], shuffle=False)
+    history = model.fit(data.train, epochs=epochs, verbose=verbose, callbacks=[_DivergenceGuard(), timer],
+                        shuffle=False)
+    config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
     evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
 
-    params = count_params(model)
-    throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size, num_classes=data.num_classes,
-                                    warmup=profile.warmup_steps, steps=profile.timed_steps,
-                                    repeats=profile.timed_repeats, seed=cfg.seed)
-    record = {
-        "schema_version": records.SCHEMA_VERSION,
-        "arch": cfg.arch,
-        "task": cfg.task,
-        "profile": cfg.profile,
-        "seed": cfg.seed,
+    throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size,
+                                    num_classes=data.num_classes, warmup=profile.warmup_steps,
+                                    steps=profile.timed_steps, repeats=profile.timed_repeats, seed=cfg.seed)
+    record = _base_record(cfg, env, started) | {
         "outcome": "ok",
-        "config": {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "input_shape": list(input_shape),
-            "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs.items()},
-            "optimizer": {"name": "adam", "learning_rate": profile.learning_rate, "schedule": "cosine"},
-            "loss": task.loss,
-            "adaptation": data.adaptation,
-            "profile": profile.as_dict(),
-        },
+        "config": config,
         "model": info.as_dict(),
         "metrics": {
             "test_accuracy": float(evaluation["accuracy"]),
@@ -113,11 +149,86 @@ def run(cfg: RunConfig, *, verbose: int | None = None) -> dict:
             "epoch_seconds": timer.seconds,
             "train_seconds": sum(timer.seconds),
         },
-        "params": params,
+        "params": count_params(model),
         "throughput": throughput,
+        "memory": memory,
         "dataset": data.dataset,
-        "env": env,
-        "started_at": started.isoformat(),
         "duration_s": time.perf_counter() - t_start,
     }
     return json.loads(json.dumps(record))  # JSON-native (tuples → lists): equal to the record read back
+
+
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += batch_norm_layers(layer)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+    return found
+
+
+def precise_batch_norm(model: keras.Model, dataset: tf.data.Dataset, images: int) -> int:
+    """Re-estimate every BN layer's population statistics as the plain average over ``images`` training images.
+
+    Moving averages (momentum 0.99) lag the weights in short runs, and deep nets then evaluate far below their
+    training accuracy. With momentum 1 - 1/k at the k-th batch, the moving statistics become the running mean of the
+    batch statistics under the final weights ("precise BN", as in pycls; Wu & Johnson 2021). Returns the images used.
+    """
+    layers = batch_norm_layers(model)
+    if not layers or images <= 0:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    seen = 0
+    try:
+        for k, (x, _) in enumerate(dataset, 1):
+            for layer in layers:
+                layer.momentum = 1.0 - 1.0 / k
+            model(x, training=True)  # eager: each call reads the momentum just set
+            seen += int(x.shape[0])
+            if seen >= images:
+                break
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return seen
+
+
+def _base_record(cfg: RunConfig, env: dict, started: datetime) -> dict:
+    return {"schema_version": records.SCHEMA_VERSION, "arch": cfg.arch, "task": cfg.task, "profile": cfg.profile,
+            "seed": cfg.seed, "env": env, "started_at": started.isoformat()}
+
+
+def _failure(exc: BaseException, context: dict) -> tuple[str, dict]:
+    """The outcome a failed run is recorded with, and what to say about it."""
+    error = {"type": type(exc).__name__, "message": str(exc).strip()[:2000]}
+    if isinstance(exc, Diverged):
+        return "diverged", error | {"step": exc.step, "epoch": exc.epoch, "loss": str(exc.loss)}
+    if isinstance(exc, tf.errors.ResourceExhaustedError | MemoryError):
+        return "oom", error | {"predicted_memory": context.get("memory")}
+    return "error", error | {"traceback": "".join(traceback.format_exception(exc, limit=-8))}
+
+
+def validate_cell(cfg: RunConfig) -> None:
+    """Resolve every name before anything runs: unknown names raise KeyError with a did-you-mean."""
+    architectures.model_info(cfg.arch), get_task(cfg.task), get_profile(cfg.profile)
+
+
+def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:
+    """``run``, with a failure recorded as its outcome instead of raised (KeyboardInterrupt still propagates)."""
+    validate_cell(cfg)
+    started, t_start, env = datetime.now(UTC), time.perf_counter(), environment()
+    context: dict = {}
+    try:
+        return run(cfg, verbose=verbose, context=context)
+    except (ChecksumError, DataUnavailableError):
+        raise  # bad or missing data is the user's input to fix, not an outcome of this cell
+    except Exception as exc:
+        outcome, error = _failure(exc, context)
+    finally:
+        keras.backend.clear_session(free_memory=True)
+    record = _base_record(cfg, env, started) | {
+        "outcome": outcome, "error": error, "config": context.get("config", {}),
+        "duration_s": time.perf_counter() - t_start,
+    }
+    return json.loads(json.dumps(record))

@@ -21,6 +21,9 @@ class Profile:
     test_subset: int | None
     learning_rate: float  # Adam, cosine-decayed to 0 over the run
     seeds: tuple[int, ...]  # the seeds a suite runs (an arch setting may run fewer where one run is costly)
+    #: "precise BN" (Wu & Johnson 2021): batch-norm statistics re-estimated over this many training images after
+    #: training, so evaluation does not use moving averages that lag short runs. 0 = off. Models without BN: no-op.
+    precise_bn_images: int
     #: throughput timing: untimed warm-up steps, then `repeats` windows of `steps` steps each.
     warmup_steps: int
     timed_steps: int
@@ -74,13 +77,14 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", "seconds per model: a slice of the data, one epoch — proves the plumbing, not the accuracy",
                 epochs=1, batch_size=64, train_subset=2048, test_subset=512, learning_rate=1e-3, seeds=(0,),
+                precise_bn_images=512,
                 warmup_steps=2, timed_steps=3, timed_repeats=2, arch_settings=SMOKE_ARCHS),
         Profile("cpu", "full data, sized for a 2-core CPU box",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                warmup_steps=10, timed_steps=30, timed_repeats=5, arch_settings=CPU_ARCHS),
+                precise_bn_images=8192, warmup_steps=10, timed_steps=30, timed_repeats=5, arch_settings=CPU_ARCHS),
         Profile("gpu", "full data and paper-sized inputs, for one GPU",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                warmup_steps=20, timed_steps=100, timed_repeats=5, arch_settings=GPU_ARCHS),
+                precise_bn_images=8192, warmup_steps=20, timed_steps=100, timed_repeats=5, arch_settings=GPU_ARCHS),
     )
 }
 

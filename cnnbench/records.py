@@ -23,20 +23,28 @@ _num = {"type": "number"}
 _int = {"type": "integer", "minimum": 0}
 _str = {"type": "string"}
 _nstr = {"type": ["string", "null"]}
+_name = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"}  # also part of the file name: no paths
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
-    "required": ["schema_version", "arch", "task", "profile", "seed", "outcome", "config", "metrics", "params",
-                 "throughput", "dataset", "env", "started_at", "duration_s"],
+    "required": ["schema_version", "arch", "task", "profile", "seed", "outcome", "config", "env", "started_at",
+                 "duration_s"],
+    # A finished run carries its measurements; a failed one (oom, diverged, error) says what went wrong instead.
+    "if": {"properties": {"outcome": {"const": "ok"}}},
+    "then": {"required": ["metrics", "params", "throughput", "dataset"],
+             "properties": {"config": {"required": ["epochs", "batch_size", "input_shape", "model_kwargs"]}}},
+    "else": {"required": ["error"]},
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
-        "arch": _str,
-        "task": _str,
-        "profile": _str,
+        "arch": _name,
+        "task": _name,
+        "profile": _name,
         "seed": {"type": "integer"},
         "outcome": {"enum": ["ok", "oom", "diverged", "error"]},
-        "config": {"type": "object", "required": ["epochs", "batch_size", "input_shape", "model_kwargs"]},
+        "config": {"type": "object"},
+        "error": {"type": "object", "required": ["type", "message"],
+                  "properties": {"type": _str, "message": _str, "step": _int}},
         "metrics": {
             "type": "object",
             "required": ["test_accuracy"],
@@ -78,8 +86,9 @@ def validate(record: dict) -> None:
 
 
 def record_name(record: dict) -> str:
-    stamp = record["started_at"].replace("-", "").replace(":", "").split(".")[0]
-    return f"{record['arch']}.{record['task']}.{record['profile']}.seed{record['seed']}.{stamp}.json"
+    """``<arch>.<task>.<profile>.seed<S>.<UTC start to the microsecond>.<pid>.json``: unique across processes."""
+    stamp = record["started_at"].replace("-", "").replace(":", "").replace("+0000", "").split("+")[0]
+    return f"{record['arch']}.{record['task']}.{record['profile']}.seed{record['seed']}.{stamp}.{os.getpid()}.json"
 
 
 def write(record: dict, results_dir: str | os.PathLike) -> Path:
@@ -102,11 +111,15 @@ def write(record: dict, results_dir: str | os.PathLike) -> Path:
     return path
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (records are written with allow_nan=False)")
+
+
 def read(path: str | os.PathLike) -> dict:
     """Load and validate one record; :class:`InvalidRecordError` names the file and the problem."""
     try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        record = json.loads(Path(path).read_text(), parse_constant=_reject_constant)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise InvalidRecordError(f"{path}: not a readable JSON record ({e})") from None
     try:
         validate(record)

@@ -1,15 +1,35 @@
-"""The suite: every (arch, seed) cell of a task at one profile, skipping cells that already have a valid record."""
+"""The suite: the matrix of cells (arch x task x seed) at one profile, each cell in its own process.
+
+A fresh process per cell gives every run a clean TF state and its own memory peak, and lets the suite outlive a
+crash: a cell that dies (segfault, the kernel's OOM killer) is recorded as ``error`` by the suite. Records are written
+atomically by the cell; ``--resume`` skips cells that already have a valid ``ok`` record (missing, invalid and failed
+cells run again). A per-cell file lock keeps parallel suites on one results directory from running the same cell.
+Ctrl-C stops the running cell, keeps every finished record, and exits 130; ``--resume`` carries on.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
 
-import keras
+import filelock
 
 import architectures
 from cnnbench import records
-from cnnbench.harness import RunConfig, run
+from cnnbench.harness import RunConfig, validate_cell
 from cnnbench.profiles import get_profile
+
+EXIT_INTERRUPTED = 130
+EXIT_CELL_FAILED = 3  # the cell ran and recorded a failure outcome (oom, diverged, error)
 
 
 def expand_archs(patterns: list[str] | None) -> list[str]:
@@ -23,27 +43,131 @@ def expand_archs(patterns: list[str] | None) -> list[str]:
     return names
 
 
-def finished_cells(results_dir: str | os.PathLike, task: str, profile: str) -> set[tuple[str, int]]:
-    return {(r["arch"], r["seed"]) for _, r in records.iter_records(results_dir)
-            if r["task"] == task and r["profile"] == profile and r["outcome"] == "ok"}
-
-
-def run_suite(*, profile: str, task: str, archs: list[str] | None, seeds: list[int] | None,
-              results_dir: str | os.PathLike, epochs: int | None = None, batch_size: int | None = None,
-              data_dir: str | None = None) -> int:
+def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list[int] | None,
+         epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
+         data_dir: str | None = None) -> list[RunConfig]:
+    """Every cell of the matrix, validated before anything runs."""
     prof = get_profile(profile)
-    names = expand_archs(archs)
-    cells = [(a, s) for a in names for s in (seeds or prof.setting(a)["seeds"])]
-    done = finished_cells(results_dir, task, profile)
-    for i, (arch, seed) in enumerate(cells, 1):
-        tag = f"[{i}/{len(cells)}] {arch} {task} {profile} seed {seed}"
-        if (arch, seed) in done:
-            print(f"{tag}: recorded already, skipped")
+    cells = [RunConfig(arch=a, task=t, profile=profile, seed=s, epochs=epochs, batch_size=batch_size,
+                       learning_rate=learning_rate, data_dir=data_dir)
+             for t in tasks for a in expand_archs(archs) for s in (seeds or prof.setting(a)["seeds"])]
+    for cell in cells:
+        validate_cell(cell)
+    return cells
+
+
+def finished(results_dir: str | os.PathLike) -> set[tuple[str, str, str, int]]:
+    return {(r["arch"], r["task"], r["profile"], r["seed"]) for _, r in records.iter_records(results_dir)
+            if r["outcome"] == "ok"}
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the cell gets SIGKILL if the suite dies, so no orphan writes after a killed suite."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _spawn(cell: RunConfig, results_dir: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cnnbench.suite", json.dumps(asdict(cell)), str(results_dir)]
+    return subprocess.Popen(cmd, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    """Wait for the cell; on Ctrl-C pass it on, give the cell time to stop, then re-raise."""
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+def _record_crash(cell: RunConfig, returncode: int, results_dir: Path, started: datetime, seconds: float) -> Path:
+    """The cell process died without writing its record: record an ``error`` for it."""
+    from cnnbench.environment import environment
+
+    how = (f"killed by signal {signal.Signals(-returncode).name}" if returncode < 0
+           else f"exited with status {returncode}")
+    hint = " (SIGKILL without a Python error is what the kernel's OOM killer does)" if returncode == -9 else ""
+    record = {"schema_version": records.SCHEMA_VERSION, "arch": cell.arch, "task": cell.task,
+              "profile": cell.profile, "seed": cell.seed, "outcome": "error", "config": {}, "env": environment(),
+              "started_at": started.isoformat(), "duration_s": seconds,
+              "error": {"type": "CellCrashed", "message": f"the cell process {how}{hint}", "returncode": returncode}}
+    return records.write(record, results_dir)
+
+
+def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume: bool = False) -> int:
+    """Run the cells in order. 0: all ok; 1: some cell failed (recorded); 130: interrupted (resumable)."""
+    results_dir = Path(results_dir)
+    done = finished(results_dir) if resume else set()
+    lock_dir = results_dir / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: Counter[str] = Counter()
+    for i, cell in enumerate(cells, 1):
+        key = (cell.arch, cell.task, cell.profile, cell.seed)
+        tag = f"[{i}/{len(cells)}] {cell.arch} {cell.task} {cell.profile} seed {cell.seed}"
+        if key in done:
+            print(f"{tag}: recorded already, skipped", flush=True)
+            outcomes["skipped"] += 1
             continue
-        print(f"{tag}: running", flush=True)
-        record = run(RunConfig(arch=arch, task=task, profile=profile, seed=seed, epochs=epochs,
-                               batch_size=batch_size, data_dir=data_dir))
-        path = records.write(record, results_dir)
+        lock = filelock.FileLock(lock_dir / f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            print(f"{tag}: running in another suite process, skipped", flush=True)
+            outcomes["busy"] += 1
+            continue
+        try:
+            if resume and key in finished(results_dir):  # another suite finished it since we started
+                print(f"{tag}: recorded by another suite process, skipped", flush=True)
+                outcomes["skipped"] += 1
+                continue
+            print(f"{tag}: running", flush=True)
+            started, t0 = datetime.now(UTC), time.perf_counter()
+            try:
+                returncode = _wait(_spawn(cell, results_dir))
+            except KeyboardInterrupt:
+                print(f"\n{tag}: interrupted; finished records are kept. Rerun with --resume to continue.",
+                      file=sys.stderr, flush=True)
+                return EXIT_INTERRUPTED
+            if returncode == -signal.SIGINT or returncode == EXIT_INTERRUPTED:
+                print(f"{tag}: interrupted; rerun with --resume to continue.", file=sys.stderr, flush=True)
+                return EXIT_INTERRUPTED
+            if returncode == EXIT_CELL_FAILED:
+                outcomes["failed"] += 1
+            elif returncode != 0:
+                path = _record_crash(cell, returncode, results_dir, started, time.perf_counter() - t0)
+                print(f"{tag}: cell process died ({returncode}); recorded as error → {path}", flush=True)
+                outcomes["error"] += 1
+            else:
+                outcomes["run"] += 1
+        finally:
+            lock.release()
+    print("suite finished: " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())), flush=True)
+    return 1 if outcomes["failed"] or outcomes["error"] else 0
+
+
+def _cell_main(cell_json: str, results_dir: str) -> int:
+    """Child entry: run one cell, record whatever happened, report the outcome on stdout."""
+    from cnnbench.harness import run_cell
+
+    record = run_cell(RunConfig(**json.loads(cell_json)))
+    path = records.write(record, results_dir)
+    tag = f"{record['arch']} {record['task']} {record['profile']} seed {record['seed']}"
+    if record["outcome"] == "ok":
         print(f"{tag}: test accuracy {record['metrics']['test_accuracy']:.4f} → {path}", flush=True)
-        keras.backend.clear_session(free_memory=True)
+    else:
+        print(f"{tag}: {record['outcome']}: {record['error']['message'][:300]} → {path}", flush=True)
+        return EXIT_CELL_FAILED
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cell_main(*sys.argv[1:]))

@@ -103,3 +103,18 @@ def test_where_the_stride_sits(name, stride_layer):
                and layer.name.startswith("conv3_block1") and layer.strides == (2, 2)]
     assert sorted(strided) == sorted([stride_layer, "conv3_block1_0_conv"])
     assert math.prod(model.get_layer("conv3_block1_out").output.shape[1:]) == 28 * 28 * 512
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("googlenet", {"aux_logits": True, "input_shape": (96, 96, 3), "width": 0.125}),
+    ("alexnet", {"input_shape": (67, 67, 3), "width": 0.125}),
+    ("seresnet50", {"input_shape": (32, 32, 3), "width": 0.125}),
+])
+def test_custom_layers_survive_a_safe_mode_round_trip(name, kwargs, tmp_path):
+    from cnnbench.modelfile import load_model_file
+
+    model = create_model(name, classes=10, **kwargs)
+    model.save(tmp_path / "m.keras")
+    loaded = load_model_file(tmp_path / "m.keras")
+    x = tf.random.stateless_uniform((2, *kwargs["input_shape"]), seed=(3, 4))
+    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), rtol=1e-5, atol=1e-6)

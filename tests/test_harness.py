@@ -56,3 +56,21 @@ def test_every_architecture_runs_on_mnist_at_smoke_scale(arch, mnist):
     assert r["config"]["model_kwargs"]["width"] == setting["width"]
     assert r["config"]["adaptation"]["channels"] == "replicate"
     assert math.isfinite(r["metrics"]["test_loss"]) and r["metrics"]["test_accuracy"] >= 0
+
+
+def test_precise_bn_sets_population_statistics_to_the_batch_average():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from cnnbench.harness import batch_norm_layers, precise_batch_norm
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
+    x = np.random.default_rng(0).normal(5.0, 2.0, (4 * 8, 3)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(len(x)))).batch(8)
+    assert precise_batch_norm(model, ds, images=32) == 32
+    (bn,) = batch_norm_layers(model)
+    batch_means = x.reshape(4, 8, 3).mean(axis=1)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), batch_means.mean(axis=0), rtol=1e-5)
+    assert bn.momentum == 0.99  # restored

@@ -20,6 +20,7 @@ COLUMNS = {
     "throughput.train_images_per_s": "train_img_s", "throughput.infer_images_per_s": "infer_img_s",
     "throughput.train_cov": "train_cov", "env.device.name": "device", "env.git.sha": "git_sha",
     "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
+    "error.message": "error",
 }
 
 

@@ -28,3 +28,7 @@ class Task(Protocol):
 
     def prepare(self, *, input_shape: tuple[int, int, int], batch_size: int, seed: int,
                 train_subset: int | None, test_subset: int | None, data_dir: str | None) -> TaskData: ...
+
+    def verify_data(self, data_dir: str | None) -> dict[str, Any]:
+        """Fetch (if needed) and verify the task's data; return its identity. Raises ChecksumError."""
+        ...

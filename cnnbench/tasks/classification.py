@@ -54,6 +54,9 @@ class MnistTask:
     loss = "sparse_categorical_crossentropy"
     metrics = ["accuracy"]
 
+    def verify_data(self, data_dir=None) -> dict:
+        return datasets.load("mnist", data_dir_override=data_dir).metadata()
+
     def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None,
                 data_dir=None) -> TaskData:
         ds = datasets.load("mnist", data_dir_override=data_dir)
