@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import asdict, dataclass, field
+
+from cnnbench._util import lookup
 
 #: keys of an arch setting that size the run; every other key is a builder keyword (input_shape, width, ...).
 RUN_KEYS = ("epochs", "batch_size", "train_subset", "test_subset", "seeds")
@@ -90,9 +91,4 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str) -> Profile:
-    try:
-        return PROFILES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, PROFILES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown profile {name!r}{hint} (known: {', '.join(PROFILES)})") from None
+    return lookup(PROFILES, name, "profile")

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+
+from cnnbench._util import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +95,10 @@ def record_name(record: dict) -> str:
 def write(record: dict, results_dir: str | os.PathLike) -> Path:
     """Validate, then write atomically (temp file in the same dir, fsync, rename): a reader sees all or nothing."""
     validate(record)
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / record_name(record)
-    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = Path(results_dir) / record_name(record)
+    with atomic_write(path) as f:
+        json.dump(record, f, indent=2, sort_keys=True, allow_nan=False)
+        f.write("\n")
     return path
 
 

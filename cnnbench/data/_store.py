@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from cnnbench._util import atomic_write
 
 DATA_DIR_ENV = "CNNBENCH_DATA_DIR"
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
@@ -100,17 +101,8 @@ def verify(arrays: dict[str, np.ndarray], expected: dict[str, str], *, what: str
 
 
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ import jinja2
 import pandas as pd
 
 from cnnbench import records
+from cnnbench._util import atomic_write
 
 COLUMNS = {
     "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
@@ -95,7 +96,6 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(page)
     return path
