@@ -63,7 +63,9 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
-    accuracy = [f"{100 * m:.2f} ± {100 * sd:.2f}" for m, sd in zip(s["acc_mean"], s["acc_std"], strict=True)]
+    # mean ± sample std over seeds; one seed has no spread to show
+    accuracy = [f"{100 * m:.2f} ± {100 * sd:.2f}" if n > 1 else f"{100 * m:.2f}"
+                for m, sd, n in zip(s["acc_mean"], s["acc_std"], s["seeds"], strict=True)]
     return pd.DataFrame({
         "task": s["task"], "architecture": s["arch"], "profile": s["profile"], "seeds": s["seeds"],
         "test accuracy (%)": accuracy,
@@ -78,8 +80,17 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (for README excerpts); cells are plain text."""
+    cells = [[str(v).replace("|", "\\|") for v in row] for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+
+
 def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write ``index.html`` (summary + every run) and ``summary.md`` (the summary table) into ``out_dir``."""
     df = records_frame(results_dir)
+    summary = _display_summary(summary_frame(df))
     env = jinja2.Environment(loader=jinja2.PackageLoader("cnnbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     runs = df.assign(git_sha=df["git_sha"].str[:10], data_sha256=df["data_sha256"].str[:12])
@@ -89,7 +100,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
         n_records=len(df),
         # pandas escapes cell text (escape=True); the tables are then inserted as markup.
         summary_html=jinja2.utils.markupsafe.Markup(
-            _display_summary(summary_frame(df)).to_html(index=False, escape=True, classes="summary", border=0)),
+            summary.to_html(index=False, escape=True, classes="summary", border=0)),
         runs_html=jinja2.utils.markupsafe.Markup(
             runs.to_html(index=False, escape=True, classes="runs", border=0, float_format="{:.4g}".format)),
     )
@@ -98,4 +109,6 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
     path = out / "index.html"
     with atomic_write(path) as f:
         f.write(page)
+    with atomic_write(out / "summary.md") as f:
+        f.write(markdown_table(summary))
     return path
