@@ -1,4 +1,5 @@
-"""Sessions: `nox -s tests` (default), `lint`, `bench-cpu` (the CPU suite + report), `bench-gpu`, `report`.
+"""Sessions: `nox -s tests` (default), `lint`, `bench-cpu` (the CPU suite + report), `bench-gpu`, `bench-memory`,
+`report`.
 
 Heavy environments are reused between runs (TensorFlow is a large install); benchmark sessions are opt-in.
 """
@@ -48,6 +49,13 @@ def bench_gpu(session: nox.Session) -> None:
     """The GPU suite; refuses with a clear message when NVML sees no GPU."""
     _install(session, "gpu")
     _bench(session, "gpu", "--require-gpu")
+
+
+@nox.session(name="bench-memory", default=False)
+def bench_memory(session: nox.Session) -> None:
+    """Predicted vs measured memory, every model x batch {1, 8, 32} x {train, infer} (reports/memory.md)."""
+    _install(session)
+    session.run("cnnbench", "memory-sweep", *session.posargs, env=QUIET_TF)
 
 
 @nox.session(default=False)

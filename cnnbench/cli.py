@@ -32,6 +32,17 @@ _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive fin
 _seed = _number(int, lambda v: 0 <= v < 2**31, "an integer seed in [0, 2**31)")
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    parts = text.replace("x", ",").split(",")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected H,W,C with positive integers, got {text!r}")
+    return shape
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnbench", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -63,6 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="skip cells that already have a valid ok record; run missing, invalid and failed ones")
     p.add_argument("--require-gpu", action="store_true", help="refuse to run unless NVML sees a GPU")
+
+    p = sub.add_parser("memory", help="predicted (and measured) memory of a train step or an inference")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("arch", nargs="?", help="a registered model")
+    which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
+    p.add_argument("--width", type=_positive_float, help="width multiplier (registered models)")
+    p.add_argument("--mode", choices=["train", "infer"], default="train")
+    p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, rmsprop, ... (default: adam)")
+    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32")
+    p.add_argument("--measure", action="store_true", help="also measure the peak in a fresh process")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
+    p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
+    p.add_argument("--batch-sizes", type=lambda t: [_positive_int(v) for v in t.split(",")], default=[1, 8, 32])
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default="reports")
 
     p = sub.add_parser("report", help="write the HTML report from result records")
     p.add_argument("--results", default="results")
@@ -145,6 +175,55 @@ def cmd_suite(args) -> int:
     return run_suite(cells, results_dir=args.results, resume=args.resume)
 
 
+def _mib(n: int | None) -> str:
+    return "—" if n is None else f"{n / 2**20:,.1f} MiB"
+
+
+def cmd_memory(args) -> int:
+    from cnnbench.measure.memory import memory_report
+
+    if args.arch:
+        import architectures
+
+        architectures.model_info(args.arch)  # unknown names: did-you-mean, exit 2
+    spec = {"arch": args.arch, "model_file": args.model_file, "batch_size": args.batch_size, "mode": args.mode,
+            "optimizer": args.optimizer, "precision": args.precision,
+            "input_shape": list(args.input_shape) if args.input_shape else None,
+            "model_kwargs": {"width": args.width} if args.width else {}}
+    report = memory_report(spec, measure=args.measure)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return 0
+    what = args.arch or args.model_file
+    print(f"{what}, {args.mode}, batch {args.batch_size}, input {'x'.join(map(str, report['input_shape']))}, "
+          f"{args.optimizer}, {args.precision}: {report['params']:,} parameters")
+    print(f"  predicted peak     {_mib(report['predicted_bytes'])}")
+    for key, value in report["breakdown"].items():
+        print(f"    {key:<17}{_mib(value)}")
+    print(f"  bare minimum       {_mib(report['bare_minimum_bytes'])}  (textbook: parameters + feature maps)")
+    if args.measure:
+        err = report["relative_error"]
+        print(f"  measured peak      {_mib(report['measured_peak_bytes'])} on {report['device']}"
+              + (f"  (prediction {100 * err:+.1f} %)" if err is not None else ""))
+        if report["nvml_used_bytes"] is not None:
+            print(f"  NVML used          {_mib(report['nvml_used_bytes'])}")
+    return 0
+
+
+def cmd_memory_sweep(args) -> int:
+    from cnnbench.measure.memory_sweep import run_sweep
+    from cnnbench.suite import expand_archs
+
+    archs = expand_archs(args.archs)
+    _check_results_dir(args.results)
+    result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results, out_dir=args.out)
+    s = result["summary"]
+    print(f"median |error| {100 * s['median_abs_error']:.1f} %, worst {100 * s['worst_abs_error']:.1f} %, "
+          f"most under-predicted {100 * s['worst_under_prediction']:+.1f} % → {args.out}/memory.md")
+    return 0
+
+
 def cmd_report(args) -> int:
     from cnnbench.report import build_report
 
@@ -153,13 +232,15 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "suite": cmd_suite, "report": cmd_report}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "suite": cmd_suite, "memory": cmd_memory,
+            "memory-sweep": cmd_memory_sweep, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from cnnbench.data import ChecksumError, DataUnavailableError
+    from cnnbench.measure.memory_probe import ProbeError
     from cnnbench.measure.nvml import NoGPUError
 
     try:
@@ -168,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"cnnbench {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except ProbeError as e:
+        print(f"cnnbench {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

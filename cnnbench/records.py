@@ -120,8 +120,9 @@ def read(path: str | os.PathLike) -> dict:
 
 
 def iter_records(results_dir: str | os.PathLike) -> Iterator[tuple[Path, dict]]:
-    """Every valid record under ``results_dir``; invalid files are skipped with a warning that names them."""
-    for path in sorted(Path(results_dir).rglob("*.json")):
+    """Every valid run record in ``results_dir`` (sub-folders hold other kinds of results, e.g. ``memory/``);
+    invalid files are skipped with a warning that names them."""
+    for path in sorted(Path(results_dir).glob("*.json")):
         try:
             yield path, read(path)
         except InvalidRecordError as e:

@@ -1,50 +1,248 @@
-"""A first analytic memory model: what training or inference must hold at once, in bytes.
+"""Analytic memory model of a Keras model: what a train step or an inference must hold at its peak, in bytes.
 
-train: weights + gradients + optimizer slots (Adam: 2 per weight) + every layer's output kept for backprop + the
-input batch. infer: weights + the two largest consecutive activations + the input batch. float32 throughout.
+Two views, side by side:
+
+* ``bare_minimum`` — the textbook method (Géron, ch. 14): parameters, plus for inference the two largest consecutive
+  feature maps, for training every feature map of the batch and the inputs; no gradients, no optimizer state.
+* ``predict_memory`` — what the framework really holds: weights, optimizer slots, then a walk of the layer graph
+  that simulates the live set of a train step: forward outputs are freed after their last consumer unless the layer's
+  gradient needs them (conv and dense keep their input, ReLU/sigmoid its output, max pooling both, batch norm its
+  input, ...); the backward walk frees each layer's saved tensors once its gradient is computed. TF's executor runs a
+  variable's optimizer update as soon as its gradient exists (data flow, not program order), so weight gradients do
+  not pile up: at each backward step the live set holds that layer's weight gradient and the optimizer's
+  temporaries for it. The peak of that walk is the prediction.
+
+Dtypes follow the precision policy: under ``mixed_float16`` / ``mixed_bfloat16`` variables, gradients and optimizer
+slots stay float32 and activations are 2 bytes.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections import defaultdict
+from dataclasses import dataclass
 
 import keras
 
-BYTES = 4  # float32
+#: optimizer → temporaries its update of one variable allocates (elementwise results the size of the variable).
+OPTIMIZER_TEMPORARIES = {"sgd": 1, "momentum": 2, "nesterov": 2, "rmsprop": 2, "adagrad": 2, "adam": 2, "adamw": 2,
+                         "nadam": 2, "adamax": 2, "lion": 2, "adafactor": 2}
+#: optimizer → slots per trainable weight (Keras 3 implementations).
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adagrad": 1, "adam": 2, "adamw": 2,
+                   "nadam": 2, "adamax": 2, "lion": 1, "adafactor": 2}
+ACTIVATION_BYTES = {"float32": 4, "mixed_float16": 2, "mixed_bfloat16": 2}
+VARIABLE_BYTES = 4
+MODES = ("train", "infer")
 
 
-def _layers(model: keras.Model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _layers(layer)
-        elif not isinstance(layer, keras.layers.InputLayer):
-            yield layer
+def _elements(tensor) -> int:
+    return math.prod(d for d in tensor.shape[1:] if d is not None)
 
 
-def activation_elements(model: keras.Model) -> list[int]:
-    """Elements per image of each layer's output(s), in layer order."""
-    sizes = []
-    for layer in _layers(model):
-        outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
-        sizes.append(sum(math.prod(d for d in o.shape[1:] if d is not None) for o in outputs))
-    return sizes
+@dataclass
+class _Op:
+    layer: keras.layers.Layer
+    inputs: list
+    outputs: list
+
+
+def _ops(model: keras.Model) -> list[_Op]:
+    """The model's layers in execution order, nested models flattened, with their symbolic inputs and outputs."""
+    ops = []
+    for layer in model.operations if hasattr(model, "operations") else model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model) and hasattr(layer, "operations"):
+            inner = _ops(layer)
+            node = layer._inbound_nodes[0] if layer._inbound_nodes else None
+            if node is not None:  # connect the nested model's own inputs/outputs to the outer tensors
+                alias = dict(zip(map(id, layer.inputs), node.input_tensors, strict=False))
+                alias |= dict(zip(map(id, layer.outputs), node.output_tensors, strict=False))
+                for op in inner:
+                    op.inputs = [alias.get(id(t), t) for t in op.inputs]
+                    op.outputs = [alias.get(id(t), t) for t in op.outputs]
+            ops += inner
+            continue
+        node = layer._inbound_nodes[0]
+        ops.append(_Op(layer, list(node.input_tensors), list(node.output_tensors)))
+    return ops
+
+
+def _saved_for_backward(op: _Op) -> list:
+    """The tensors this layer's gradient reads (what TF keeps alive from forward to backward)."""
+    layer, L = op.layer, keras.layers
+    activation = getattr(layer, "activation", None)
+    has_act = activation is not None and activation is not keras.activations.linear
+    if isinstance(layer, L.SeparableConv2D | L.DepthwiseConv2D | L.Conv1D | L.Conv2D | L.Conv3D | L.Dense):
+        return op.inputs + (op.outputs if has_act else [])
+    if isinstance(layer, L.BatchNormalization | L.Multiply):
+        return op.inputs
+    if isinstance(layer, L.Activation | L.Softmax | L.ReLU):
+        return op.outputs
+    if isinstance(layer, L.MaxPooling2D | L.GlobalMaxPooling2D):
+        return op.inputs + op.outputs
+    if isinstance(layer, L.Dropout):
+        return op.outputs  # the keep mask, output-sized
+    if isinstance(layer, L.Add | L.Concatenate | L.Flatten | L.Reshape | L.ZeroPadding2D | L.AveragePooling2D
+                  | L.GlobalAveragePooling2D):
+        return []
+    return op.inputs + op.outputs  # unknown (custom) layers: assume they keep both
+
+
+def _extra_intermediates(op: _Op) -> int:
+    """Elements of intermediates a layer keeps besides its outputs (a separable conv's depthwise result)."""
+    if isinstance(op.layer, keras.layers.SeparableConv2D):
+        (x,), (y,) = op.inputs, op.outputs
+        return _elements(y) // y.shape[-1] * x.shape[-1] * op.layer.depth_multiplier
+    return 0
+
+
+def bare_minimum(model: keras.Model, *, batch_size: int, input_shape, mode: str = "train") -> dict:
+    """Géron's textbook estimate (float32): parameters plus feature maps, nothing the framework adds."""
+    params = model.count_params() * 4
+    maps = [sum(_elements(t) for t in op.outputs) * 4 for op in _ops(model)]
+    inputs = math.prod(input_shape) * 4 * batch_size
+    if mode == "train":
+        breakdown = {"parameters": params, "feature_maps": batch_size * sum(maps), "inputs": inputs}
+    else:
+        pairs = [a + b for a, b in itertools.pairwise(maps)] or maps
+        breakdown = {"parameters": params, "feature_maps": batch_size * max(pairs, default=0)}
+    return {"bare_minimum_bytes": sum(breakdown.values()), "breakdown": breakdown}
 
 
 def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: str = "train",
-                   optimizer_slots: int = 2) -> dict:
-    weights = sum(math.prod(w.shape) for w in model.weights) * BYTES
-    trainable = sum(math.prod(w.shape) for w in model.trainable_weights) * BYTES
-    acts = activation_elements(model)
-    inputs = batch_size * math.prod(input_shape) * BYTES
-    if mode == "train":
-        breakdown = {"weights": weights, "gradients": trainable, "optimizer_slots": optimizer_slots * trainable,
-                     "activations": batch_size * sum(acts) * BYTES, "input_batch": inputs}
-    elif mode == "infer":
-        pairs = [a + b for a, b in itertools.pairwise(acts)] or acts
-        breakdown = {"weights": weights, "activations": batch_size * max(pairs, default=0) * BYTES,
-                     "input_batch": inputs}
-    else:
-        raise ValueError(f"mode must be 'train' or 'infer', got {mode!r}")
-    return {"mode": mode, "batch_size": batch_size, "predicted_bytes": sum(breakdown.values()),
-            "breakdown": breakdown}
+                   optimizer: str = "adam", precision: str = "float32") -> dict:
+    """Predicted peak bytes of one train step (``mode="train"``) or one inference, with its breakdown."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if optimizer not in OPTIMIZER_SLOTS:
+        raise ValueError(f"unknown optimizer {optimizer!r} (known: {', '.join(OPTIMIZER_SLOTS)})")
+    if precision not in ACTIVATION_BYTES:
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(ACTIVATION_BYTES)})")
+    act_bytes = ACTIVATION_BYTES[precision] * batch_size
+    weights = sum(math.prod(w.shape) for w in model.weights) * VARIABLE_BYTES
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights) * VARIABLE_BYTES
+    ops = _ops(model)
+    size = {}
+    consumers: dict[int, int] = defaultdict(int)
+    for op in ops:
+        for t in op.inputs:
+            consumers[id(t)] += 1
+        for t in op.outputs:
+            size[id(t)] = _elements(t) * act_bytes
+    input_batch = math.prod(input_shape) * ACTIVATION_BYTES[precision] * batch_size
+    for t in ops[0].inputs if ops else []:
+        size[id(t)] = input_batch
+
+    train = mode == "train"
+    saved = {op.layer.name: [id(t) for t in _saved_for_backward(op)] for op in ops} if train else {}
+    keep = defaultdict(int)  # tensor id → how many backward steps still need it
+    for ids in saved.values():
+        for i in ids:
+            keep[i] += 1
+    live: dict[int, int] = {}
+    peak_forward = 0
+    for op in ops:
+        for t in op.outputs:
+            live[id(t)] = size[id(t)]
+        extra = _extra_intermediates(op) * act_bytes
+        peak_forward = max(peak_forward, sum(live.values()) + extra)
+        if train and extra:
+            live[("extra", op.layer.name)] = extra
+        for t in op.inputs:
+            consumers[id(t)] -= 1
+            if consumers[id(t)] == 0 and not keep.get(id(t)) and id(t) in live and t is not ops[0].inputs[0]:
+                del live[id(t)]
+    peak, grads_at_peak = peak_forward, 0
+    if train:
+        temporaries = 1 + OPTIMIZER_TEMPORARIES[optimizer]  # the gradient itself + the update's temporaries
+        for op in reversed(ops):
+            grad_out = sum(size[id(t)] for t in op.outputs)
+            grad_in = sum(size.get(id(t), 0) for t in op.inputs)
+            grads = max((math.prod(w.shape) for w in op.layer.trainable_weights), default=0) * VARIABLE_BYTES
+            grads *= temporaries
+            now = sum(live.values()) + grads + grad_out + grad_in
+            if now > peak:
+                peak, grads_at_peak = now, grads
+            for i in saved[op.layer.name]:
+                keep[i] -= 1
+                if keep[i] == 0 and i in live:
+                    del live[i]
+            live.pop(("extra", op.layer.name), None)
+    slots = OPTIMIZER_SLOTS[optimizer] * trainable if train else 0
+    breakdown = {
+        "weights": weights,
+        "optimizer_slots": slots,
+        "gradients": grads_at_peak,  # a weight gradient + its optimizer temporaries, at the peak
+        "activations_peak": peak - grads_at_peak,  # feature maps and their gradients alive at the peak
+        "input_batch": input_batch,
+    }
+    return {"mode": mode, "batch_size": batch_size, "optimizer": optimizer, "precision": precision,
+            "predicted_bytes": weights + slots + peak + input_batch, "breakdown": breakdown}
+
+
+def build_for_memory(spec: dict) -> tuple[keras.Model, tuple[int, int, int]]:
+    """The model a memory spec names: a registry arch (with builder keywords) or a user's ``.keras`` file."""
+    if spec.get("model_file"):
+        from cnnbench.modelfile import load_model_file
+
+        model = load_model_file(spec["model_file"])
+        shape = tuple(spec.get("input_shape") or model.inputs[0].shape[1:])
+        return model, shape
+    import architectures
+
+    kwargs = dict(spec.get("model_kwargs") or {})
+    if spec.get("input_shape"):
+        kwargs["input_shape"] = tuple(spec["input_shape"])
+    model = architectures.create_model(spec["arch"], **kwargs)
+    shape = tuple(kwargs.get("input_shape") or architectures.model_info(spec["arch"]).default_input_shape)
+    return model, shape
+
+
+def memory_report(spec: dict, *, measure: bool = False) -> dict:
+    """Prediction, bare minimum and (optionally) the measured peak for one memory spec, as one flat dict."""
+    from cnnbench.environment import device as local_device
+
+    model, shape = build_for_memory(spec)
+    batch, mode = spec["batch_size"], spec.get("mode", "train")
+    predicted = predict_memory(model, batch_size=batch, input_shape=shape, mode=mode,
+                               optimizer=spec.get("optimizer", "adam"), precision=spec.get("precision", "float32"))
+    bare = bare_minimum(model, batch_size=batch, input_shape=shape, mode=mode)
+    measured: dict = {}
+    if measure:
+        from cnnbench.measure.memory_probe import measure as probe
+
+        measured = probe(spec)
+    peak = measured.get("measured_peak_bytes")
+    return {
+        "arch": spec.get("arch"), "model_file": spec.get("model_file"), "input_shape": list(shape),
+        "batch_size": batch, "mode": mode, "optimizer": predicted["optimizer"], "precision": predicted["precision"],
+        "params": model.count_params(),
+        "predicted_bytes": predicted["predicted_bytes"], "breakdown": predicted["breakdown"],
+        "bare_minimum_bytes": bare["bare_minimum_bytes"], "bare_minimum_breakdown": bare["breakdown"],
+        "measured_peak_bytes": peak,
+        "measured_peak_min_bytes": measured.get("measured_peak_min_bytes"),
+        "resident_before_step_bytes": measured.get("resident_before_step_bytes"),
+        "nvml_used_bytes": measured.get("nvml_used_bytes"),
+        "nvml_overhead_bytes": measured.get("nvml_overhead_bytes"),
+        "relative_error": (predicted["predicted_bytes"] - peak) / peak if peak else None,
+        "device": measured.get("device") or f"{local_device()['type'].upper()}:0",
+    }
+
+
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"16GiB"`` → 17179869184; decimal (kB, MB, GB) and binary (KiB, MiB, GiB) units, case-insensitive."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in UNITS:
+        raise ValueError(f"expected a size like 16GiB or 500MB, got {text!r}")
+    value = float(match.group(1)) * UNITS[match.group(2).lower()]
+    if value <= 0:
+        raise ValueError(f"a memory size must be positive, got {text!r}")
+    return int(value)

@@ -1,0 +1,107 @@
+"""Measured memory of one warm train step or inference, in a fresh process (peaks never leak between configs).
+
+On the CPU the probe switches TF to its BFC allocator (``TF_CPU_ALLOCATOR_USE_BFC=true``), whose statistics count
+every tensor TF allocates, as on a GPU; the default CPU allocator leaves variables out of its counts. Allocations
+oneDNN makes for its own scratch space are outside TF's allocator and not counted on either. On a GPU, memory growth
+is switched on so NVML's ``used`` reflects what TF really took, and NVML is read before TF starts (the baseline: other
+processes) and after the step; the difference less the allocator's peak is the CUDA context and allocator slack.
+
+``python -m cnnbench.measure.memory_probe '<json spec>'`` prints one JSON object; ``measure`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+class ProbeError(RuntimeError):
+    """The measuring process failed; its stderr tail is in the message."""
+
+
+def measure(spec: dict, *, timeout: float = 900) -> dict:
+    """Run the probe for ``spec`` (arch or model_file, batch_size, input_shape, mode, optimizer, precision)."""
+    env = os.environ | {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "3",
+                        "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    proc = subprocess.run([sys.executable, "-m", "cnnbench.measure.memory_probe", json.dumps(spec)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+    if proc.returncode:
+        raise ProbeError(f"memory probe failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _nvml_used() -> int | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).used)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return None
+
+
+def _probe(spec: dict) -> dict:
+    baseline = _nvml_used()
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from cnnbench.measure.memory import build_for_memory
+
+    if spec.get("precision", "float32") != "float32":
+        keras.mixed_precision.set_global_policy(spec["precision"])
+    model, input_shape = build_for_memory(spec)
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    batch = spec["batch_size"]
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((batch, *input_shape), dtype=np.float32))
+    out_shape = model.compute_output_shape((batch, *input_shape))
+    if len(out_shape) == 2:  # a classifier: integer labels, softmax cross-entropy
+        y, loss = tf.constant(rng.integers(0, out_shape[-1], batch, dtype=np.int32)), "sparse_categorical_crossentropy"
+    else:  # anything else (feature maps, dense predictions): a target of the output's shape, mean squared error
+        y, loss = tf.constant(rng.random(out_shape, dtype=np.float32)), "mse"
+    if spec["mode"] == "train":
+        optimizer = keras.optimizers.SGD(momentum=0.9) if spec.get("optimizer") == "momentum" else spec.get(
+            "optimizer", "adam")
+        model.compile(optimizer=optimizer, loss=loss)
+        model.optimizer.build(model.trainable_variables)
+        step = tf.function(model.train_step)
+
+        def run():
+            return step((x, y))
+    else:
+        step = tf.function(lambda t: model(t, training=False))
+
+        def run():
+            return step(x)
+    out = run()  # warm: traces, allocates optimizer state, autotunes
+    tf.nest.flatten(out)[0].numpy()
+    # TF's executor runs independent ops in any order (inter-op parallelism), so one step's peak varies from step
+    # to step; we take the largest of several warm steps, and keep the smallest to show the spread.
+    peaks = []
+    for _ in range(spec.get("steps", 5)):
+        tf.config.experimental.reset_memory_stats(device)
+        before = tf.config.experimental.get_memory_info(device)["current"]
+        out = run()
+        tf.nest.flatten(out)[0].numpy()
+        peaks.append(tf.config.experimental.get_memory_info(device)["peak"])
+    used = _nvml_used() if device == "GPU:0" else None
+    return {
+        "device": device,
+        "measured_peak_bytes": int(max(peaks)),
+        "measured_peak_min_bytes": int(min(peaks)),
+        "resident_before_step_bytes": int(before),
+        "nvml_used_bytes": used,
+        "nvml_baseline_bytes": baseline if device == "GPU:0" else None,
+        "nvml_overhead_bytes": (used - baseline - int(max(peaks))) if used is not None and baseline is not None
+        else None,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(_probe(json.loads(sys.argv[1]))))
