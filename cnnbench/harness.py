@@ -89,12 +89,13 @@ def _optimizer(learning_rate: float, steps: int) -> keras.optimizers.Optimizer:
 def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = None) -> dict:
     """Train, evaluate and measure one cell; return its record (``records.write`` stores it).
 
-    ``context`` is filled as the run goes (``config``, then ``memory``), so a caller can record how far it got.
+    ``context`` is filled as the run goes (start time and environment, ``config``, then ``memory``), so a caller
+    can record how far it got.
     """
     context = {} if context is None else context
-    started = datetime.now(UTC)
-    t_start = time.perf_counter()
-    env = environment()  # before training: the code and device this run started with
+    context.update(started=datetime.now(UTC), t_start=time.perf_counter())
+    context["env"] = env = environment()  # before training: the code and device this run started with
+    started, t_start = context["started"], context["t_start"]
     profile = get_profile(cfg.profile)
     info = architectures.model_info(cfg.arch)
     task = get_task(cfg.task)
@@ -217,8 +218,7 @@ def validate_cell(cfg: RunConfig) -> None:
 def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:
     """``run``, with a failure recorded as its outcome instead of raised (KeyboardInterrupt still propagates)."""
     validate_cell(cfg)
-    started, t_start, env = datetime.now(UTC), time.perf_counter(), environment()
-    context: dict = {}
+    context: dict = {"started": datetime.now(UTC), "t_start": time.perf_counter()}
     try:
         return run(cfg, verbose=verbose, context=context)
     except (ChecksumError, DataUnavailableError):
@@ -227,8 +227,8 @@ def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:
         outcome, error = _failure(exc, context)
     finally:
         keras.backend.clear_session(free_memory=True)
-    record = _base_record(cfg, env, started) | {
+    record = _base_record(cfg, context.get("env") or environment(), context["started"]) | {
         "outcome": outcome, "error": error, "config": context.get("config", {}),
-        "duration_s": time.perf_counter() - t_start,
+        "duration_s": time.perf_counter() - context["t_start"],
     }
     return json.loads(json.dumps(record))

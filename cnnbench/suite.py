@@ -10,6 +10,7 @@ Ctrl-C stops the running cell, keeps every finished record, and exits 130; ``--r
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import signal
@@ -57,8 +58,19 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
 
 
 def finished(results_dir: str | os.PathLike) -> set[tuple[str, str, str, int]]:
+    """The (arch, task, profile, seed) cells that have a valid ``ok`` record."""
     return {(r["arch"], r["task"], r["profile"], r["seed"]) for _, r in records.iter_records(results_dir)
             if r["outcome"] == "ok"}
+
+
+def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
+    """Whether this one cell has a valid ``ok`` record (reads only that cell's files)."""
+    prefix = f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}."
+    for path in results_dir.glob(f"{glob.escape(prefix)}*.json"):
+        with contextlib.suppress(records.InvalidRecordError):
+            if records.read(path)["outcome"] == "ok":
+                return True
+    return False
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -125,7 +137,7 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
             outcomes["busy"] += 1
             continue
         try:
-            if resume and key in finished(results_dir):  # another suite finished it since we started
+            if resume and cell_finished(results_dir, cell):  # another suite finished it since we started
                 print(f"{tag}: recorded by another suite process, skipped", flush=True)
                 outcomes["skipped"] += 1
                 continue
