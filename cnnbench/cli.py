@@ -88,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure", action="store_true", help="also measure the peak in a fresh process")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("fit", help="the largest batch that fits a memory budget, and what each remedy allows")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("arch", nargs="?", help="a registered model")
+    which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
+    p.add_argument("--memory-budget", required=True, help="e.g. 16GiB, 500MB")
+    p.add_argument("--input-shape", type=_shape)
+    p.add_argument("--width", type=_positive_float)
+    p.add_argument("--mode", choices=["train", "infer"], default="train")
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--measure", action="store_true", help="measure each applicable remedy at the batch it allows")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
     p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
     p.add_argument("--batch-sizes", type=lambda t: [_positive_int(v) for v in t.split(",")], default=[1, 8, 32])
@@ -211,6 +223,35 @@ def cmd_memory(args) -> int:
     return 0
 
 
+def cmd_fit(args) -> int:
+    from cnnbench.measure.advisor import advise
+    from cnnbench.measure.memory import parse_bytes
+
+    budget = parse_bytes(args.memory_budget)
+    if args.arch:
+        import architectures
+
+        architectures.model_info(args.arch)
+    spec = {"arch": args.arch, "model_file": args.model_file, "mode": args.mode, "optimizer": args.optimizer,
+            "input_shape": list(args.input_shape) if args.input_shape else None,
+            "model_kwargs": {"width": args.width} if args.width else {}}
+    advice = advise(spec, budget, measure=args.measure)
+    if args.json:
+        json.dump(advice, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{args.arch or args.model_file}, {args.mode}, {args.optimizer}, budget {_mib(budget)}: largest batch "
+          f"{advice['largest_batch']} (predicted)")
+    for row in advice["remedies"]:
+        if row.get("batch_size") is None:
+            print(f"  {row['remedy']:<58} not applicable: {row.get('note', '')}")
+            continue
+        measured = f", measured {_mib(row['measured_peak_bytes'])}" if row.get("measured_peak_bytes") else ""
+        print(f"  {row['remedy']:<58} batch {row['batch_size']:>6}  predicted {_mib(row['predicted_bytes'])}"
+              f"{measured}")
+    return 0
+
+
 def cmd_memory_sweep(args) -> int:
     from cnnbench.measure.memory_sweep import run_sweep
     from cnnbench.suite import expand_archs
@@ -233,7 +274,7 @@ def cmd_report(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "suite": cmd_suite, "memory": cmd_memory,
-            "memory-sweep": cmd_memory_sweep, "report": cmd_report}
+            "fit": cmd_fit, "memory-sweep": cmd_memory_sweep, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,3 +91,28 @@ def test_memory_cli_json(capsys, exercise, tmp_path):
     assert main(["memory", "lenet5", "--batch-size", "8", "--mode", "infer"]) == 0
     assert "predicted peak" in capsys.readouterr().out
     assert main(["memory", "lenet6"]) == 2
+
+
+def test_largest_batch_search():
+    from cnnbench.measure.advisor import largest_batch
+
+    assert largest_batch(lambda b: 1000 + 10 * b, 1000 + 10 * 37) == (37, 1370)
+    assert largest_batch(lambda b: 1000 + 10 * b, 500) == (0, 1010)
+    assert largest_batch(lambda b: b, 10**12)[0] == 1 << 16  # capped
+
+
+def test_fit_advisor_remedies(capsys):
+    budget = 8 * 2**20
+    assert main(["fit", "resnet18", "--input-shape", "64,64,3", "--width", "0.125", "--memory-budget", "8MiB",
+                 "--json"]) == 0
+    advice = json.loads(capsys.readouterr().out)
+    rows = {r["remedy"].split(" (")[0]: r for r in advice["remedies"]}
+    assert set(rows) == {"batch size", "mixed precision", "half input size", "frozen backbone",
+                         "gradient checkpointing"}
+    base = rows["batch size"]["batch_size"]
+    assert base == advice["largest_batch"] > 0
+    for name, row in rows.items():
+        assert row["predicted_bytes"] <= budget, name
+        assert row["batch_size"] >= base, name  # every remedy allows at least the plain batch
+    assert rows["frozen backbone"]["batch_size"] > base and rows["half input size"]["batch_size"] > base
+    assert main(["fit", "resnet18", "--memory-budget", "lots"]) == 2

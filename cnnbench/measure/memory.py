@@ -34,6 +34,8 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adagra
 ACTIVATION_BYTES = {"float32": 4, "mixed_float16": 2, "mixed_bfloat16": 2}
 VARIABLE_BYTES = 4
 MODES = ("train", "infer")
+#: where a classifier's head starts: layers after the last of these train when the backbone is frozen.
+HEAD_START = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D, keras.layers.Flatten)
 
 
 def _elements(tensor) -> int:
@@ -112,8 +114,15 @@ def bare_minimum(model: keras.Model, *, batch_size: int, input_shape, mode: str 
 
 
 def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: str = "train",
-                   optimizer: str = "adam", precision: str = "float32") -> dict:
-    """Predicted peak bytes of one train step (``mode="train"``) or one inference, with its breakdown."""
+                   optimizer: str = "adam", precision: str = "float32", frozen_backbone: bool = False,
+                   checkpointing: bool = False) -> dict:
+    """Predicted peak bytes of one train step (``mode="train"``) or one inference, with its breakdown.
+
+    ``frozen_backbone``: only the head (the layers after the last global pooling / flatten) trains, so gradients stop
+    there and nothing before it is kept for backprop. ``checkpointing``: gradient checkpointing in ~sqrt(n) segments
+    (Chen et al. 2016, ``tf.recompute_grad``): only segment outputs are kept, each segment's tensors are recomputed
+    while its gradient runs.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if optimizer not in OPTIMIZER_SLOTS:
@@ -122,7 +131,6 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
         raise ValueError(f"unknown precision {precision!r} (known: {', '.join(ACTIVATION_BYTES)})")
     act_bytes = ACTIVATION_BYTES[precision] * batch_size
     weights = sum(math.prod(w.shape) for w in model.weights) * VARIABLE_BYTES
-    trainable = sum(math.prod(w.shape) for w in model.trainable_weights) * VARIABLE_BYTES
     ops = _ops(model)
     size = {}
     consumers: dict[int, int] = defaultdict(int)
@@ -136,41 +144,64 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
         size[id(t)] = input_batch
 
     train = mode == "train"
-    saved = {op.layer.name: [id(t) for t in _saved_for_backward(op)] for op in ops} if train else {}
-    keep = defaultdict(int)  # tensor id → how many backward steps still need it
-    for ids in saved.values():
-        for i in ids:
-            keep[i] += 1
-    live: dict[int, int] = {}
+    first = 0  # the first layer gradients reach
+    if frozen_backbone:
+        heads = [i for i, op in enumerate(ops) if isinstance(op.layer, HEAD_START)]
+        first = heads[-1] + 1 if heads else len(ops) - 1
+    backward = ops[first:] if train else []
+    trainable = sum(math.prod(w.shape) for op in backward for w in op.layer.trainable_weights) * VARIABLE_BYTES
+    saved = {op.layer.name: [id(t) for t in _saved_for_backward(op)] for op in backward}
+    if checkpointing and backward:
+        k = math.isqrt(len(backward) - 1) + 1  # ceil(sqrt(n)) segments of ceil(sqrt(n)) layers
+        segments = [backward[i:i + k] for i in range(0, len(backward), k)]
+        keep = {id(t): 1 for seg in segments for t in seg[-1].outputs}  # only segment outputs survive forward
+    else:
+        segments = [backward] if backward else []
+        keep = defaultdict(int)  # tensor id → how many backward steps still need it
+        for ids in saved.values():
+            for i in ids:
+                keep[i] += 1
+    live: dict = {}
     peak_forward = 0
     for op in ops:
         for t in op.outputs:
             live[id(t)] = size[id(t)]
         extra = _extra_intermediates(op) * act_bytes
         peak_forward = max(peak_forward, sum(live.values()) + extra)
-        if train and extra:
+        if extra and op.layer.name in saved and not checkpointing:
             live[("extra", op.layer.name)] = extra
         for t in op.inputs:
             consumers[id(t)] -= 1
             if consumers[id(t)] == 0 and not keep.get(id(t)) and id(t) in live and t is not ops[0].inputs[0]:
                 del live[id(t)]
     peak, grads_at_peak = peak_forward, 0
-    if train:
-        temporaries = 1 + OPTIMIZER_TEMPORARIES[optimizer]  # the gradient itself + the update's temporaries
-        for op in reversed(ops):
+    temporaries = 1 + OPTIMIZER_TEMPORARIES[optimizer]  # the gradient itself + the update's temporaries
+    for segment in reversed(segments):
+        recomputed = {}
+        if checkpointing:  # the segment's forward runs again: its saved tensors (and extras) come back
+            recomputed = {i: size[i] for op in segment for i in saved[op.layer.name] if i not in live}
+            recomputed |= {("extra", op.layer.name): _extra_intermediates(op) * act_bytes for op in segment}
+            live |= recomputed
+        for op in reversed(segment):
             grad_out = sum(size[id(t)] for t in op.outputs)
-            grad_in = sum(size.get(id(t), 0) for t in op.inputs)
+            # no gradient w.r.t. the image, nor w.r.t. a frozen layer's output
+            grad_in = 0 if op is ops[first] else sum(size.get(id(t), 0) for t in op.inputs)
             grads = max((math.prod(w.shape) for w in op.layer.trainable_weights), default=0) * VARIABLE_BYTES
             grads *= temporaries
             now = sum(live.values()) + grads + grad_out + grad_in
             if now > peak:
                 peak, grads_at_peak = now, grads
-            for i in saved[op.layer.name]:
-                keep[i] -= 1
-                if keep[i] == 0 and i in live:
-                    del live[i]
-            live.pop(("extra", op.layer.name), None)
-    slots = OPTIMIZER_SLOTS[optimizer] * trainable if train else 0
+            if not checkpointing:
+                for i in saved[op.layer.name]:
+                    keep[i] -= 1
+                    if keep[i] == 0 and i in live:
+                        del live[i]
+                live.pop(("extra", op.layer.name), None)
+        for i in recomputed:
+            live.pop(i, None)
+        for t in segment[-1].outputs if checkpointing else []:
+            live.pop(id(t), None)
+    slots = OPTIMIZER_SLOTS[optimizer] * trainable
     breakdown = {
         "weights": weights,
         "optimizer_slots": slots,
@@ -179,6 +210,7 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
         "input_batch": input_batch,
     }
     return {"mode": mode, "batch_size": batch_size, "optimizer": optimizer, "precision": precision,
+            "frozen_backbone": frozen_backbone, "checkpointing": checkpointing,
             "predicted_bytes": weights + slots + peak + input_batch, "breakdown": breakdown}
 
 
