@@ -127,10 +127,12 @@ def cmd_list(args) -> int:
         json.dump(rows, sys.stdout, indent=2)
         print()
     else:
-        print(f"{'name':<16} {'params':>12} {'reference':>12}  {'input':<13} paper")
+        w = max((len(r["name"]) for r in rows), default=4)
+        print(f"{'name':<{w}} {'params':>12} {'reference':>12} {'counts':<9} {'input':<11} paper")
         for r in rows:
             shape = "x".join(map(str, r["default_input_shape"]))
-            print(f"{r['name']:<16} {r['params']:>12,} {r['reference_params']:>12,}  {shape:<13} {r['paper']}")
+            print(f"{r['name']:<{w}} {r['params']:>12,} {r['reference_params']:>12,} {r['count']:<9} {shape:<11} "
+                  f"{r['paper']}")
     return 0
 
 
