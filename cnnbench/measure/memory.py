@@ -93,7 +93,10 @@ def _saved_for_backward(op: _Op) -> list:
 
 
 def _extra_intermediates(op: _Op) -> int:
-    """Elements of intermediates a layer keeps besides its outputs (a separable conv's depthwise result)."""
+    """Elements of intermediates a layer makes besides its outputs: a separable conv's depthwise result; TF's CPU
+    LRN kernel, which builds the squared input (input-sized) before its windowed sum."""
+    if type(op.layer).__name__ == "LocalResponseNormalization":
+        return sum(_elements(t) for t in op.inputs)
     if isinstance(op.layer, keras.layers.SeparableConv2D):
         (x,), (y,) = op.inputs, op.outputs
         return _elements(y) // y.shape[-1] * x.shape[-1] * op.layer.depth_multiplier
