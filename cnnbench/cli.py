@@ -75,30 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip cells that already have a valid ok record; run missing, invalid and failed ones")
     p.add_argument("--require-gpu", action="store_true", help="refuse to run unless NVML sees a GPU")
 
+    def model_options(p):
+        """Which model (a registered one or a .keras file) and how it runs: shared by memory and fit."""
+        which = p.add_mutually_exclusive_group(required=True)
+        which.add_argument("arch", nargs="?", help="a registered model")
+        which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
+        p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
+        p.add_argument("--width", type=_positive_float, help="width multiplier (registered models)")
+        p.add_argument("--mode", choices=["train", "infer"], default="train")
+        p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, rmsprop, ... (default: adam)")
+        p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("memory", help="predicted (and measured) memory of a train step or an inference")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("arch", nargs="?", help="a registered model")
-    which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
+    model_options(p)
     p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
-    p.add_argument("--width", type=_positive_float, help="width multiplier (registered models)")
-    p.add_argument("--mode", choices=["train", "infer"], default="train")
-    p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, rmsprop, ... (default: adam)")
     p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32")
     p.add_argument("--measure", action="store_true", help="also measure the peak in a fresh process")
-    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("fit", help="the largest batch that fits a memory budget, and what each remedy allows")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("arch", nargs="?", help="a registered model")
-    which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
+    model_options(p)
     p.add_argument("--memory-budget", required=True, help="e.g. 16GiB, 500MB")
-    p.add_argument("--input-shape", type=_shape)
-    p.add_argument("--width", type=_positive_float)
-    p.add_argument("--mode", choices=["train", "infer"], default="train")
-    p.add_argument("--optimizer", default="adam")
     p.add_argument("--measure", action="store_true", help="measure each applicable remedy at the batch it allows")
-    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
     p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
@@ -193,17 +190,21 @@ def _mib(n: int | None) -> str:
     return "—" if n is None else f"{n / 2**20:,.1f} MiB"
 
 
-def cmd_memory(args) -> int:
-    from cnnbench.measure.memory import memory_report
-
+def _model_spec(args) -> dict:
+    """The memory spec the ``model_options`` arguments describe; an unknown arch fails here (did-you-mean, exit 2)."""
     if args.arch:
         import architectures
 
-        architectures.model_info(args.arch)  # unknown names: did-you-mean, exit 2
-    spec = {"arch": args.arch, "model_file": args.model_file, "batch_size": args.batch_size, "mode": args.mode,
-            "optimizer": args.optimizer, "precision": args.precision,
+        architectures.model_info(args.arch)
+    return {"arch": args.arch, "model_file": args.model_file, "mode": args.mode, "optimizer": args.optimizer,
             "input_shape": list(args.input_shape) if args.input_shape else None,
             "model_kwargs": {"width": args.width} if args.width else {}}
+
+
+def cmd_memory(args) -> int:
+    from cnnbench.measure.memory import memory_report
+
+    spec = _model_spec(args) | {"batch_size": args.batch_size, "precision": args.precision}
     report = memory_report(spec, measure=args.measure)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
@@ -230,14 +231,7 @@ def cmd_fit(args) -> int:
     from cnnbench.measure.memory import parse_bytes
 
     budget = parse_bytes(args.memory_budget)
-    if args.arch:
-        import architectures
-
-        architectures.model_info(args.arch)
-    spec = {"arch": args.arch, "model_file": args.model_file, "mode": args.mode, "optimizer": args.optimizer,
-            "input_shape": list(args.input_shape) if args.input_shape else None,
-            "model_kwargs": {"width": args.width} if args.width else {}}
-    advice = advise(spec, budget, measure=args.measure)
+    advice = advise(_model_spec(args), budget, measure=args.measure)
     if args.json:
         json.dump(advice, sys.stdout, indent=2)
         print()

@@ -24,7 +24,7 @@ from cnnbench.environment import environment
 from cnnbench.measure.memory import predict_memory
 from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
-from cnnbench.profiles import RUN_KEYS, get_profile
+from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
 
 
@@ -99,14 +99,13 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     profile = get_profile(cfg.profile)
     info = architectures.model_info(cfg.arch)
     task = get_task(cfg.task)
-    setting = profile.setting(cfg.arch)
-    sizes = {key: setting.pop(key) for key in RUN_KEYS}  # what is left are builder keywords
+    sizes = profile.setting(cfg.arch)
     epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
     learning_rate = cfg.learning_rate or profile.learning_rate
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
                          f"{learning_rate}")
-    model_kwargs = {"input_shape": info.default_input_shape} | setting
+    model_kwargs = {"input_shape": info.default_input_shape} | profile.builder_kwargs(cfg.arch)
     input_shape = tuple(model_kwargs["input_shape"])
     context["config"] = config = {
         "epochs": epochs,

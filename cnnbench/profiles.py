@@ -41,6 +41,10 @@ class Profile:
                 merged |= values
         return merged
 
+    def builder_kwargs(self, arch: str) -> dict:
+        """The builder keywords this profile sets for ``arch`` (its setting without the run sizes)."""
+        return {k: v for k, v in self.setting(arch).items() if k not in RUN_KEYS}
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["arch_settings"] = {pattern: values for pattern, values in self.arch_settings}

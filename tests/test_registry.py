@@ -14,9 +14,9 @@ MODELS = list_models()
 
 def small(name):
     """The smoke profile's builder keywords for ``name``: a small input and reduced width."""
-    from cnnbench.profiles import RUN_KEYS, get_profile
+    from cnnbench.profiles import get_profile
 
-    return {k: v for k, v in get_profile("smoke").setting(name).items() if k not in RUN_KEYS}
+    return get_profile("smoke").builder_kwargs(name)
 
 
 def test_lenet_variants_registered():

@@ -71,6 +71,12 @@ def _ops(model: keras.Model) -> list[_Op]:
     return ops
 
 
+def head_start(ops: list[_Op]) -> int:
+    """Index of a classifier's first head layer: the one after the last global pooling / flatten (else the last)."""
+    heads = [i for i, op in enumerate(ops) if isinstance(op.layer, HEAD_START)]
+    return heads[-1] + 1 if heads else len(ops) - 1
+
+
 def _saved_for_backward(op: _Op) -> list:
     """The tensors this layer's gradient reads (what TF keeps alive from forward to backward)."""
     layer, L = op.layer, keras.layers
@@ -147,10 +153,7 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
         size[id(t)] = input_batch
 
     train = mode == "train"
-    first = 0  # the first layer gradients reach
-    if frozen_backbone:
-        heads = [i for i, op in enumerate(ops) if isinstance(op.layer, HEAD_START)]
-        first = heads[-1] + 1 if heads else len(ops) - 1
+    first = head_start(ops) if frozen_backbone else 0  # the first layer gradients reach
     backward = ops[first:] if train else []
     trainable = sum(math.prod(w.shape) for op in backward for w in op.layer.trainable_weights) * VARIABLE_BYTES
     saved = {op.layer.name: [id(t) for t in _saved_for_backward(op)] for op in backward}

@@ -57,11 +57,10 @@ def _probe(spec: dict) -> dict:
         keras.mixed_precision.set_global_policy(spec["precision"])
     model, input_shape = build_for_memory(spec)
     if spec.get("frozen_backbone"):  # transfer learning: only the layers after the last pooling/flatten train
-        from cnnbench.measure.memory import HEAD_START, _ops
+        from cnnbench.measure.memory import _ops, head_start
 
         ops = _ops(model)
-        heads = [i for i, op in enumerate(ops) if isinstance(op.layer, HEAD_START)]
-        for op in ops[: heads[-1] + 1 if heads else len(ops) - 1]:
+        for op in ops[: head_start(ops)]:
             op.layer.trainable = False
     device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
     batch = spec["batch_size"]

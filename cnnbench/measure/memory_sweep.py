@@ -16,13 +16,13 @@ import architectures
 from cnnbench._util import atomic_write
 from cnnbench.environment import environment
 from cnnbench.measure.memory import memory_report
-from cnnbench.profiles import RUN_KEYS, get_profile
+from cnnbench.profiles import get_profile
 
 
 def sweep_specs(archs: list[str], batch_sizes=(1, 8, 32), modes=("train", "infer"), optimizer="adam") -> list[dict]:
     specs = []
     for arch in archs:
-        kwargs = {k: v for k, v in get_profile("cpu").setting(arch).items() if k not in RUN_KEYS}
+        kwargs = get_profile("cpu").builder_kwargs(arch)
         kwargs.pop("aux_logits", None)  # memory of the inference graph and its training: the main network
         shape = kwargs.pop("input_shape", None)
         for mode in modes:
