@@ -66,11 +66,15 @@ class AuxiliaryLossModel(keras.Model):
         super().__init__(name=kwargs.pop("name", net.name), **kwargs)
         self.net, self.aux_weight = net, aux_weight
         self._aux_predictions = ()
+        self.built = net.built  # nothing of its own to build: count_params() and summary() work before a call
 
     def call(self, x, training=False):
         main, *aux = self.net(x, training=training)
         self._aux_predictions = tuple(aux) if training else ()
         return main
+
+    def compute_output_shape(self, input_shape):
+        return self.net.compute_output_shape(input_shape)[0]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)

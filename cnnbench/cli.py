@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
         p.add_argument("--results", default="results", help="directory for result records (default: results)")
         p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
+        p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
+                       help="record the predicted memory only (skips the measuring process)")
 
     p = sub.add_parser("run", help="train, evaluate and measure one architecture; write one result record")
     p.add_argument("arch")
@@ -154,7 +156,8 @@ def cmd_run(args) -> int:
     from cnnbench.harness import RunConfig, run_cell, validate_cell
 
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
-                     batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir)
+                     batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
+                     measure_memory=args.measure_memory)
     validate_cell(cell)
     _check_results_dir(args.results)
     record = run_cell(cell)
@@ -163,9 +166,10 @@ def cmd_run(args) -> int:
     if record["outcome"] != "ok":
         print(f"{tag}: {record['outcome']}: {record['error']['message']} → {path}", file=sys.stderr)
         return 1
-    m, t = record["metrics"], record["throughput"]
+    m, t, mem = record["metrics"], record["throughput"], record["memory"]
     print(f"{tag}: test accuracy {m['test_accuracy']:.4f}, {t['train_images_per_s']:.0f} train / "
-          f"{t['infer_images_per_s']:.0f} infer images/s (batch {t['batch_size']}) → {path}")
+          f"{t['infer_images_per_s']:.0f} infer images/s (batch {t['batch_size']}), train-step memory "
+          f"{_mib(mem['predicted_bytes'])} predicted / {_mib(mem.get('measured_peak_bytes'))} measured → {path}")
     return 0
 
 
@@ -179,7 +183,8 @@ def cmd_suite(args) -> int:
     from cnnbench.tasks import get_task
 
     cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
-                 batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir)
+                 batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
+                 measure_memory=args.measure_memory)
     _check_results_dir(args.results)
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
         get_task(task).verify_data(args.data_dir)

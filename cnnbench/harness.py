@@ -21,7 +21,7 @@ import architectures
 from cnnbench import records
 from cnnbench.data import ChecksumError, DataUnavailableError
 from cnnbench.environment import environment
-from cnnbench.measure.memory import predict_memory
+from cnnbench.measure.memory import memory_report
 from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
 from cnnbench.profiles import get_profile
@@ -38,6 +38,7 @@ class RunConfig:
     batch_size: int | None = None  # None: the profile's
     learning_rate: float | None = None  # None: the profile's
     data_dir: str | None = None
+    measure_memory: bool = True  # peak of one warm train step, measured in a fresh process
 
 
 def set_determinism(seed: int) -> None:
@@ -122,7 +123,12 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
                         train_subset=sizes["train_subset"], test_subset=sizes["test_subset"], data_dir=cfg.data_dir)
     config["adaptation"] = data.adaptation
     model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
-    context["memory"] = memory = predict_memory(model, batch_size=batch_size, input_shape=input_shape)
+    # Predicted and measured memory of one train step, before training: an OOM record then carries both.
+    memory_spec = {"arch": cfg.arch, "model_kwargs": profile.builder_kwargs(cfg.arch) | {"classes": data.num_classes},
+                   "input_shape": list(input_shape), "batch_size": batch_size, "mode": "train", "optimizer": "adam",
+                   "precision": "float32"}
+    context["memory"] = memory = memory_report(memory_spec, measure=cfg.measure_memory,
+                                               built=(model, input_shape), strict=False)
     steps = epochs * math.ceil(data.n_train / batch_size)
     model.compile(optimizer=_optimizer(learning_rate, steps), loss=task.loss, metrics=task.metrics)
 

@@ -33,7 +33,7 @@ SCHEMA: dict[str, Any] = {
                  "duration_s"],
     # A finished run carries its measurements; a failed one (oom, diverged, error) says what went wrong instead.
     "if": {"properties": {"outcome": {"const": "ok"}}},
-    "then": {"required": ["metrics", "params", "throughput", "dataset"],
+    "then": {"required": ["metrics", "params", "throughput", "memory", "dataset"],
              "properties": {"config": {"required": ["epochs", "batch_size", "input_shape", "model_kwargs"]}}},
     "else": {"required": ["error"]},
     "properties": {
@@ -55,6 +55,10 @@ SCHEMA: dict[str, Any] = {
                    "properties": {"total": _int, "trainable": _int}},
         "throughput": {"type": "object", "required": ["batch_size", "train_images_per_s", "infer_images_per_s"],
                        "properties": {"batch_size": _int, "train_images_per_s": _num, "infer_images_per_s": _num}},
+        # measured_peak_bytes is null when the run skipped the measurement or it failed (measure_error says why)
+        "memory": {"type": "object", "required": ["predicted_bytes", "breakdown"],
+                   "properties": {"predicted_bytes": _int, "measured_peak_bytes": {"type": ["integer", "null"]},
+                                  "relative_error": {"type": ["number", "null"]}}},
         "dataset": {"type": "object", "required": ["name", "sha256", "n_train", "n_test"],
                     "properties": {"name": _str, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                                    "n_train": _int, "n_test": _int}},

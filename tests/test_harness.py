@@ -20,6 +20,11 @@ def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
     t = r["throughput"]
     assert t["batch_size"] == 64 and t["train_images_per_s"] > 0 and t["infer_images_per_s"] > 0
     assert t["train_images_per_s_min"] <= t["train_images_per_s"] <= t["train_images_per_s_max"]
+    mem = r["memory"]  # one train step at the run's batch, predicted here and measured in a fresh process
+    assert (mem["mode"], mem["batch_size"], mem["optimizer"], mem["device"]) == ("train", 64, "adam", "CPU:0")
+    assert mem["measured_peak_bytes"] > mem["breakdown"]["weights"] + mem["breakdown"]["optimizer_slots"]
+    assert mem["relative_error"] == pytest.approx((mem["predicted_bytes"] - mem["measured_peak_bytes"])
+                                                  / mem["measured_peak_bytes"])
     env = r["env"]
     assert env["device"]["type"] in {"cpu", "gpu"} and env["tensorflow"].startswith("2.21")
     assert set(env["git"]) == {"sha", "dirty"}
@@ -56,6 +61,7 @@ def test_every_architecture_runs_on_mnist_at_smoke_scale(arch, mnist):
     assert r["config"]["model_kwargs"]["width"] == setting["width"]
     assert r["config"]["adaptation"]["channels"] == "replicate"
     assert math.isfinite(r["metrics"]["test_loss"]) and r["metrics"]["test_accuracy"] >= 0
+    assert r["memory"]["measured_peak_bytes"] > 0, r["memory"].get("measure_error")
 
 
 def test_precise_bn_sets_population_statistics_to_the_batch_average():

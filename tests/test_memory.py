@@ -68,6 +68,21 @@ def test_probe_measures_models_that_are_not_classifiers(tmp_path):
     assert report["measured_peak_bytes"] > 0 and report["input_shape"] == [20, 30, 3]
 
 
+def test_a_failed_measurement_is_reported_or_raised(monkeypatch):
+    from cnnbench.measure import memory
+
+    def crash(spec):
+        raise memory.ProbeError("memory probe failed (-9): killed")
+
+    monkeypatch.setattr(memory, "probe", crash)
+    spec = {"arch": "lenet5", "batch_size": 4, "mode": "train"}
+    report = memory_report(spec, measure=True, strict=False)  # a run records it and goes on
+    assert report["measured_peak_bytes"] is None and report["relative_error"] is None
+    assert "killed" in report["measure_error"] and report["predicted_bytes"] > 0
+    with pytest.raises(memory.ProbeError):  # `cnnbench memory --measure` fails loudly
+        memory_report(spec, measure=True)
+
+
 @pytest.mark.parametrize(("text", "value"), [("16GiB", 16 * 2**30), ("500MB", 500 * 10**6), ("1.5 kib", 1536),
                                              ("42", 42)])
 def test_parse_bytes(text, value):

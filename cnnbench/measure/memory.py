@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 
 import keras
+
+from cnnbench.measure.memory_probe import ProbeError
+from cnnbench.measure.memory_probe import measure as probe
 
 #: optimizer → temporaries its update of one variable allocates (elementwise results the size of the variable).
 OPTIMIZER_TEMPORARIES = {"sgd": 1, "momentum": 2, "nesterov": 2, "rmsprop": 2, "adagrad": 2, "adam": 2, "adamw": 2,
@@ -238,20 +242,28 @@ def build_for_memory(spec: dict) -> tuple[keras.Model, tuple[int, int, int]]:
     return model, shape
 
 
-def memory_report(spec: dict, *, measure: bool = False) -> dict:
-    """Prediction, bare minimum and (optionally) the measured peak for one memory spec, as one flat dict."""
+def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = None, strict: bool = True) -> dict:
+    """Prediction, bare minimum and (optionally) the measured peak for one memory spec, as one flat dict.
+
+    ``built``: the ``(model, input_shape)`` the spec names, when the caller has it already. The measurement always
+    builds its own copy in a fresh process. ``strict=False``: a failed measurement is reported (``measure_error``,
+    measured fields null) instead of raised.
+    """
     from cnnbench.environment import device as local_device
 
-    model, shape = build_for_memory(spec)
+    model, shape = built or build_for_memory(spec)
     batch, mode = spec["batch_size"], spec.get("mode", "train")
     predicted = predict_memory(model, batch_size=batch, input_shape=shape, mode=mode,
                                optimizer=spec.get("optimizer", "adam"), precision=spec.get("precision", "float32"))
     bare = bare_minimum(model, batch_size=batch, input_shape=shape, mode=mode)
     measured: dict = {}
     if measure:
-        from cnnbench.measure.memory_probe import measure as probe
-
-        measured = probe(spec)
+        try:
+            measured = probe(spec)
+        except (ProbeError, subprocess.TimeoutExpired) as exc:
+            if strict:
+                raise
+            measured = {"measure_error": str(exc)[-1000:]}
     peak = measured.get("measured_peak_bytes")
     return {
         "arch": spec.get("arch"), "model_file": spec.get("model_file"), "input_shape": list(shape),
@@ -266,7 +278,7 @@ def memory_report(spec: dict, *, measure: bool = False) -> dict:
         "nvml_overhead_bytes": measured.get("nvml_overhead_bytes"),
         "relative_error": (predicted["predicted_bytes"] - peak) / peak if peak else None,
         "device": measured.get("device") or f"{local_device()['type'].upper()}:0",
-    }
+    } | ({"measure_error": measured["measure_error"]} if "measure_error" in measured else {})
 
 
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,

@@ -19,7 +19,9 @@ COLUMNS = {
     "config.input_shape": "input_shape", "config.model_kwargs.width": "width",
     "metrics.train_seconds": "train_s", "config.epochs": "epochs", "throughput.batch_size": "batch",
     "throughput.train_images_per_s": "train_img_s", "throughput.infer_images_per_s": "infer_img_s",
-    "throughput.train_cov": "train_cov", "env.device.name": "device", "env.git.sha": "git_sha",
+    "throughput.train_cov": "train_cov",
+    "memory.predicted_bytes": "mem_predicted", "memory.measured_peak_bytes": "mem_measured",
+    "env.device.name": "device", "env.git.sha": "git_sha",
     "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
     "error.message": "error",
 }
@@ -56,6 +58,8 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         train_img_s=("train_img_s", "median"),
         infer_img_s=("infer_img_s", "median"),
         batch=("batch", "first"),
+        mem_predicted=("mem_predicted", "first"),
+        mem_measured=("mem_measured", "median"),
         device=("device", "first"),
     )
     out["acc_std"] = out["acc_std"].fillna(0.0)
@@ -76,7 +80,11 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
         "train images": s["n_train"].map("{:,.0f}".format), "epochs": s["epochs"],
         "train time (s)": s["train_s"].map("{:.1f}".format),
         "train img/s": s["train_img_s"].map("{:,.0f}".format), "infer img/s": s["infer_img_s"].map("{:,.0f}".format),
-        "batch": s["batch"], "device": s["device"],
+        "batch": s["batch"],
+        "train-step memory predicted / measured (MiB)": [
+            f"{p / 2**20:,.1f} / " + ("—" if pd.isna(m) else f"{m / 2**20:,.1f} ({100 * (p - m) / m:+.0f} %)")
+            for p, m in zip(s["mem_predicted"], s["mem_measured"], strict=True)],
+        "device": s["device"],
     })
 
 
