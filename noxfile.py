@@ -58,6 +58,13 @@ def bench_memory(session: nox.Session) -> None:
     session.run("cnnbench", "memory-sweep", *session.posargs, env=QUIET_TF)
 
 
+@nox.session(name="bench-throughput", default=False)
+def bench_throughput(session: nox.Session) -> None:
+    """Images/s, CoV, latency, MFU and keras parity of every model x batch x mode: results/throughput/, reports/."""
+    _install(session)
+    session.run("cnnbench", "throughput-sweep", *session.posargs, env=QUIET_TF)
+
+
 @nox.session(default=False)
 def report(session: nox.Session) -> None:
     """Rebuild reports/index.html from results/."""

@@ -31,6 +31,11 @@ class ModelInfo:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: which variant of the paper this name builds; default: the builder docstring's first paragraph.
     variant_doc: str | None = None
+    #: published multiply-accumulates per image at ``default_input_shape`` (conv + dense), and where the figure is from.
+    reference_gmacs: float | None = None
+    gmacs_source: str | None = None
+    #: the keras.applications class that builds the same network (for throughput parity), if any.
+    keras_equivalent: str | None = None
 
     @property
     def variant(self) -> str:
@@ -48,6 +53,9 @@ class ModelInfo:
             "param_convention": self.param_convention,
             "count": self.count,
             "variant": self.variant,
+            "reference_gmacs": self.reference_gmacs,
+            "gmacs_source": self.gmacs_source,
+            "keras_equivalent": self.keras_equivalent,
         }
 
 
@@ -65,6 +73,9 @@ def register(
     param_convention: str,
     count: str = "total",
     variant: str | None = None,
+    reference_gmacs: float | None = None,
+    gmacs_source: str | None = None,
+    keras_equivalent: str | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Register a keyword-only builder. Stack several ``@register`` to publish variants of one builder."""
@@ -90,6 +101,9 @@ def register(
             count=count,
             defaults=defaults,
             variant_doc=variant,
+            reference_gmacs=reference_gmacs,
+            gmacs_source=gmacs_source,
+            keras_equivalent=keras_equivalent,
         )
         return builder
 

@@ -55,6 +55,8 @@ def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, 
     default_input_shape=(227, 227, 3),
     reference_params=60_965_224,
     param_convention="weights + biases, two towers (conv2/4/5 grouped in 2); derived from the paper, Fig. 2",
+    reference_gmacs=0.72,
+    gmacs_source="derived from the paper's Fig. 2 (convs 0.666 + FCs 0.059; torchvision's one-tower variant: 0.714)",
 )
 def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
             width: float = 1.0, classifier_activation: str | None = "softmax") -> keras.Model:

@@ -102,6 +102,8 @@ class AuxiliaryLossModel(keras.Model):
     default_input_shape=(224, 224, 3),
     reference_params=6_998_552,
     param_convention="weights + biases, no aux heads (Caffe bvlc_googlenet); aux heads add 3,188,840 + 3,190,888",
+    reference_gmacs=1.586,
+    gmacs_source="the paper's Table 1, sum of the ops column (its text rounds to 1.5 billion multiply-adds)",
 )
 def googlenet(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
               aux_logits: bool = False, width: float = 1.0,

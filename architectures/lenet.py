@@ -10,6 +10,8 @@ Two variants of one topology (C1 conv 6@5x5 → S2 → C3 conv 16@5x5 → S4 →
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -115,6 +117,10 @@ class Subsampling(layers.Layer):
         window_sum = ops.average_pool(x, 2, 2) * 4.0
         return scaled_tanh(window_sum * self.coefficient + self.bias)
 
+    def macs_per_image(self, inputs, outputs):
+        """One multiply by the coefficient per output (the window sum is additions)."""
+        return math.prod(outputs[0].shape[1:])
+
 
 @keras.saving.register_keras_serializable("cnnbench")
 class PartialConv2D(layers.Layer):
@@ -148,6 +154,11 @@ class PartialConv2D(layers.Layer):
         dense_kernel = ops.take(padded, self.index, axis=-1)  # (k, k, n_in, n_out)
         return ops.conv(x, dense_kernel, padding="valid") + self.bias
 
+    def macs_per_image(self, inputs, outputs):
+        """The connections only, as the paper counts them (the dense kernel TF runs also multiplies the zeros)."""
+        h, w = outputs[0].shape[1:3]
+        return h * w * self.kernel_size**2 * sum(len(t) for t in self.table)
+
     def get_config(self):
         return {**super().get_config(), "table": self.table, "kernel_size": self.kernel_size}
 
@@ -167,6 +178,10 @@ class EuclideanRBF(layers.Layer):
     def call(self, x):
         diff = ops.expand_dims(x, 1) - self.centres  # (batch, classes, 84)
         return -ops.sum(ops.square(diff), axis=-1)
+
+    def macs_per_image(self, inputs, outputs):
+        """A subtract-square-accumulate per centre element."""
+        return int(self.centres_init.size)
 
     def get_config(self):
         return {**super().get_config(), "centres": self.centres_init.tolist()}

@@ -111,7 +111,8 @@ def _register(name=None, *, year=2015, paper=RESNET_PAPER, innovations=RESIDUAL,
                     **kwargs)
 
 
-@_register(reference_params=11_689_512, param_convention=_TV, count="trainable")
+@_register(reference_params=11_689_512, param_convention=_TV, count="trainable", reference_gmacs=1.814,
+           gmacs_source="torchvision weights metadata (timm: 1.82)")
 def resnet18(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
              convention: str = "torchvision", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-18 v1 (paper Table 1): basic blocks (3x3, 3x3) 2-2-2-2; torchvision convention, 11,689,512 trainable.
@@ -121,15 +122,17 @@ def resnet18(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: boo
     return _resnet(block_counts=(2, 2, 2, 2), bottleneck=False, **locals(), name="resnet18")
 
 
-@_register(reference_params=21_797_672, param_convention=_TV, count="trainable")
+@_register(reference_params=21_797_672, param_convention=_TV, count="trainable", reference_gmacs=3.664,
+           gmacs_source="torchvision weights metadata")
 def resnet34(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
              convention: str = "torchvision", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-34 v1 (paper Table 1): basic blocks (3x3, 3x3) 3-4-6-3; torchvision convention, 21,797,672 trainable."""
     return _resnet(block_counts=(3, 4, 6, 3), bottleneck=False, **locals(), name="resnet34")
 
 
-@_register(reference_params=25_636_712, param_convention=_KERAS)
+@_register(reference_params=25_636_712, param_convention=_KERAS, keras_equivalent="ResNet50")
 @_register("resnet50_tv", reference_params=25_557_032, param_convention=_TV, count="trainable",
+           reference_gmacs=4.11, gmacs_source="timm benchmark CSV (torchvision metadata: 4.089)",
            variant="ResNet-50 v1.5 in the torchvision convention: bottleneck blocks 3-4-6-3, stride on the 3x3, no "
                    "conv biases; 25,557,032 trainable.",
            convention="torchvision")
@@ -142,14 +145,14 @@ def resnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: boo
     return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, **locals(), name="resnet50")
 
 
-@_register(reference_params=44_707_176, param_convention=_KERAS)
+@_register(reference_params=44_707_176, param_convention=_KERAS, keras_equivalent="ResNet101")
 def resnet101(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
               convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-101 v1 (paper Table 1): bottleneck blocks 3-4-23-3, keras.applications convention (44,707,176)."""
     return _resnet(block_counts=(3, 4, 23, 3), bottleneck=True, **locals(), name="resnet101")
 
 
-@_register(reference_params=60_419_944, param_convention=_KERAS)
+@_register(reference_params=60_419_944, param_convention=_KERAS, keras_equivalent="ResNet152")
 def resnet152(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
               convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-152 v1 (paper Table 1): bottleneck blocks 3-8-36-3, keras.applications convention (60,419,944)."""

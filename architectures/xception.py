@@ -36,6 +36,9 @@ def _downsampling_block(x, filters, block, relu_first=True):
     default_input_shape=(299, 299, 3),
     reference_params=22_910_480,
     param_convention="all weights incl. BN moving statistics (keras.applications; 22,855,952 trainable)",
+    reference_gmacs=8.4,
+    gmacs_source="timm benchmark CSV (legacy_xception; 35.83 M activations)",
+    keras_equivalent="Xception",
 )
 def xception(*, input_shape=(299, 299, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
              width: float = 1.0, classifier_activation: str | None = "softmax") -> keras.Model:

@@ -32,6 +32,10 @@ _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive fin
 _seed = _number(int, lambda v: 0 <= v < 2**31, "an integer seed in [0, 2**31)")
 
 
+def _batch_sizes(text: str) -> list[int]:
+    return [_positive_int(v) for v in text.split(",")]
+
+
 def _shape(text: str) -> tuple[int, int, int]:
     parts = text.replace("x", ",").split(",")
     try:
@@ -101,7 +105,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
     p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
-    p.add_argument("--batch-sizes", type=lambda t: [_positive_int(v) for v in t.split(",")], default=[1, 8, 32])
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32])
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default="reports")
+
+    p = sub.add_parser("throughput", help="images/s, latency, FLOPs and MFU of one model over a batch-size sweep")
+    p.add_argument("arch")
+    p.add_argument("--mode", choices=["train", "infer"], default="train")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="default: 1,8,32")
+    p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
+    p.add_argument("--width", type=_positive_float, help="width multiplier")
+    p.add_argument("--jit", action="store_true", help="compile the steps with XLA")
+    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32")
+    p.add_argument("--compare-keras", action="store_true",
+                   help="also time the keras.applications twin (resnet50/101/152, xception) in this process")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="train: also time steps fed by the real MNIST tf.data pipeline")
+    p.add_argument("--min-window", type=_positive_float, default=1.0, help="seconds per timed window (default 1)")
+    p.add_argument("--repeats", type=_positive_int, default=7, help="timed windows (default 7)")
+    p.add_argument("--data-dir", help="dataset cache for --end-to-end")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("throughput-sweep", help="every model x batch x mode at cpu-profile sizes, recorded")
+    p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32])
     p.add_argument("--results", default="results")
     p.add_argument("--out", default="reports")
 
@@ -266,6 +293,48 @@ def cmd_memory_sweep(args) -> int:
     return 0
 
 
+def cmd_throughput(args) -> int:
+    from cnnbench.measure.throughput import throughput_report
+
+    report = throughput_report(args.arch, mode=args.mode, batch_sizes=args.batch_sizes, input_shape=args.input_shape,
+                               width=args.width, jit=args.jit, precision=args.precision,
+                               compare_keras=args.compare_keras, end_to_end=args.end_to_end,
+                               min_window_s=args.min_window, repeats=args.repeats, data_dir=args.data_dir)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{args.arch} {args.mode}, input {'x'.join(map(str, report['input_shape']))}, width {report['width']}, "
+          f"{args.precision}{', XLA' if args.jit else ''} on {report['device']['name']}: "
+          f"{report['macs_per_image'] / 1e6:,.1f} MMACs/image, peak {report['peak_flops_per_s'] / 1e9:.1f} GFLOP/s")
+    for r in report["results"]:
+        if "error" in r:
+            print(f"  batch {r['batch_size']:>4}: {r['error']}")
+            continue
+        line = (f"  batch {r['batch_size']:>4}: {r['images_per_s']:>10,.1f} img/s (CoV {100 * r['cov']:.1f} %), "
+                f"latency p50 {r['latency_ms_p50']:.2f} ms p90 {r['latency_ms_p90']:.2f} ms, "
+                f"MFU {100 * r['mfu']:.1f} %, overhead vs a bare loop {100 * r['harness_overhead']:+.1f} %")
+        if "keras_ratio" in r:
+            line += f", keras {r['keras_images_per_s']:,.1f} img/s (ours/keras {r['keras_ratio']:.3f})"
+        if "end_to_end_images_per_s" in r:
+            line += f", end to end {r['end_to_end_images_per_s']:,.1f} img/s"
+        print(line)
+    return 0
+
+
+def cmd_throughput_sweep(args) -> int:
+    from cnnbench.measure.throughput_sweep import run_sweep
+    from cnnbench.suite import expand_archs
+
+    archs = expand_archs(args.archs)
+    _check_results_dir(args.results)
+    result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results, out_dir=args.out)
+    s = result["summary"]
+    print(f"{s['n']} figures: median CoV {100 * s['median_cov']:.1f} %, worst {100 * s['worst_cov']:.1f} %, "
+          f"median harness overhead {100 * s['median_overhead']:+.1f} % → {args.out}/throughput.md")
+    return 0
+
+
 def cmd_report(args) -> int:
     from cnnbench.report import build_report
 
@@ -275,7 +344,8 @@ def cmd_report(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "suite": cmd_suite, "memory": cmd_memory,
-            "fit": cmd_fit, "memory-sweep": cmd_memory_sweep, "report": cmd_report}
+            "fit": cmd_fit, "memory-sweep": cmd_memory_sweep, "throughput": cmd_throughput,
+            "throughput-sweep": cmd_throughput_sweep, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

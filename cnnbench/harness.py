@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 import time
 import traceback
@@ -21,6 +22,7 @@ import architectures
 from cnnbench import records
 from cnnbench.data import ChecksumError, DataUnavailableError
 from cnnbench.environment import environment
+from cnnbench.measure.flops import count_flops
 from cnnbench.measure.memory import memory_report
 from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
@@ -140,9 +142,14 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
     evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
 
+    flops = count_flops(model)
     throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size,
                                     num_classes=data.num_classes, warmup=profile.warmup_steps,
-                                    steps=profile.timed_steps, repeats=profile.timed_repeats, seed=cfg.seed)
+                                    repeats=profile.timed_repeats, min_window_s=profile.min_window_s,
+                                    macs_per_image=flops["macs"], seed=cfg.seed)
+    # end to end: fit() through the task's real tf.data pipeline, the first epoch (tracing) left out
+    steady = timer.seconds[1:] or timer.seconds
+    throughput["end_to_end_train_images_per_s"] = data.n_train / statistics.median(steady)
     record = _base_record(cfg, env, started) | {
         "outcome": "ok",
         "config": config,
@@ -157,6 +164,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         },
         "params": count_params(model),
         "throughput": throughput,
+        "flops": {k: v for k, v in flops.items() if k != "per_layer"},
         "memory": memory,
         "dataset": data.dataset,
         "duration_s": time.perf_counter() - t_start,

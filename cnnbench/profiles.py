@@ -25,9 +25,9 @@ class Profile:
     #: "precise BN" (Wu & Johnson 2021): batch-norm statistics re-estimated over this many training images after
     #: training, so evaluation does not use moving averages that lag short runs. 0 = off. Models without BN: no-op.
     precise_bn_images: int
-    #: throughput timing: untimed warm-up steps, then `repeats` windows of `steps` steps each.
+    #: throughput timing: untimed warm-up steps, then `timed_repeats` windows, each calibrated to last `min_window_s`.
     warmup_steps: int
-    timed_steps: int
+    min_window_s: float
     timed_repeats: int
     #: per-architecture settings, (registry-name pattern, settings) in order, later matches overriding earlier:
     #: builder keywords (input_shape, width, aux_logits) and run sizes (RUN_KEYS).
@@ -83,13 +83,13 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", "seconds per model: a slice of the data, one epoch — proves the plumbing, not the accuracy",
                 epochs=1, batch_size=64, train_subset=2048, test_subset=512, learning_rate=1e-3, seeds=(0,),
                 precise_bn_images=512,
-                warmup_steps=2, timed_steps=3, timed_repeats=2, arch_settings=SMOKE_ARCHS),
+                warmup_steps=2, min_window_s=0.05, timed_repeats=2, arch_settings=SMOKE_ARCHS),
         Profile("cpu", "full data, sized for a 2-core CPU box",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                precise_bn_images=8192, warmup_steps=10, timed_steps=30, timed_repeats=5, arch_settings=CPU_ARCHS),
+                precise_bn_images=8192, warmup_steps=10, min_window_s=1.0, timed_repeats=7, arch_settings=CPU_ARCHS),
         Profile("gpu", "full data and paper-sized inputs, for one GPU",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                precise_bn_images=8192, warmup_steps=20, timed_steps=100, timed_repeats=5, arch_settings=GPU_ARCHS),
+                precise_bn_images=8192, warmup_steps=20, min_window_s=1.0, timed_repeats=7, arch_settings=GPU_ARCHS),
     )
 }
 

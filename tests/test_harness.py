@@ -20,6 +20,11 @@ def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
     t = r["throughput"]
     assert t["batch_size"] == 64 and t["train_images_per_s"] > 0 and t["infer_images_per_s"] > 0
     assert t["train_images_per_s_min"] <= t["train_images_per_s"] <= t["train_images_per_s_max"]
+    f = r["flops"]  # per image, counted from the graph; MFU against the measured matmul peak
+    assert f["macs"] > 0 and f["train_flops"] == 6 * f["macs"] and f["uncounted"] == []
+    assert t["train_flops_per_image"] == f["train_flops"] and t["infer_flops_per_image"] == f["flops"]
+    assert t["train_mfu"] == pytest.approx(t["train_images_per_s"] * f["train_flops"] / t["peak_flops_per_s"])
+    assert 0 < t["infer_latency_ms_p50"] <= t["infer_latency_ms_p90"] and t["end_to_end_train_images_per_s"] > 0
     mem = r["memory"]  # one train step at the run's batch, predicted here and measured in a fresh process
     assert (mem["mode"], mem["batch_size"], mem["optimizer"], mem["device"]) == ("train", 64, "adam", "CPU:0")
     assert mem["measured_peak_bytes"] > mem["breakdown"]["weights"] + mem["breakdown"]["optimizer_slots"]

@@ -22,10 +22,10 @@ import itertools
 import math
 import subprocess
 from collections import defaultdict
-from dataclasses import dataclass
 
 import keras
 
+from cnnbench.measure.graph import Op, elements, graph_ops, head_start
 from cnnbench.measure.memory_probe import ProbeError
 from cnnbench.measure.memory_probe import measure as probe
 
@@ -38,50 +38,7 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adagra
 ACTIVATION_BYTES = {"float32": 4, "mixed_float16": 2, "mixed_bfloat16": 2}
 VARIABLE_BYTES = 4
 MODES = ("train", "infer")
-#: where a classifier's head starts: layers after the last of these train when the backbone is frozen.
-HEAD_START = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D, keras.layers.Flatten)
-
-
-def _elements(tensor) -> int:
-    return math.prod(d for d in tensor.shape[1:] if d is not None)
-
-
-@dataclass
-class _Op:
-    layer: keras.layers.Layer
-    inputs: list
-    outputs: list
-
-
-def _ops(model: keras.Model) -> list[_Op]:
-    """The model's layers in execution order, nested models flattened, with their symbolic inputs and outputs."""
-    ops = []
-    for layer in model.operations if hasattr(model, "operations") else model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if isinstance(layer, keras.Model) and hasattr(layer, "operations"):
-            inner = _ops(layer)
-            node = layer._inbound_nodes[0] if layer._inbound_nodes else None
-            if node is not None:  # connect the nested model's own inputs/outputs to the outer tensors
-                alias = dict(zip(map(id, layer.inputs), node.input_tensors, strict=False))
-                alias |= dict(zip(map(id, layer.outputs), node.output_tensors, strict=False))
-                for op in inner:
-                    op.inputs = [alias.get(id(t), t) for t in op.inputs]
-                    op.outputs = [alias.get(id(t), t) for t in op.outputs]
-            ops += inner
-            continue
-        node = layer._inbound_nodes[0]
-        ops.append(_Op(layer, list(node.input_tensors), list(node.output_tensors)))
-    return ops
-
-
-def head_start(ops: list[_Op]) -> int:
-    """Index of a classifier's first head layer: the one after the last global pooling / flatten (else the last)."""
-    heads = [i for i, op in enumerate(ops) if isinstance(op.layer, HEAD_START)]
-    return heads[-1] + 1 if heads else len(ops) - 1
-
-
-def _saved_for_backward(op: _Op) -> list:
+def _saved_for_backward(op: Op) -> list:
     """The tensors this layer's gradient reads (what TF keeps alive from forward to backward)."""
     layer, L = op.layer, keras.layers
     activation = getattr(layer, "activation", None)
@@ -102,21 +59,21 @@ def _saved_for_backward(op: _Op) -> list:
     return op.inputs + op.outputs  # unknown (custom) layers: assume they keep both
 
 
-def _extra_intermediates(op: _Op) -> int:
+def _extra_intermediates(op: Op) -> int:
     """Elements of intermediates a layer makes besides its outputs: a separable conv's depthwise result; TF's CPU
     LRN kernel, which builds the squared input (input-sized) before its windowed sum."""
     if type(op.layer).__name__ == "LocalResponseNormalization":
-        return sum(_elements(t) for t in op.inputs)
+        return sum(elements(t) for t in op.inputs)
     if isinstance(op.layer, keras.layers.SeparableConv2D):
         (x,), (y,) = op.inputs, op.outputs
-        return _elements(y) // y.shape[-1] * x.shape[-1] * op.layer.depth_multiplier
+        return elements(y) // y.shape[-1] * x.shape[-1] * op.layer.depth_multiplier
     return 0
 
 
 def bare_minimum(model: keras.Model, *, batch_size: int, input_shape, mode: str = "train") -> dict:
     """Géron's textbook estimate (float32): parameters plus feature maps, nothing the framework adds."""
     params = model.count_params() * 4
-    maps = [sum(_elements(t) for t in op.outputs) * 4 for op in _ops(model)]
+    maps = [sum(elements(t) for t in op.outputs) * 4 for op in graph_ops(model)]
     inputs = math.prod(input_shape) * 4 * batch_size
     if mode == "train":
         breakdown = {"parameters": params, "feature_maps": batch_size * sum(maps), "inputs": inputs}
@@ -144,14 +101,14 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
         raise ValueError(f"unknown precision {precision!r} (known: {', '.join(ACTIVATION_BYTES)})")
     act_bytes = ACTIVATION_BYTES[precision] * batch_size
     weights = sum(math.prod(w.shape) for w in model.weights) * VARIABLE_BYTES
-    ops = _ops(model)
+    ops = graph_ops(model)
     size = {}
     consumers: dict[int, int] = defaultdict(int)
     for op in ops:
         for t in op.inputs:
             consumers[id(t)] += 1
         for t in op.outputs:
-            size[id(t)] = _elements(t) * act_bytes
+            size[id(t)] = elements(t) * act_bytes
     input_batch = math.prod(input_shape) * ACTIVATION_BYTES[precision] * batch_size
     for t in ops[0].inputs if ops else []:
         size[id(t)] = input_batch

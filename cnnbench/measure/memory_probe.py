@@ -57,9 +57,9 @@ def _probe(spec: dict) -> dict:
         keras.mixed_precision.set_global_policy(spec["precision"])
     model, input_shape = build_for_memory(spec)
     if spec.get("frozen_backbone"):  # transfer learning: only the layers after the last pooling/flatten train
-        from cnnbench.measure.memory import _ops, head_start
+        from cnnbench.measure.graph import graph_ops, head_start
 
-        ops = _ops(model)
+        ops = graph_ops(model)
         for op in ops[: head_start(ops)]:
             op.layer.trainable = False
     device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"

@@ -7,29 +7,22 @@ quotes.
 
 from __future__ import annotations
 
-import json
 import statistics
 from datetime import UTC, datetime
-from pathlib import Path
 
 import architectures
-from cnnbench._util import atomic_write
-from cnnbench.environment import environment
 from cnnbench.measure.memory import memory_report
-from cnnbench.profiles import get_profile
+from cnnbench.measure.sweep import cpu_model, save
 
 
 def sweep_specs(archs: list[str], batch_sizes=(1, 8, 32), modes=("train", "infer"), optimizer="adam") -> list[dict]:
     specs = []
     for arch in archs:
-        kwargs = get_profile("cpu").builder_kwargs(arch)
-        kwargs.pop("aux_logits", None)  # memory of the inference graph and its training: the main network
-        shape = kwargs.pop("input_shape", None)
+        kwargs, shape = cpu_model(arch)
         for mode in modes:
             for batch in batch_sizes:
-                specs.append({"arch": arch, "model_kwargs": kwargs | {"classes": 10},
-                              "input_shape": list(shape) if shape else None, "batch_size": batch, "mode": mode,
-                              "optimizer": optimizer, "precision": "float32"})
+                specs.append({"arch": arch, "model_kwargs": kwargs, "input_shape": shape, "batch_size": batch,
+                              "mode": mode, "optimizer": optimizer, "precision": "float32"})
     return specs
 
 
@@ -69,11 +62,5 @@ def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="r
               f"{row['predicted_bytes'] / 2**20:9.2f} MiB, measured {row['measured_peak_bytes'] / 2**20:9.2f} MiB "
               f"({100 * row['relative_error']:+.1f} %)", flush=True)
     summary = summarize(rows)
-    result = {"kind": "memory_sweep", "started_at": started.isoformat(), "env": environment(), "summary": summary,
-              "rows": rows}
-    stamp = started.strftime("%Y%m%dT%H%M%S")
-    with atomic_write(Path(results_dir) / "memory" / f"memory-sweep.{stamp}.json") as f:
-        json.dump(result, f, indent=2, allow_nan=False)
-    with atomic_write(Path(out_dir) / "memory.md") as f:
-        f.write(table(rows, summary))
-    return result
+    return save("memory_sweep", started=started, rows=rows, summary=summary, table=table(rows, summary),
+                results_dir=results_dir, out_dir=out_dir)

@@ -1,66 +1,244 @@
-"""Images per second of the compiled train step and of inference, on synthetic in-memory input.
+"""Images per second of a train step and of inference, with latency, MFU and the cost of our own timing loop.
 
-Warm-up steps (tracing, autotuning) are run first and not timed; then ``repeats`` windows of ``steps`` steps are
-timed, each ended by reading a value back so queued work is finished before the clock stops.
+How a figure is taken (airbench / asv practice):
+
+* input is synthetic and already on the device (``tf.constant``), so no input pipeline sits in the timed region;
+  ``end_to_end`` batches come from a real ``tf.data`` pipeline instead (the caller's iterator);
+* the step is compiled (``tf.function``, optionally XLA) and run ``warmup`` times untimed (tracing, autotuning);
+* the number of steps per timed window is calibrated so one window lasts ``min_window_s`` (a window of 30 LeNet
+  steps is 0.2 s, too short for a stable median); ``repeats`` windows are timed, each ended by reading a value back
+  so queued work has finished; the figure is the median window, with min/max and the coefficient of variation;
+* latency is the p50/p90 of single steps, each synchronised;
+* ``bare_images_per_s`` times the same compiled step in a bare loop (one clock, one sync) over as many steps: the
+  harness overhead is how far our reported median sits below it;
+* MFU = images/s x FLOPs per image ÷ the device's matmul peak, measured once per process and dtype.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from cnnbench.measure.flops import TRAIN_FACTOR
 
-def _timed_windows(step, *, warmup: int, steps: int, repeats: int) -> list[float]:
-    out = None
-    for _ in range(warmup):
-        out = step()
-    _sync(out)
-    windows = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            out = step()
-        _sync(out)
-        windows.append(time.perf_counter() - t0)
-    return windows
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+_PEAKS: dict[tuple[str, str], float] = {}
 
 
-def _sync(out) -> None:
+def sync(out) -> None:
     """Block until ``out`` is computed by copying one of its tensors to the host."""
     leaves = [t for t in tf.nest.flatten(out) if hasattr(t, "numpy")]
     if leaves:
         leaves[0].numpy()
 
 
-def _summary(prefix: str, windows: list[float], steps: int, batch_size: int) -> dict[str, float]:
-    rates = [steps * batch_size / w for w in windows]
-    mean = statistics.fmean(rates)
-    return {
-        f"{prefix}_images_per_s": statistics.median(rates),
-        f"{prefix}_images_per_s_min": min(rates),
-        f"{prefix}_images_per_s_max": max(rates),
-        f"{prefix}_cov": statistics.pstdev(rates) / mean if len(rates) > 1 else 0.0,
-    }
+def _window(step: Callable, n: int) -> float:
+    t0 = time.perf_counter()
+    out = None
+    for _ in range(n):
+        out = step()
+    sync(out)
+    return time.perf_counter() - t0
 
 
-def measure_throughput(model: keras.Model, *, input_shape: tuple[int, int, int], batch_size: int, num_classes: int,
-                       warmup: int, steps: int, repeats: int, seed: int = 0) -> dict[str, float]:
-    """Train-step and inference throughput of a compiled model. Trains it on random data: measure after evaluating."""
+def calibrate(step: Callable, min_window_s: float, max_steps: int = 10_000) -> int:
+    """Steps per window so that a window lasts about ``min_window_s`` (at least one step)."""
+    n = 1
+    while True:
+        t = _window(step, n)
+        if t >= min_window_s / 4 or n >= max_steps:
+            return max(1, min(max_steps, math.ceil(n * min_window_s / max(t, 1e-9))))
+        n *= 4
+
+
+def time_step(step: Callable, *, warmup: int, repeats: int, steps: int | None = None, min_window_s: float = 1.0,
+              latency_samples: int = 20, others: dict[str, Callable] | None = None) -> dict:
+    """Warm up, then time ``repeats`` windows of ``steps`` steps (calibrated when None) and single-step latencies.
+
+    ``others``: steps to compare with, each timed for the same number of steps right after each of our windows
+    (interleaved, so drift and neighbours' noise hit both alike) — a bare loop over the compiled function, a twin
+    model's step.
+    """
+    others = others or {}
+    for s in (step, *others.values()):
+        for _ in range(warmup):
+            out = s()
+        sync(out if warmup else s())
+    steps = steps or calibrate(step, min_window_s)
+    windows: list[float] = []
+    other_windows: dict[str, list[float]] = {name: [] for name in others}
+    for _ in range(repeats):
+        windows.append(_window(step, steps))
+        for name, s in others.items():
+            other_windows[name].append(_window(s, steps))
+    # latency: `latency_samples` single synchronised steps, fewer (3 at least) where they would outlast a window
+    n = max(min(3, latency_samples), min(latency_samples, steps))
+    latencies = [1000 * _window(step, 1) for _ in range(n)]
+    return {"steps_per_window": steps, "repeats": repeats, "windows_s": windows, "others_windows_s": other_windows,
+            "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
+            "latency_ms_p90": float(np.percentile(latencies, 90)) if latencies else None}
+
+
+def rates(timing: dict, batch_size: int) -> dict:
+    """Images/s of a ``time_step`` result (median window, min, max, coefficient of variation), and of the others:
+    ``bare`` → ``bare_images_per_s`` and ``harness_overhead``; any other name → ``{name}_images_per_s`` and
+    ``{name}_ratio`` (ours ÷ theirs)."""
+
+    def summary(windows):
+        r = [timing["steps_per_window"] * batch_size / w for w in windows]
+        return statistics.median(r), min(r), max(r), statistics.pstdev(r) / statistics.fmean(r) if len(r) > 1 else 0.0
+
+    median, low, high, cov = summary(timing["windows_s"])
+    out = {"images_per_s": median, "images_per_s_min": low, "images_per_s_max": high, "cov": cov}
+    for name, windows in timing.get("others_windows_s", {}).items():
+        theirs, _, _, their_cov = summary(windows)
+        out |= {f"{name}_images_per_s": theirs, f"{name}_cov": their_cov}
+        if name == "bare":
+            out["harness_overhead"] = (theirs - median) / theirs
+        else:
+            out[f"{name}_ratio"] = median / theirs
+    return out
+
+
+def peak_flops(dtype: str = "float32", *, n: int | None = None, repeats: int = 5, min_window_s: float = 0.5) -> float:
+    """The device's matmul peak in FLOP/s (2 n^3 per n x n product), best of ``repeats`` windows; cached per process."""
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    key = ("GPU" if gpu else "CPU", dtype)
+    if key not in _PEAKS:
+        n = n or (8192 if gpu else 1024)
+        a = tf.random.stateless_normal((n, n), seed=(1, 2), dtype=dtype)
+        b = tf.random.stateless_normal((n, n), seed=(3, 4), dtype=dtype)
+        matmul = tf.function(lambda: tf.linalg.matmul(a, b))
+        timing = time_step(matmul, warmup=3, repeats=repeats, min_window_s=min_window_s, latency_samples=0)
+        best = min(timing["windows_s"])
+        _PEAKS[key] = 2 * n**3 * timing["steps_per_window"] / best
+    return _PEAKS[key]
+
+
+def compute_dtype(precision: str) -> str:
+    return {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision]
+
+
+def compiled_steps(model: keras.Model, x: tf.Tensor, y: tf.Tensor, *, jit: bool = False) -> dict[str, tuple]:
+    """Per mode, the compiled function and its arguments: the train step (the model must be compiled) and inference,
+    on fixed, on-device batches."""
+    train = tf.function(model.train_step, jit_compile=jit)
+    infer = tf.function(lambda t: model(t, training=False), jit_compile=jit)
+    return {"train": (train, ((x, y),)), "infer": (infer, (x,))}
+
+
+def synthetic_batch(batch_size: int, input_shape, num_classes: int, seed: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
     rng = np.random.default_rng(seed)
-    shape = (batch_size, *input_shape)
-    x = tf.constant(rng.random(shape, dtype=np.float32))
+    x = tf.constant(rng.random((batch_size, *input_shape), dtype=np.float32))
     y = tf.constant(rng.integers(0, num_classes, batch_size, dtype=np.int32))
+    return x, y
 
-    # fit()'s own compiled step, reused (no retrace when fit ran first): the step users' training runs. Batches
-    # come from an iterator over one in-memory batch, batch dim left unknown like a real pipeline's.
-    train_function = model.make_train_function()
-    batches = iter(tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(batch_size))
-    infer_step = tf.function(lambda t: model(t, training=False), jit_compile=bool(model.jit_compile))
-    train = _timed_windows(lambda: train_function(batches), warmup=warmup, steps=steps, repeats=repeats)
-    infer = _timed_windows(lambda: infer_step(x), warmup=warmup, steps=steps, repeats=repeats)
-    return {"batch_size": batch_size, "timed_steps": steps, "timed_repeats": repeats, "warmup_steps": warmup,
-            **_summary("train", train, steps, batch_size), **_summary("infer", infer, steps, batch_size)}
+
+def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_classes: int, warmup: int,
+                       repeats: int, min_window_s: float, macs_per_image: int | None = None, seed: int = 0,
+                       modes=("train", "infer"), jit: bool = False, precision: str = "float32",
+                       bare: bool = False, twin: keras.Model | None = None, batches: Iterator | None = None) -> dict:
+    """Throughput of a compiled model at one batch size, per mode: ``{mode}_images_per_s`` and friends.
+
+    Trains the model on random data: measure after evaluating. ``bare``: also a bare loop over the same compiled
+    step (``{mode}_harness_overhead``). ``twin``: another compiled model timed interleaved with ours on the same
+    batch (``{mode}_keras_images_per_s``, ``{mode}_keras_ratio``). ``batches``: an iterator of real ``(x, y)``
+    batches for an end-to-end train figure (``end_to_end_images_per_s``), input pipeline included.
+    """
+    x, y = synthetic_batch(batch_size, input_shape, num_classes, seed)
+    steps = compiled_steps(model, x, y, jit=jit)
+    theirs = compiled_steps(twin, x, y, jit=jit) if twin is not None else {}
+    out: dict = {"batch_size": batch_size, "warmup_steps": warmup, "jit": jit, "precision": precision}
+    peak = peak_flops(compute_dtype(precision)) if macs_per_image else None
+    if peak:
+        out["peak_flops_per_s"] = peak
+    for mode in modes:
+        fn, args = steps[mode]
+        others = {"bare": (fn, args)} if bare else {}
+        if theirs:
+            others["keras"] = theirs[mode]
+        timing = time_step(lambda fn=fn, args=args: fn(*args), warmup=warmup, repeats=repeats,
+                           min_window_s=min_window_s,
+                           others={k: (lambda f=f, a=a: f(*a)) for k, (f, a) in others.items()})
+        figures = rates(timing, batch_size) | {k: timing[k] for k in ("steps_per_window", "repeats",
+                                                                      "latency_ms_p50", "latency_ms_p90")}
+        if macs_per_image:
+            flops = 2 * macs_per_image * (TRAIN_FACTOR if mode == "train" else 1)
+            figures |= {"flops_per_image": flops, "mfu": figures["images_per_s"] * flops / peak}
+        out |= {f"{mode}_{k}": v for k, v in figures.items()}
+    if batches is not None:
+        train = tf.function(model.train_step, jit_compile=jit)
+        timing = time_step(lambda: train(next(batches)), warmup=warmup, repeats=repeats,
+                           min_window_s=min_window_s, latency_samples=0)
+        e2e = rates(timing, batch_size)
+        out |= {"end_to_end_images_per_s": e2e["images_per_s"], "end_to_end_cov": e2e["cov"]}
+    return out
+
+
+def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32), input_shape=None,
+                      width: float | None = None, jit: bool = False, precision: str = "float32",
+                      compare_keras: bool = False, end_to_end: bool = False, warmup: int = 10, repeats: int = 7,
+                      min_window_s: float = 1.0, data_dir: str | None = None) -> dict:
+    """A batch-size sweep of one registered model: images/s, CoV, latency, FLOPs, MFU, our timing loop's overhead,
+    and optionally the same figures for its keras.applications twin and through the real MNIST pipeline."""
+    import architectures
+    from cnnbench.environment import device as local_device
+    from cnnbench.measure.flops import count_flops
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    info = architectures.model_info(arch)
+    if compare_keras and not info.keras_equivalent:
+        twins = [n for n in architectures.list_models() if architectures.model_info(n).keras_equivalent]
+        raise ValueError(f"{arch} has no keras.applications equivalent (models with one: {', '.join(twins)})")
+    if compare_keras and width not in (None, 1.0):
+        raise ValueError("--compare-keras needs the full-width model (keras.applications has no width multiplier)")
+    shape = tuple(input_shape or info.default_input_shape)
+    kwargs = {"input_shape": shape} | ({"width": width} if width else {})
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = architectures.create_model(arch, **kwargs)
+        twin = getattr(keras.applications, info.keras_equivalent)(weights=None, input_shape=shape) \
+            if compare_keras else None
+        for m in (model, twin):
+            if m is not None:
+                m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        flops = count_flops(model)
+        classes = int(model.compute_output_shape((1, *shape))[-1])
+        rows = []
+        for batch_size in batch_sizes:
+            batches = _mnist_batches(shape, batch_size, data_dir) if end_to_end and mode == "train" else None
+            row = {"batch_size": batch_size}
+            try:
+                figures = measure_throughput(
+                    model, input_shape=shape, batch_size=batch_size, num_classes=classes, warmup=warmup,
+                    repeats=repeats, min_window_s=min_window_s, macs_per_image=flops["macs"], modes=(mode,),
+                    jit=jit, precision=precision, bare=True, twin=twin, batches=batches)
+                row |= {k.removeprefix(f"{mode}_"): v for k, v in figures.items()
+                        if k not in ("batch_size", "jit", "precision", "warmup_steps")}
+            except tf.errors.ResourceExhaustedError as exc:
+                row["error"] = f"out of memory: {str(exc).splitlines()[0][:300]}"
+            rows.append(row)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return {"arch": arch, "mode": mode, "input_shape": list(shape), "width": width or 1.0, "jit": jit,
+            "precision": precision, "end_to_end": end_to_end, "device": local_device(),
+            "macs_per_image": flops["macs"], "activations_per_image": flops["activations"],
+            "peak_flops_per_s": peak_flops(compute_dtype(precision)), "results": rows}
+
+
+def _mnist_batches(input_shape, batch_size: int, data_dir: str | None) -> Iterator:
+    """Endless real MNIST batches through the task's own pipeline (whole batches only: one traced shape)."""
+    from cnnbench.tasks import get_task
+
+    subset = (60_000 // batch_size) * batch_size
+    data = get_task("mnist").prepare(input_shape=input_shape, batch_size=batch_size, seed=0, train_subset=subset,
+                                     test_subset=batch_size, data_dir=data_dir)
+    return iter(data.train.repeat())

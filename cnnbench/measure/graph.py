@@ -1,0 +1,52 @@
+"""A Keras model as a list of layer applications in execution order, nested models flattened — the walk the memory
+predictor and the FLOP counter share."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+
+#: where a classifier's head starts: layers after the last of these train when the backbone is frozen.
+HEAD_START = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D, keras.layers.Flatten)
+
+
+def elements(tensor) -> int:
+    """Elements of one example of a symbolic tensor (the batch dimension left out)."""
+    return math.prod(d for d in tensor.shape[1:] if d is not None)
+
+
+@dataclass
+class Op:
+    layer: keras.layers.Layer
+    inputs: list
+    outputs: list
+
+
+def graph_ops(model: keras.Model) -> list[Op]:
+    """The model's layers in execution order, nested models flattened, with their symbolic inputs and outputs."""
+    ops = []
+    for layer in model.operations if hasattr(model, "operations") else model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model) and hasattr(layer, "operations"):
+            inner = graph_ops(layer)
+            node = layer._inbound_nodes[0] if layer._inbound_nodes else None
+            if node is not None:  # connect the nested model's own inputs/outputs to the outer tensors
+                alias = dict(zip(map(id, layer.inputs), node.input_tensors, strict=False))
+                alias |= dict(zip(map(id, layer.outputs), node.output_tensors, strict=False))
+                for op in inner:
+                    op.inputs = [alias.get(id(t), t) for t in op.inputs]
+                    op.outputs = [alias.get(id(t), t) for t in op.outputs]
+            ops += inner
+            continue
+        node = layer._inbound_nodes[0]
+        ops.append(Op(layer, list(node.input_tensors), list(node.output_tensors)))
+    return ops
+
+
+def head_start(ops: list[Op]) -> int:
+    """Index of a classifier's first head layer: the one after the last global pooling / flatten (else the last)."""
+    heads = [i for i, op in enumerate(ops) if isinstance(op.layer, HEAD_START)]
+    return heads[-1] + 1 if heads else len(ops) - 1

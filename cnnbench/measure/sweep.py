@@ -1,0 +1,36 @@
+"""What the benchmark sweeps share: every model at a CPU-feasible size, and how a sweep's result is stored.
+
+Each model runs at its ``cpu`` profile input size and width (the same builder as everywhere), without GoogLeNet's
+auxiliary heads (a sweep measures the network itself). A sweep writes one JSON result into ``results/<kind>/``
+(with the environment: code sha, versions, device) and a markdown table into ``reports/<kind>.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from cnnbench._util import atomic_write
+from cnnbench.environment import environment
+from cnnbench.profiles import get_profile
+
+
+def cpu_model(arch: str) -> tuple[dict, list[int] | None]:
+    """Builder keywords (10 classes) and input shape the cpu profile gives ``arch``."""
+    kwargs = get_profile("cpu").builder_kwargs(arch)
+    kwargs.pop("aux_logits", None)
+    shape = kwargs.pop("input_shape", None)
+    return kwargs | {"classes": 10}, list(shape) if shape else None
+
+
+def save(kind: str, *, started: datetime, rows: list[dict], summary: dict, table: str, results_dir, out_dir,
+         **extra) -> dict:
+    result = {"kind": kind, "started_at": started.isoformat(), "env": environment(), "summary": summary, **extra,
+              "rows": rows}
+    stamp = started.strftime("%Y%m%dT%H%M%S")
+    with atomic_write(Path(results_dir) / kind.removesuffix("_sweep") / f"{kind.replace('_', '-')}.{stamp}.json") as f:
+        json.dump(result, f, indent=2, allow_nan=False)
+    with atomic_write(Path(out_dir) / f"{kind.removesuffix('_sweep')}.md") as f:
+        f.write(table)
+    return result

@@ -1,0 +1,72 @@
+"""The FLOP counter: hand-computed layers, and the published figures of the registered networks."""
+
+import keras
+import pytest
+
+import architectures
+from cnnbench.measure.flops import count_flops
+
+L = keras.layers
+
+
+def test_hand_computed_layers():
+    x = inputs = keras.Input((8, 8, 2))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(x)  # 8*8*4 outputs x 3*3*2 = 4,608
+    x = L.BatchNormalization(name="bn")(x)  # no MACs; 2 FLOPs per element
+    x = L.DepthwiseConv2D(3, padding="same", name="dw")(x)  # 8*8*4 x 9 = 2,304
+    x = L.Conv2D(4, 3, padding="same", groups=2, name="grouped")(x)  # 8*8*4 x 3*3*2 = 4,608
+    x = L.SeparableConv2D(6, 3, padding="same", name="sep")(x)  # depthwise 2,304 + pointwise 8*8*6*4 = 1,536
+    x = L.MaxPooling2D(2, name="pool")(x)  # 4x4x6 outputs x 4 window elements = 384
+    x = L.Conv2DTranspose(2, 3, strides=2, padding="same", name="up")(x)  # 4*4*6 inputs x 9 x 2 = 1,728
+    x = L.GlobalAveragePooling2D(name="gap")(x)  # 8*8*2 = 128 elements read
+    x = L.Dense(10, activation="relu", name="fc")(x)  # 2 x 10 = 20 MACs; 10 activations
+    f = count_flops(keras.Model(inputs, x))
+    per = {r["layer"]: r for r in f["per_layer"]}
+    assert {k: per[k]["macs"] for k in ("conv", "dw", "grouped", "sep", "up", "fc")} == {
+        "conv": 4_608, "dw": 2_304, "grouped": 4_608, "sep": 3_840, "up": 1_728, "fc": 20}
+    assert f["macs"] == 17_108 and f["flops"] == 2 * 17_108 and f["train_flops"] == 6 * 17_108
+    assert per["bn"]["macs"] == 0 and per["bn"]["other_flops"] == 2 * 256
+    assert per["pool"]["other_flops"] == 384 and per["gap"]["other_flops"] == 128 and per["fc"]["other_flops"] == 10
+    # activations: conv and dense outputs, a separable conv's depthwise output included
+    assert per["sep"]["activations"] == 256 + 384
+    assert f["activations"] == 256 + 256 + 256 + (256 + 384) + 128 + 10 and f["uncounted"] == []
+
+
+def test_a_layer_it_does_not_know_is_listed_not_guessed():
+    class Scale(L.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1],))
+
+        def call(self, x):
+            return x * self.w
+
+    inputs = keras.Input((4, 4, 3))
+    assert count_flops(keras.Model(inputs, Scale(name="mystery")(inputs)))["uncounted"] == ["mystery"]
+
+
+PUBLISHED = [n for n in architectures.list_models() if architectures.model_info(n).reference_gmacs]
+
+
+def test_the_published_figures_are_registered():
+    assert set(PUBLISHED) >= {"alexnet", "googlenet", "resnet18", "resnet34", "resnet50_tv", "xception"}
+
+
+@pytest.mark.parametrize("arch", PUBLISHED)
+def test_macs_match_the_published_figure_within_one_percent(arch):
+    info = architectures.model_info(arch)
+    f = count_flops(architectures.create_model(arch))
+    assert f["uncounted"] == []
+    assert f["macs"] / 1e9 == pytest.approx(info.reference_gmacs, rel=0.01), info.gmacs_source
+
+
+def test_details_the_papers_and_timm_give():
+    alexnet = count_flops(architectures.create_model("alexnet"))["per_layer"]
+    dense = sum(r["macs"] for r in alexnet if r["type"] == "Dense")
+    assert dense / 1e9 == pytest.approx(0.059, rel=0.01)  # fc6 + fc7 + fc8
+    assert (sum(r["macs"] for r in alexnet) - dense) / 1e9 == pytest.approx(0.666, rel=0.01)
+    # LeNet-5 (1998): the paper counts connections incl. biases: C1 122,304 = 117,600 + 4,704; C3 151,600 = 150,000
+    # + 1,600
+    lenet = {r["layer"]: r["macs"] for r in count_flops(architectures.create_model("lenet5_1998"))["per_layer"]}
+    assert (lenet["c1"], lenet["c3"]) == (117_600, 150_000)
+    for arch, millions in (("resnet50_tv", 11.11), ("resnet18", 2.48), ("xception", 35.83)):  # timm's activations
+        assert count_flops(architectures.create_model(arch))["activations"] / 1e6 == pytest.approx(millions, rel=0.01)
