@@ -44,3 +44,13 @@ class MnistCell:
         return cache[arch]["params"]["total"]
 
     track_params.unit = "parameters"
+
+    def track_train_mfu(self, cache, arch):
+        return cache[arch]["throughput"]["train_mfu"]
+
+    track_train_mfu.unit = "fraction of the measured matmul peak"
+
+    def track_train_step_memory(self, cache, arch):
+        return cache[arch]["memory"]["measured_peak_bytes"]
+
+    track_train_step_memory.unit = "bytes"

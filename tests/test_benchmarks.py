@@ -14,3 +14,5 @@ def test_tracks_read_the_harness_record(smoke_record):
     assert bench.track_test_accuracy(cache, "lenet5") == smoke_record["metrics"]["test_accuracy"]
     assert bench.track_params(cache, "lenet5") == 61_706
     assert bench.track_train_images_per_s(cache, "lenet5") == smoke_record["throughput"]["train_images_per_s"]
+    assert bench.track_train_mfu(cache, "lenet5") == smoke_record["throughput"]["train_mfu"]
+    assert bench.track_train_step_memory(cache, "lenet5") == smoke_record["memory"]["measured_peak_bytes"]
