@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
         p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
                        help="record the predicted memory only (skips the measuring process)")
+        p.add_argument("--dataset", help="transfer: fashion_mnist (offline default), tfds:NAME or dir:PATH")
+        p.add_argument("--weights", help="transfer: imagenet (default), scratch, or a .weights.h5 file")
 
     p = sub.add_parser("run", help="train, evaluate and measure one architecture; write one result record")
     p.add_argument("arch")
@@ -184,7 +186,7 @@ def cmd_run(args) -> int:
 
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
                      batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
-                     measure_memory=args.measure_memory)
+                     measure_memory=args.measure_memory, dataset=args.dataset, weights=args.weights)
     validate_cell(cell)
     _check_results_dir(args.results)
     record = run_cell(cell)
@@ -194,6 +196,8 @@ def cmd_run(args) -> int:
         print(f"{tag}: {record['outcome']}: {record['error']['message']} → {path}", file=sys.stderr)
         return 1
     m, t, mem = record["metrics"], record["throughput"], record["memory"]
+    if "baseline" in m:
+        tag += f" ({record['config']['weights']} weights; from scratch: {m['baseline']['test_accuracy']:.4f})"
     print(f"{tag}: test accuracy {m['test_accuracy']:.4f}, {t['train_images_per_s']:.0f} train / "
           f"{t['infer_images_per_s']:.0f} infer images/s (batch {t['batch_size']}), train-step memory "
           f"{_mib(mem['predicted_bytes'])} predicted / {_mib(mem.get('measured_peak_bytes'))} measured → {path}")
@@ -211,10 +215,11 @@ def cmd_suite(args) -> int:
 
     cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
                  batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
-                 measure_memory=args.measure_memory)
+                 measure_memory=args.measure_memory, dataset=args.dataset, weights=args.weights)
     _check_results_dir(args.results)
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
-        get_task(task).verify_data(args.data_dir)
+        options = {"source": args.dataset} if args.dataset and task == "transfer" else {}
+        get_task(task, **options).verify_data(args.data_dir)
     return run_suite(cells, results_dir=args.results, resume=args.resume)
 
 

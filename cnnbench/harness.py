@@ -41,6 +41,8 @@ class RunConfig:
     learning_rate: float | None = None  # None: the profile's
     data_dir: str | None = None
     measure_memory: bool = True  # peak of one warm train step, measured in a fresh process
+    dataset: str | None = None  # the task's data source (transfer: fashion_mnist, tfds:NAME, dir:PATH)
+    weights: str | None = None  # transfer: imagenet (default), scratch, or a .weights.h5 file
 
 
 def set_determinism(seed: int) -> None:
@@ -101,14 +103,14 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     started, t_start = context["started"], context["t_start"]
     profile = get_profile(cfg.profile)
     info = architectures.model_info(cfg.arch)
-    task = get_task(cfg.task)
-    sizes = profile.setting(cfg.arch)
+    task = _task(cfg)
+    sizes = profile.setting(cfg.arch, cfg.task)
     epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
     learning_rate = cfg.learning_rate or profile.learning_rate
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
                          f"{learning_rate}")
-    model_kwargs = {"input_shape": info.default_input_shape} | profile.builder_kwargs(cfg.arch)
+    model_kwargs = {"input_shape": info.default_input_shape} | profile.builder_kwargs(cfg.arch, cfg.task)
     input_shape = tuple(model_kwargs["input_shape"])
     context["config"] = config = {
         "epochs": epochs,
@@ -124,44 +126,46 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     data = task.prepare(input_shape=input_shape, batch_size=batch_size, seed=cfg.seed,
                         train_subset=sizes["train_subset"], test_subset=sizes["test_subset"], data_dir=cfg.data_dir)
     config["adaptation"] = data.adaptation
-    model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
+    registry_model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
     # Predicted and measured memory of one train step, before training: an OOM record then carries both.
-    memory_spec = {"arch": cfg.arch, "model_kwargs": profile.builder_kwargs(cfg.arch) | {"classes": data.num_classes},
+    memory_spec = {"arch": cfg.arch,
+                   "model_kwargs": profile.builder_kwargs(cfg.arch, cfg.task) | {"classes": data.num_classes},
                    "input_shape": list(input_shape), "batch_size": batch_size, "mode": "train", "optimizer": "adam",
                    "precision": "float32"}
     context["memory"] = memory = memory_report(memory_spec, measure=cfg.measure_memory,
-                                               built=(model, input_shape), strict=False)
-    steps = epochs * math.ceil(data.n_train / batch_size)
-    model.compile(optimizer=_optimizer(learning_rate, steps), loss=task.loss, metrics=task.metrics)
-
+                                               built=(registry_model, input_shape), strict=False)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # progress bar on a terminal, a line per epoch in logs
-    timer = _EpochTimer()
-    history = model.fit(data.train, epochs=epochs, verbose=verbose, callbacks=[_DivergenceGuard(), timer],
-                        shuffle=False)
-    config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
-    evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
+    if hasattr(task, "train"):  # the task's own recipe (transfer: pretrained backbone, two phases, a baseline)
+        from cnnbench.pretrained import resolve
+
+        weights = resolve(cfg.arch, cfg.weights or "imagenet", cfg.data_dir)
+        config |= {"weights": weights["weights"], "weights_sha256": weights["sha256"]}
+        model, metrics = task.train(arch=cfg.arch, weights=weights, model_kwargs=model_kwargs, data=data,
+                                    epochs=epochs, learning_rate=learning_rate, verbose=verbose)
+        timer = None
+    else:
+        config["weights"] = "scratch"
+        model = registry_model
+        model, metrics, timer = _train_classifier(model, task, data, epochs=epochs, learning_rate=learning_rate,
+                                                  verbose=verbose)
+        config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
+        evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
+        metrics = {"test_accuracy": float(evaluation["accuracy"]), "test_loss": float(evaluation["loss"])} | metrics
 
     flops = count_flops(model)
     throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size,
                                     num_classes=data.num_classes, warmup=profile.warmup_steps,
                                     repeats=profile.timed_repeats, min_window_s=profile.min_window_s,
                                     macs_per_image=flops["macs"], seed=cfg.seed)
-    # end to end: fit() through the task's real tf.data pipeline, the first epoch (tracing) left out
-    steady = timer.seconds[1:] or timer.seconds
-    throughput["end_to_end_train_images_per_s"] = data.n_train / statistics.median(steady)
+    if timer is not None:  # end to end: fit() through the task's real tf.data pipeline, the first epoch left out
+        steady = timer.seconds[1:] or timer.seconds
+        throughput["end_to_end_train_images_per_s"] = data.n_train / statistics.median(steady)
     record = _base_record(cfg, env, started) | {
         "outcome": "ok",
         "config": config,
         "model": info.as_dict(),
-        "metrics": {
-            "test_accuracy": float(evaluation["accuracy"]),
-            "test_loss": float(evaluation["loss"]),
-            "train_accuracy": float(history.history["accuracy"][-1]),
-            "train_loss": [float(v) for v in history.history["loss"]],
-            "epoch_seconds": timer.seconds,
-            "train_seconds": sum(timer.seconds),
-        },
+        "metrics": metrics,
         "params": count_params(model),
         "throughput": throughput,
         "flops": {k: v for k, v in flops.items() if k != "per_layer"},
@@ -170,6 +174,23 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         "duration_s": time.perf_counter() - t_start,
     }
     return json.loads(json.dumps(record))  # JSON-native (tuples → lists): equal to the record read back
+
+
+def _task(cfg: RunConfig):
+    return get_task(cfg.task, **({"source": cfg.dataset} if cfg.dataset else {}))
+
+
+def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, verbose) -> tuple:
+    """The plain recipe: Adam with cosine decay over the run, every layer training; stops at a non-finite loss."""
+    steps = epochs * math.ceil(data.n_train / data.batch_size)
+    model.compile(optimizer=_optimizer(learning_rate, steps), loss=task.loss, metrics=task.metrics)
+    timer = _EpochTimer()
+    history = model.fit(data.train, epochs=epochs, verbose=verbose, callbacks=[_DivergenceGuard(), timer],
+                        shuffle=False)
+    metrics = {"train_accuracy": float(history.history["accuracy"][-1]),
+               "train_loss": [float(v) for v in history.history["loss"]],
+               "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds)}
+    return model, metrics, timer
 
 
 def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -225,7 +246,7 @@ def _failure(exc: BaseException, context: dict) -> tuple[str, dict]:
 
 def validate_cell(cfg: RunConfig) -> None:
     """Resolve every name before anything runs: unknown names raise KeyError with a did-you-mean."""
-    architectures.model_info(cfg.arch), get_task(cfg.task), get_profile(cfg.profile)
+    architectures.model_info(cfg.arch), _task(cfg), get_profile(cfg.profile)
 
 
 def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:

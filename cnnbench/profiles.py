@@ -32,22 +32,30 @@ class Profile:
     #: per-architecture settings, (registry-name pattern, settings) in order, later matches overriding earlier:
     #: builder keywords (input_shape, width, aux_logits) and run sizes (RUN_KEYS).
     arch_settings: tuple[tuple[str, dict], ...] = field(default_factory=tuple)
+    #: per-task settings, (task, registry-name pattern, settings), applied after the arch settings. For ``transfer``,
+    #: ``train_subset`` caps the images drawn per class.
+    task_settings: tuple[tuple[str, str, dict], ...] = field(default_factory=tuple)
 
-    def setting(self, arch: str) -> dict:
-        """Everything this profile sets for ``arch``: run sizes from the profile, overridden per architecture."""
+    def setting(self, arch: str, task: str = "mnist") -> dict:
+        """Everything this profile sets for ``arch`` on ``task``: run sizes from the profile, overridden per
+        architecture, then per task."""
         merged = {k: getattr(self, k) for k in RUN_KEYS}
         for pattern, values in self.arch_settings:
             if fnmatch.fnmatch(arch, pattern):
                 merged |= values
+        for name, pattern, values in self.task_settings:
+            if name == task and fnmatch.fnmatch(arch, pattern):
+                merged |= values
         return merged
 
-    def builder_kwargs(self, arch: str) -> dict:
+    def builder_kwargs(self, arch: str, task: str = "mnist") -> dict:
         """The builder keywords this profile sets for ``arch`` (its setting without the run sizes)."""
-        return {k: v for k, v in self.setting(arch).items() if k not in RUN_KEYS}
+        return {k: v for k, v in self.setting(arch, task).items() if k not in RUN_KEYS}
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["arch_settings"] = {pattern: values for pattern, values in self.arch_settings}
+        d["task_settings"] = [{"task": t, "pattern": p, **v} for t, p, v in self.task_settings]
         return d
 
 
@@ -60,6 +68,7 @@ SMOKE_ARCHS = (
     ("googlenet", {"input_shape": (80, 80, 3), "width": 0.125, "aux_logits": True}),
     ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.125}),
     ("xception", {"input_shape": (71, 71, 3), "width": 0.125}),
+    ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.25}),
 )
 CPU_ARCHS = (
     ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
@@ -68,13 +77,24 @@ CPU_ARCHS = (
     ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
     ("resnet1[05]?", {"width": 0.25, "train_subset": 10_000, "epochs": 3, "seeds": (0,)}),
     ("xception", {"input_shape": (71, 71, 3), "width": 0.25, "train_subset": 10_000, "epochs": 3, "seeds": (0,)}),
+    ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
 )
 GPU_ARCHS = (
     ("alexnet*", {"input_shape": (227, 227, 3)}),
     ("googlenet", {"input_shape": (224, 224, 3), "aux_logits": True}),
     ("*resnet*", {"input_shape": (224, 224, 3)}),
     ("xception", {"input_shape": (299, 299, 3)}),
+    ("efficientnet*", {"input_shape": (224, 224, 3)}),
 )
+
+
+# Transfer learning: pretrained weights fix the width at 1; inputs and images per class sized to the machine.
+SMOKE_TASKS = (("transfer", "*", {"input_shape": (32, 32, 3), "width": 1.0,
+                                  "train_subset": 100, "epochs": 2, "batch_size": 50}),)
+CPU_TASKS = (("transfer", "*", {"input_shape": (96, 96, 3), "width": 1.0,
+                                "train_subset": 300, "epochs": 8, "batch_size": 32, "seeds": (0, 1, 2)}),)
+GPU_TASKS = (("transfer", "*", {"input_shape": (224, 224, 3), "width": 1.0,
+                                "train_subset": None, "epochs": 10, "batch_size": 64}),)
 
 
 PROFILES: dict[str, Profile] = {
@@ -83,13 +103,16 @@ PROFILES: dict[str, Profile] = {
         Profile("smoke", "seconds per model: a slice of the data, one epoch — proves the plumbing, not the accuracy",
                 epochs=1, batch_size=64, train_subset=2048, test_subset=512, learning_rate=1e-3, seeds=(0,),
                 precise_bn_images=512,
-                warmup_steps=2, min_window_s=0.05, timed_repeats=2, arch_settings=SMOKE_ARCHS),
+                warmup_steps=2, min_window_s=0.05, timed_repeats=2, arch_settings=SMOKE_ARCHS,
+                task_settings=SMOKE_TASKS),
         Profile("cpu", "full data, sized for a 2-core CPU box",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                precise_bn_images=8192, warmup_steps=10, min_window_s=1.0, timed_repeats=7, arch_settings=CPU_ARCHS),
+                precise_bn_images=8192, warmup_steps=10, min_window_s=1.0, timed_repeats=7, arch_settings=CPU_ARCHS,
+                task_settings=CPU_TASKS),
         Profile("gpu", "full data and paper-sized inputs, for one GPU",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
-                precise_bn_images=8192, warmup_steps=20, min_window_s=1.0, timed_repeats=7, arch_settings=GPU_ARCHS),
+                precise_bn_images=8192, warmup_steps=20, min_window_s=1.0, timed_repeats=7, arch_settings=GPU_ARCHS,
+                task_settings=GPU_TASKS),
     )
 }
 

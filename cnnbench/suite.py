@@ -46,12 +46,14 @@ def expand_archs(patterns: list[str] | None) -> list[str]:
 
 def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list[int] | None,
          epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
-         data_dir: str | None = None, measure_memory: bool = True) -> list[RunConfig]:
+         data_dir: str | None = None, measure_memory: bool = True, dataset: str | None = None,
+         weights: str | None = None) -> list[RunConfig]:
     """Every cell of the matrix, validated before anything runs."""
     prof = get_profile(profile)
     cells = [RunConfig(arch=a, task=t, profile=profile, seed=s, epochs=epochs, batch_size=batch_size,
-                       learning_rate=learning_rate, data_dir=data_dir, measure_memory=measure_memory)
-             for t in tasks for a in expand_archs(archs) for s in (seeds or prof.setting(a)["seeds"])]
+                       learning_rate=learning_rate, data_dir=data_dir, measure_memory=measure_memory,
+                       dataset=dataset if t == "transfer" else None, weights=weights if t == "transfer" else None)
+             for t in tasks for a in expand_archs(archs) for s in (seeds or prof.setting(a, t)["seeds"])]
     for cell in cells:
         validate_cell(cell)
     return cells

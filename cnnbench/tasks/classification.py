@@ -54,6 +54,10 @@ class MnistTask:
     loss = "sparse_categorical_crossentropy"
     metrics = ["accuracy"]
 
+    def __init__(self, source: str | None = None):
+        if source not in (None, "mnist"):
+            raise ValueError(f"the mnist task reads MNIST only, not {source!r} (--dataset is for --task transfer)")
+
     def verify_data(self, data_dir=None) -> dict:
         return datasets.load("mnist", data_dir_override=data_dir).metadata()
 
@@ -68,5 +72,5 @@ class MnistTask:
             train=pipeline(xtr, ytr, input_shape=input_shape, batch_size=batch_size, seed=seed),
             test=pipeline(xte, yte, input_shape=input_shape, batch_size=batch_size, seed=None),
             n_train=len(ytr), n_test=len(yte), num_classes=ds.num_classes, dataset=meta,
-            adaptation=adaptation(ds.x_train.shape[1:3], input_shape),
+            adaptation=adaptation(ds.x_train.shape[1:3], input_shape), batch_size=batch_size,
         )
