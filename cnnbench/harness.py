@@ -28,6 +28,7 @@ from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
+from cnnbench.training import Diverged, DivergenceGuard, precise_batch_norm
 
 
 @dataclass(frozen=True)
@@ -49,30 +50,6 @@ def set_determinism(seed: int) -> None:
     """Seed Python, numpy and TF, and make TF ops deterministic (same command twice → same metrics on CPU)."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-class Diverged(ArithmeticError):
-    """The training loss became NaN or infinite."""
-
-    def __init__(self, step: int, epoch: int, loss: float):
-        super().__init__(f"loss became {loss} at step {step} (epoch {epoch + 1})")
-        self.step, self.epoch, self.loss = step, epoch, loss
-
-
-class _DivergenceGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss, naming the global step."""
-
-    def on_train_begin(self, logs=None):
-        self.step, self.epoch = 0, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        loss = float((logs or {}).get("loss", 0.0))
-        if not math.isfinite(loss):
-            raise Diverged(self.step, self.epoch, loss)
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -142,7 +119,9 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         weights = resolve(cfg.arch, cfg.weights or "imagenet", cfg.data_dir)
         config |= {"weights": weights["weights"], "weights_sha256": weights["sha256"]}
         model, metrics = task.train(arch=cfg.arch, weights=weights, model_kwargs=model_kwargs, data=data,
-                                    epochs=epochs, learning_rate=learning_rate, verbose=verbose)
+                                    epochs=epochs, learning_rate=learning_rate, verbose=verbose,
+                                    precise_bn_images=min(profile.precise_bn_images, data.n_train))
+        config["precise_bn_images"] = min(profile.precise_bn_images, data.n_train)  # the scratch training's
         timer = None
     else:
         config["weights"] = "scratch"
@@ -185,48 +164,12 @@ def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, v
     steps = epochs * math.ceil(data.n_train / data.batch_size)
     model.compile(optimizer=_optimizer(learning_rate, steps), loss=task.loss, metrics=task.metrics)
     timer = _EpochTimer()
-    history = model.fit(data.train, epochs=epochs, verbose=verbose, callbacks=[_DivergenceGuard(), timer],
+    history = model.fit(data.train, epochs=epochs, verbose=verbose, callbacks=[DivergenceGuard(), timer],
                         shuffle=False)
     metrics = {"train_accuracy": float(history.history["accuracy"][-1]),
                "train_loss": [float(v) for v in history.history["loss"]],
                "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds)}
     return model, metrics, timer
-
-
-def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found += batch_norm_layers(layer)
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-    return found
-
-
-def precise_batch_norm(model: keras.Model, dataset: tf.data.Dataset, images: int) -> int:
-    """Re-estimate every BN layer's population statistics as the plain average over ``images`` training images.
-
-    Moving averages (momentum 0.99) lag the weights in short runs, and deep nets then evaluate far below their
-    training accuracy. With momentum 1 - 1/k at the k-th batch, the moving statistics become the running mean of the
-    batch statistics under the final weights ("precise BN", as in pycls; Wu & Johnson 2021). Returns the images used.
-    """
-    layers = batch_norm_layers(model)
-    if not layers or images <= 0:
-        return 0
-    momenta = [layer.momentum for layer in layers]
-    seen = 0
-    try:
-        for k, (x, _) in enumerate(dataset, 1):
-            for layer in layers:
-                layer.momentum = 1.0 - 1.0 / k
-            model(x, training=True)  # eager: each call reads the momentum just set
-            seen += int(x.shape[0])
-            if seen >= images:
-                break
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
-    return seen
 
 
 def _base_record(cfg: RunConfig, env: dict, started: datetime) -> dict:

@@ -74,7 +74,7 @@ def test_precise_bn_sets_population_statistics_to_the_batch_average():
     import numpy as np
     import tensorflow as tf
 
-    from cnnbench.harness import batch_norm_layers, precise_batch_norm
+    from cnnbench.training import batch_norm_layers, precise_batch_norm
 
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))

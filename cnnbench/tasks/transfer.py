@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from cnnbench.data import DataUnavailableError
 from cnnbench.tasks.base import TaskData
+from cnnbench.training import DivergenceGuard, PreciseBNValidation
 
 SPLIT = (0.75, 0.15, 0.10)
 MIN_PER_CLASS = 100
@@ -192,18 +193,27 @@ def build(arch: str, *, weights: dict, input_shape, num_classes: int, model_kwar
     return keras.Model(inputs, outputs, name=f"{arch}_transfer"), backbone
 
 
-def _fit(model, data: TaskData, *, epochs: int, learning_rate: float, verbose, callbacks=()) -> dict:
+def _fit(model, data: TaskData, *, epochs: int, learning_rate: float, verbose, precise_bn_images: int = 0) -> dict:
+    """Adam with cosine decay, early stopping on validation accuracy (patience 2, best weights restored).
+
+    ``precise_bn_images``: for a network training its batch norm from scratch, the BN statistics are re-estimated
+    before each validation (else a short run validates at chance and early stopping picks epoch 1)."""
     steps = epochs * math.ceil(data.n_train / data.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping("val_accuracy", patience=2, restore_best_weights=True)
+    if precise_bn_images:
+        callbacks, validation = [PreciseBNValidation(data.train, data.val, precise_bn_images), stop], None
+    else:
+        callbacks, validation = [stop], data.val
     t0 = time.perf_counter()
-    history = model.fit(data.train, validation_data=data.val, epochs=epochs, verbose=verbose,
-                        callbacks=[stop, *callbacks], shuffle=False)
+    history = model.fit(data.train, validation_data=validation, epochs=epochs, verbose=verbose,
+                        callbacks=[DivergenceGuard(), *callbacks], shuffle=False)
     return {"epochs_run": len(history.history["loss"]), "seconds": time.perf_counter() - t0,
             "train_loss": [float(v) for v in history.history["loss"]],
-            "val_accuracy": [float(v) for v in history.history["val_accuracy"]]}
+            "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
+            "precise_bn_images": precise_bn_images}
 
 
 def evaluate(model: keras.Model, data: TaskData) -> dict:
@@ -260,14 +270,15 @@ class TransferTask:
         )
 
     def train(self, *, arch, weights: dict, model_kwargs, data: TaskData, epochs: int, learning_rate: float,
-              verbose, baseline: bool = True) -> tuple[keras.Model, dict]:
+              verbose, precise_bn_images: int = 2048, baseline: bool = True) -> tuple[keras.Model, dict]:
         """Both phases (and the scratch baseline); returns the fine-tuned model and the metrics."""
         shape = tuple(model_kwargs["input_shape"])
         model, backbone = build(arch, weights=weights, input_shape=shape, num_classes=data.num_classes,
                                 model_kwargs=model_kwargs)
         phases = {}
         if weights["weights"] == "scratch":  # the baseline itself: everything trains from the start
-            phases["scratch"] = _fit(model, data, epochs=epochs, learning_rate=learning_rate, verbose=verbose)
+            phases["scratch"] = _fit(model, data, epochs=epochs, learning_rate=learning_rate, verbose=verbose,
+                                     precise_bn_images=precise_bn_images)
         else:
             head_epochs = max(1, epochs // 2)
             backbone.trainable = False
@@ -280,7 +291,8 @@ class TransferTask:
         if baseline and weights["weights"] != "scratch":
             scratch, _ = build(arch, weights={"weights": "scratch", "path": None}, input_shape=shape,
                                num_classes=data.num_classes, model_kwargs=model_kwargs)
-            run = _fit(scratch, data, epochs=epochs, learning_rate=learning_rate, verbose=verbose)
+            run = _fit(scratch, data, epochs=epochs, learning_rate=learning_rate, verbose=verbose,
+                       precise_bn_images=precise_bn_images)
             metrics["baseline"] = evaluate(scratch, data) | {"weights": "scratch", "phases": {"scratch": run}}
         return model, metrics
 
