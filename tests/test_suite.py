@@ -18,9 +18,11 @@ KEYS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 
 def start(results: Path, *extra: str) -> subprocess.Popen:
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    # A terminal delivers Ctrl-C; a background job (`cmd &` in a script, as CI may run us) inherits SIGINT ignored,
+    # and Python then never installs its KeyboardInterrupt handler: give the suite a terminal's default.
     return subprocess.Popen([sys.executable, "-m", "cnnbench", "suite", *MATRIX, "--results", str(results), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def json_files(results: Path) -> list[Path]:
