@@ -139,6 +139,38 @@ def canonical_split(x_train, y_train, x_test, y_test) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
+def from_tfds(name: str) -> dict[str, np.ndarray] | None:
+    """A grey image dataset from an already prepared TFDS copy (never downloads), canonical; None without one."""
+    import logging
+
+    try:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(name)
+        if not builder.is_prepared():
+            return None
+        train, test = (tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1, as_supervised=True))
+                       for s in ("train", "test"))
+    except Exception as e:  # a missing or broken TFDS is not a reason to fail: other sources follow
+        logging.getLogger(__name__).info("no usable TFDS copy of %s (%s); trying the next source", name, e)
+        return None
+    return canonical_split(train[0][..., 0], train[1], test[0][..., 0], test[1])
+
+
+def from_keras_download(name: str) -> dict[str, np.ndarray] | None:
+    """``keras.datasets.<name>.load_data()`` (its cache or the internet), canonical; None when it fails."""
+    import logging
+
+    try:
+        import keras
+
+        (xtr, ytr), (xte, yte) = getattr(keras.datasets, name).load_data()
+    except Exception as e:
+        logging.getLogger(__name__).warning("keras %s download failed: %s", name, e)
+        return None
+    return canonical_split(xtr, ytr, xte, yte)
+
+
 def load_verified(name: str, *, sources, checksums: dict[str, str], num_classes: int, hint: str,
                   data_dir_override: str | os.PathLike | None = None) -> ArrayDataset:
     """A dataset from our cache, else from the first of ``sources`` (``(name, fetch)``; ``fetch`` returns the arrays

