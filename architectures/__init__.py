@@ -3,7 +3,16 @@
 Importing this package imports every family module, which registers its models.
 """
 
-from architectures import alexnet, efficientnet_lite, googlenet, lenet, resnet, xception  # noqa: F401  (registers)
+from architectures import (  # noqa: F401  (registers)
+    alexnet,
+    efficientnet_lite,
+    fcn,
+    googlenet,
+    lenet,
+    resnet,
+    vgg,
+    xception,
+)
 from architectures._registry import ModelInfo, create_model, list_models, model_info, register
 
 __all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register"]

@@ -36,6 +36,9 @@ class ModelInfo:
     gmacs_source: str | None = None
     #: the keras.applications class that builds the same network (for throughput parity), if any.
     keras_equivalent: str | None = None
+    #: what the network outputs: "classification" (one class distribution per image) or "segmentation" (one per
+    #: pixel); a task runs the models of its kind.
+    kind: str = "classification"
 
     @property
     def variant(self) -> str:
@@ -56,10 +59,12 @@ class ModelInfo:
             "reference_gmacs": self.reference_gmacs,
             "gmacs_source": self.gmacs_source,
             "keras_equivalent": self.keras_equivalent,
+            "kind": self.kind,
         }
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+KINDS = ("classification", "segmentation")
 
 
 def register(
@@ -76,6 +81,7 @@ def register(
     reference_gmacs: float | None = None,
     gmacs_source: str | None = None,
     keras_equivalent: str | None = None,
+    kind: str = "classification",
     **defaults: Any,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Register a keyword-only builder. Stack several ``@register`` to publish variants of one builder."""
@@ -84,6 +90,8 @@ def register(
         key = name or builder.__name__
         if count not in ("total", "trainable"):
             raise ValueError(f"count must be 'total' or 'trainable', got {count!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} registered twice")
         params = inspect.signature(builder).parameters.values()
@@ -104,6 +112,7 @@ def register(
             reference_gmacs=reference_gmacs,
             gmacs_source=gmacs_source,
             keras_equivalent=keras_equivalent,
+            kind=kind,
         )
         return builder
 
@@ -119,9 +128,10 @@ def model_info(name: str) -> ModelInfo:
         raise KeyError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})") from None
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Registered names, sorted; ``pattern`` is a shell-style wildcard (``"resnet*"``)."""
-    return sorted(n for n in _REGISTRY if pattern is None or fnmatch.fnmatch(n, pattern))
+def list_models(pattern: str | None = None, *, kind: str | None = None) -> list[str]:
+    """Registered names, sorted; ``pattern`` is a shell-style wildcard (``"resnet*"``), ``kind`` keeps one kind."""
+    return sorted(n for n, info in _REGISTRY.items()
+                  if (pattern is None or fnmatch.fnmatch(n, pattern)) and kind in (None, info.kind))
 
 
 def create_model(name: str, **overrides: Any) -> keras.Model:

@@ -1,4 +1,4 @@
-"""asv suite: thin wrappers over the harness, one parameter per registered model.
+"""asv suite: thin wrappers over the harness, one parameter per registered model of the task's kind.
 
 The run profile comes from ``CNNBENCH_ASV_PROFILE`` (``smoke`` by default, ``cpu`` or ``gpu`` for real numbers).
 ``setup_cache`` runs each cell once through the harness; the ``track_*`` methods only read its record.
@@ -13,13 +13,14 @@ PROFILE = os.environ.get("CNNBENCH_ASV_PROFILE", "smoke")
 
 
 class MnistCell:
-    params = [architectures.list_models()]
+    task = "mnist"
+    params = [architectures.list_models(kind="classification")]
     param_names = ["arch"]
     timeout = 6 * 3600
 
     def setup_cache(self):
-        return {arch: run(RunConfig(arch=arch, task="mnist", profile=PROFILE, seed=0), verbose=0)
-                for arch in architectures.list_models()}
+        return {arch: run(RunConfig(arch=arch, task=self.task, profile=PROFILE, seed=0), verbose=0)
+                for arch in self.params[0]}
 
     def setup(self, cache, arch):
         if arch not in cache:
@@ -54,3 +55,15 @@ class MnistCell:
         return cache[arch]["memory"]["measured_peak_bytes"]
 
     track_train_step_memory.unit = "bytes"
+
+
+class SegmentationCell(MnistCell):
+    """The FCNs on the segmentation task (MNIST composites offline): the same tracks, plus mean IoU."""
+
+    task = "segmentation"
+    params = [architectures.list_models(kind="segmentation")]
+
+    def track_miou(self, cache, arch):
+        return cache[arch]["metrics"]["miou"]
+
+    track_miou.unit = "fraction"

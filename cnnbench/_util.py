@@ -1,10 +1,11 @@
-"""Small helpers shared across the harness: atomic file writes and did-you-mean lookups."""
+"""Small helpers shared across the harness: atomic file writes, did-you-mean lookups, default data sources."""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -40,3 +41,24 @@ def lookup(mapping: Mapping[str, T], name: str, what: str) -> T:
         close = difflib.get_close_matches(name, mapping, n=3)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(mapping))})") from None
+
+
+def reachable(host: str = "storage.googleapis.com", port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether ``host`` answers (TFDS and keras downloads come from storage.googleapis.com)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def tfds_or(online: str, offline: str) -> str:
+    """``online`` (``"tfds:NAME"``) when TFDS has NAME prepared locally or its servers answer; else ``offline``."""
+    try:
+        import tensorflow_datasets as tfds
+
+        if tfds.builder(online.removeprefix("tfds:")).is_prepared() or reachable():
+            return online
+    except Exception:
+        pass
+    return offline

@@ -65,12 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
         p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
                        help="record the predicted memory only (skips the measuring process)")
-        p.add_argument("--dataset", help="transfer: fashion_mnist (offline default), tfds:NAME or dir:PATH")
+        p.add_argument("--dataset", help="transfer: fashion_mnist (offline default), tfds:NAME or dir:PATH; "
+                                         "segmentation: mnist_composites (offline default) or tfds:oxford_iiit_pet")
         p.add_argument("--weights", help="transfer: imagenet (default), scratch, or a .weights.h5 file")
 
     p = sub.add_parser("run", help="train, evaluate and measure one architecture; write one result record")
     p.add_argument("arch")
-    p.add_argument("--task", default="mnist", help="task name (default: mnist)")
+    p.add_argument("--task", default="mnist", help="mnist | transfer | segmentation (default: mnist)")
     cell_options(p)
     p.add_argument("--seed", type=_seed, default=0)
 
@@ -198,7 +199,8 @@ def cmd_run(args) -> int:
     m, t, mem = record["metrics"], record["throughput"], record["memory"]
     if "baseline" in m:
         tag += f" ({record['config']['weights']} weights; from scratch: {m['baseline']['test_accuracy']:.4f})"
-    print(f"{tag}: test accuracy {m['test_accuracy']:.4f}, {t['train_images_per_s']:.0f} train / "
+    score = f"mIoU {m['miou']:.4f}, pixel accuracy" if "miou" in m else "test accuracy"
+    print(f"{tag}: {score} {m['test_accuracy']:.4f}, {t['train_images_per_s']:.0f} train / "
           f"{t['infer_images_per_s']:.0f} infer images/s (batch {t['batch_size']}), train-step memory "
           f"{_mib(mem['predicted_bytes'])} predicted / {_mib(mem.get('measured_peak_bytes'))} measured → {path}")
     return 0
@@ -218,7 +220,7 @@ def cmd_suite(args) -> int:
                  measure_memory=args.measure_memory, dataset=args.dataset, weights=args.weights)
     _check_results_dir(args.results)
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
-        options = {"source": args.dataset} if args.dataset and task == "transfer" else {}
+        options = {"source": args.dataset} if args.dataset and task != "mnist" else {}
         get_task(task, **options).verify_data(args.data_dir)
     return run_suite(cells, results_dir=args.results, resume=args.resume)
 

@@ -108,7 +108,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     memory_spec = {"arch": cfg.arch,
                    "model_kwargs": profile.builder_kwargs(cfg.arch, cfg.task) | {"classes": data.num_classes},
                    "input_shape": list(input_shape), "batch_size": batch_size, "mode": "train", "optimizer": "adam",
-                   "precision": "float32"}
+                   "precision": "float32", "dense_labels": info.kind == "segmentation"}
     context["memory"] = memory = memory_report(memory_spec, measure=cfg.measure_memory,
                                                built=(registry_model, input_shape), strict=False)
     if verbose is None:
@@ -131,6 +131,8 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
         evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
         metrics = {"test_accuracy": float(evaluation["accuracy"]), "test_loss": float(evaluation["loss"])} | metrics
+        if hasattr(task, "evaluate"):  # the task's own scores (segmentation: mIoU, per-class IoU, ...)
+            metrics = task.evaluate(model, data) | metrics
 
     flops = count_flops(model)
     throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size,
@@ -188,8 +190,12 @@ def _failure(exc: BaseException, context: dict) -> tuple[str, dict]:
 
 
 def validate_cell(cfg: RunConfig) -> None:
-    """Resolve every name before anything runs: unknown names raise KeyError with a did-you-mean."""
-    architectures.model_info(cfg.arch), _task(cfg), get_profile(cfg.profile)
+    """Resolve every name before anything runs: unknown names raise KeyError with a did-you-mean; a model of another
+    kind than the task's (a classifier on ``segmentation``) raises ValueError naming the models that fit."""
+    info, task, _ = architectures.model_info(cfg.arch), _task(cfg), get_profile(cfg.profile)
+    if info.kind != task.kind:
+        fitting = ", ".join(architectures.list_models(kind=task.kind))
+        raise ValueError(f"{cfg.arch} is a {info.kind} model; the {cfg.task} task runs {task.kind} models: {fitting}")
 
 
 def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:

@@ -61,10 +61,11 @@ class Profile:
 
 # Input sizes chosen per family so MNIST (28x28 grey) reaches each topology at a size it accepts: LeNet at its own
 # input; AlexNet at 67 (the smallest its 11x11/4 conv and three 3/2 pools tile), GoogLeNet at 80-96 (auxiliary heads
-# need a 5x5 map at 4a), ResNets at 32, Xception at 71 (keras' minimum). Grey is replicated to 3 channels.
+# need a 5x5 map at 4a), ResNets and VGG16 at 32, Xception at 71 (keras' minimum). Grey is replicated to 3 channels.
 # On the CPU the large networks get a data subset, fewer epochs and one seed, so the whole cpu suite fits an hour.
 SMOKE_ARCHS = (
     ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.125}),
+    ("vgg16", {"input_shape": (32, 32, 3), "width": 0.125}),
     ("googlenet", {"input_shape": (80, 80, 3), "width": 0.125, "aux_logits": True}),
     ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.125}),
     ("xception", {"input_shape": (71, 71, 3), "width": 0.125}),
@@ -72,6 +73,7 @@ SMOKE_ARCHS = (
 )
 CPU_ARCHS = (
     ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
+    ("vgg16", {"input_shape": (32, 32, 3), "width": 0.25, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
     ("googlenet", {"input_shape": (96, 96, 3), "width": 0.5, "aux_logits": True, "train_subset": 10_000,
                    "epochs": 3, "seeds": (0,)}),
     ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
@@ -81,6 +83,7 @@ CPU_ARCHS = (
 )
 GPU_ARCHS = (
     ("alexnet*", {"input_shape": (227, 227, 3)}),
+    ("vgg16", {"input_shape": (224, 224, 3)}),
     ("googlenet", {"input_shape": (224, 224, 3), "aux_logits": True}),
     ("*resnet*", {"input_shape": (224, 224, 3)}),
     ("xception", {"input_shape": (299, 299, 3)}),
@@ -89,12 +92,22 @@ GPU_ARCHS = (
 
 
 # Transfer learning: pretrained weights fix the width at 1; inputs and images per class sized to the machine.
+# Segmentation: inputs a multiple of 32 (the FCNs' coarsest stride); 64x64 canvases of 28x28 digits on the CPU, VGG16
+# at half the others' width (it is 5.7x their size at the same width); train_subset / test_subset count images.
 SMOKE_TASKS = (("transfer", "*", {"input_shape": (32, 32, 3), "width": 1.0,
-                                  "train_subset": 100, "epochs": 2, "batch_size": 50}),)
+                                  "train_subset": 100, "epochs": 2, "batch_size": 50}),
+               ("segmentation", "*", {"input_shape": (64, 64, 3), "width": 0.125, "train_subset": 256,
+                                      "test_subset": 64, "epochs": 1, "batch_size": 32}),
+               ("segmentation", "*vgg16", {"width": 0.0625}))
 CPU_TASKS = (("transfer", "*", {"input_shape": (96, 96, 3), "width": 1.0,
-                                "train_subset": 300, "epochs": 8, "batch_size": 32, "seeds": (0, 1, 2)}),)
+                                "train_subset": 300, "epochs": 8, "batch_size": 32, "seeds": (0, 1, 2)}),
+             ("segmentation", "*", {"input_shape": (64, 64, 3), "width": 0.25, "train_subset": 6000,
+                                    "test_subset": 1000, "epochs": 12, "batch_size": 32, "seeds": (0, 1, 2)}),
+             ("segmentation", "*vgg16", {"width": 0.125}))
 GPU_TASKS = (("transfer", "*", {"input_shape": (224, 224, 3), "width": 1.0,
-                                "train_subset": None, "epochs": 10, "batch_size": 64}),)
+                                "train_subset": None, "epochs": 10, "batch_size": 64}),
+             ("segmentation", "*", {"input_shape": (224, 224, 3), "width": 1.0, "train_subset": None,
+                                    "test_subset": None, "epochs": 12, "batch_size": 32}))
 
 
 PROFILES: dict[str, Profile] = {

@@ -10,6 +10,7 @@ Ctrl-C stops the running cell, keeps every finished record, and exits 130; ``--r
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import json
 import os
@@ -28,19 +29,21 @@ import architectures
 from cnnbench import records
 from cnnbench.harness import RunConfig, validate_cell
 from cnnbench.profiles import get_profile
+from cnnbench.tasks import get_task
 
 EXIT_INTERRUPTED = 130
 EXIT_CELL_FAILED = 3  # the cell ran and recorded a failure outcome (oom, diverged, error)
 
 
-def expand_archs(patterns: list[str] | None) -> list[str]:
-    """Registry names from names or wildcards; an unknown name fails with the registry's did-you-mean."""
+def expand_archs(patterns: list[str] | None, kind: str | None = None) -> list[str]:
+    """Registry names of ``kind`` from names or wildcards (all of that kind when none); an unknown name fails with
+    the registry's did-you-mean."""
     if not patterns:
-        return architectures.list_models()
+        return architectures.list_models(kind=kind)
     names: list[str] = []
     for pattern in patterns:
         matched = architectures.list_models(pattern) or [architectures.model_info(pattern).name]
-        names += [n for n in matched if n not in names]
+        names += [n for n in matched if n not in names and kind in (None, architectures.model_info(n).kind)]
     return names
 
 
@@ -52,8 +55,14 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
     prof = get_profile(profile)
     cells = [RunConfig(arch=a, task=t, profile=profile, seed=s, epochs=epochs, batch_size=batch_size,
                        learning_rate=learning_rate, data_dir=data_dir, measure_memory=measure_memory,
-                       dataset=dataset if t == "transfer" else None, weights=weights if t == "transfer" else None)
-             for t in tasks for a in expand_archs(archs) for s in (seeds or prof.setting(a, t)["seeds"])]
+                       dataset=dataset if t != "mnist" else None, weights=weights if t == "transfer" else None)
+             for t in tasks for a in expand_archs(archs, get_task(t).kind)
+             for s in (seeds or prof.setting(a, t)["seeds"])]
+    for pattern in archs or []:  # a model that no requested task runs is a mistake, not an empty plan
+        if not any(fnmatch.fnmatch(c.arch, pattern) for c in cells):
+            kinds = {t: get_task(t).kind for t in tasks}
+            raise ValueError(f"{pattern!r} names no model the task(s) run ({kinds}); "
+                             f"segmentation models: {', '.join(architectures.list_models(kind='segmentation'))}")
     for cell in cells:
         validate_cell(cell)
     return cells

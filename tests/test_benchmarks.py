@@ -1,11 +1,13 @@
 """The asv suite stays a thin, registry-driven wrapper over the harness."""
 
 import architectures
-from benchmarks.benchmarks import MnistCell
+from benchmarks.benchmarks import MnistCell, SegmentationCell
 
 
 def test_asv_parameters_come_from_the_registry():
-    assert MnistCell.params == [architectures.list_models()]
+    assert MnistCell.params == [architectures.list_models(kind="classification")]
+    assert SegmentationCell.params == [architectures.list_models(kind="segmentation")]
+    assert sorted(MnistCell.params[0] + SegmentationCell.params[0]) == architectures.list_models()
 
 
 def test_tracks_read_the_harness_record(smoke_record):

@@ -46,12 +46,13 @@ def test_param_count_equals_reference_at_paper_input(name):
 def test_forward_pass_finite_with_right_shape(name):
     kwargs = small(name)
     model = create_model(name, classes=10, **kwargs)
-    x = np.random.default_rng(0).random((2, *kwargs.get("input_shape", model_info(name).default_input_shape)),
-                                        dtype=np.float32)
+    shape = kwargs.get("input_shape", model_info(name).default_input_shape)
+    x = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
     y = np.asarray(model(x, training=False))
-    assert y.shape == (2, 10)
+    per_pixel = model_info(name).kind == "segmentation"  # a class distribution per pixel, at the input's size
+    assert y.shape == ((2, *shape[:2], 10) if per_pixel else (2, 10))
     assert np.isfinite(y).all()
-    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", MODELS)

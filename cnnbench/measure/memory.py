@@ -43,7 +43,8 @@ def _saved_for_backward(op: Op) -> list:
     layer, L = op.layer, keras.layers
     activation = getattr(layer, "activation", None)
     has_act = activation is not None and activation is not keras.activations.linear
-    if isinstance(layer, L.SeparableConv2D | L.DepthwiseConv2D | L.Conv1D | L.Conv2D | L.Conv3D | L.Dense):
+    if isinstance(layer, L.SeparableConv2D | L.DepthwiseConv2D | L.Conv1D | L.Conv2D | L.Conv3D | L.Dense
+                  | L.Conv2DTranspose):
         return op.inputs + (op.outputs if has_act else [])
     if isinstance(layer, L.BatchNormalization | L.Multiply):
         return op.inputs
@@ -53,8 +54,8 @@ def _saved_for_backward(op: Op) -> list:
         return op.inputs + op.outputs
     if isinstance(layer, L.Dropout):
         return op.outputs  # the keep mask, output-sized
-    if isinstance(layer, L.Add | L.Concatenate | L.Flatten | L.Reshape | L.ZeroPadding2D | L.AveragePooling2D
-                  | L.GlobalAveragePooling2D):
+    if isinstance(layer, L.Add | L.Concatenate | L.Flatten | L.Reshape | L.ZeroPadding2D | L.Cropping2D
+                  | L.AveragePooling2D | L.GlobalAveragePooling2D):
         return []
     return op.inputs + op.outputs  # unknown (custom) layers: assume they keep both
 

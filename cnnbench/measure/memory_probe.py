@@ -67,8 +67,9 @@ def _probe(spec: dict) -> dict:
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((batch, *input_shape), dtype=np.float32))
     out_shape = model.compute_output_shape((batch, *input_shape))
-    if len(out_shape) == 2:  # a classifier: integer labels, softmax cross-entropy
-        y, loss = tf.constant(rng.integers(0, out_shape[-1], batch, dtype=np.int32)), "sparse_categorical_crossentropy"
+    if len(out_shape) == 2 or spec.get("dense_labels"):  # classes per image or per pixel: integer labels
+        y = tf.constant(rng.integers(0, out_shape[-1], out_shape[:-1], dtype=np.int32))
+        loss = "sparse_categorical_crossentropy"
     else:  # anything else (feature maps, dense predictions): a target of the output's shape, mean squared error
         y, loss = tf.constant(rng.random(out_shape, dtype=np.float32)), "mse"
     if spec["mode"] == "train":

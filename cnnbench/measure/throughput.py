@@ -133,10 +133,13 @@ def compiled_steps(model: keras.Model, x: tf.Tensor, y: tf.Tensor, *, jit: bool 
     return {"train": (train, ((x, y),)), "infer": (infer, (x,))}
 
 
-def synthetic_batch(batch_size: int, input_shape, num_classes: int, seed: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
+def synthetic_batch(batch_size: int, input_shape, num_classes: int, seed: int = 0,
+                    label_shape=()) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random images and integer labels, one per output position (``label_shape``: () for a classifier, (H, W)
+    for a segmentation network)."""
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.random((batch_size, *input_shape), dtype=np.float32))
-    y = tf.constant(rng.integers(0, num_classes, batch_size, dtype=np.int32))
+    y = tf.constant(rng.integers(0, num_classes, (batch_size, *label_shape), dtype=np.int32))
     return x, y
 
 
@@ -151,7 +154,7 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
     batch (``{mode}_keras_images_per_s``, ``{mode}_keras_ratio``). ``batches``: an iterator of real ``(x, y)``
     batches for an end-to-end train figure (``end_to_end_images_per_s``), input pipeline included.
     """
-    x, y = synthetic_batch(batch_size, input_shape, num_classes, seed)
+    x, y = synthetic_batch(batch_size, input_shape, num_classes, seed, label_shape=model.output.shape[1:-1])
     steps = compiled_steps(model, x, y, jit=jit)
     theirs = compiled_steps(twin, x, y, jit=jit) if twin is not None else {}
     out: dict = {"batch_size": batch_size, "warmup_steps": warmup, "jit": jit, "precision": precision}

@@ -15,6 +15,7 @@ from cnnbench._util import atomic_write
 COLUMNS = {
     "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
     "metrics.test_accuracy": "test_accuracy", "metrics.baseline.test_accuracy": "scratch_accuracy",
+    "metrics.miou": "miou", "dataset.note": "dataset_note",
     "config.weights": "weights", "dataset.name": "dataset",
     "params.total": "params", "params.trainable": "params_trainable",
     "model.reference_params": "reference_params", "model.count": "reference_counts", "dataset.n_train": "n_train",
@@ -52,6 +53,8 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         acc_std=("test_accuracy", "std"),
         scratch_mean=("scratch_accuracy", "mean"),
         scratch_std=("scratch_accuracy", "std"),
+        miou_mean=("miou", "mean"),
+        miou_std=("miou", "std"),
         dataset=("dataset", "first"),
         params=("params", "first"),
         params_trainable=("params_trainable", "first"),
@@ -71,6 +74,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     )
     out["acc_std"] = out["acc_std"].fillna(0.0)
     out["scratch_std"] = out["scratch_std"].fillna(0.0)
+    out["miou_std"] = out["miou_std"].fillna(0.0)
     return out.reset_index()
 
 
@@ -85,7 +89,9 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "task": s["task"], "dataset": s["dataset"], "architecture": s["arch"], "profile": s["profile"],
         "weights": s["weights"], "seeds": s["seeds"],
-        "test accuracy (%)": [_mean_std(*v) for v in zip(s["acc_mean"], s["acc_std"], s["seeds"], strict=True)],
+        "test accuracy (%; segmentation: per pixel)": [
+            _mean_std(*v) for v in zip(s["acc_mean"], s["acc_std"], s["seeds"], strict=True)],
+        "mean IoU (%)": [_mean_std(*v) for v in zip(s["miou_mean"], s["miou_std"], s["seeds"], strict=True)],
         "same net from scratch (%)": [_mean_std(*v) for v in zip(s["scratch_mean"], s["scratch_std"], s["seeds"],
                                                                   strict=True)],
         "input": s["input_shape"], "width": s["width"].fillna(1.0),
@@ -116,11 +122,14 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
     summary = _display_summary(summary_frame(df))
     env = jinja2.Environment(loader=jinja2.PackageLoader("cnnbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
-    runs = df.assign(git_sha=df["git_sha"].str[:10], data_sha256=df["data_sha256"].str[:12])
+    runs = df.assign(git_sha=df["git_sha"].str[:10], data_sha256=df["data_sha256"].str[:12]).drop(
+        columns="dataset_note")
+    notes = df.dropna(subset=["dataset_note"]).drop_duplicates("dataset").set_index("dataset")["dataset_note"]
     page = env.get_template("index.html.j2").render(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         results_dir=str(results_dir),
         n_records=len(df),
+        dataset_notes=notes.to_dict(),
         # pandas escapes cell text (escape=True); the tables are then inserted as markup.
         summary_html=jinja2.utils.markupsafe.Markup(
             summary.to_html(index=False, escape=True, classes="summary", border=0)),

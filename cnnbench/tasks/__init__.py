@@ -5,9 +5,10 @@ from __future__ import annotations
 from cnnbench._util import lookup
 from cnnbench.tasks.base import Task, TaskData
 from cnnbench.tasks.classification import MnistTask
+from cnnbench.tasks.segmentation import SegmentationTask
 from cnnbench.tasks.transfer import TransferTask
 
-TASKS: dict[str, type[Task]] = {"mnist": MnistTask, "transfer": TransferTask}
+TASKS: dict[str, type[Task]] = {"mnist": MnistTask, "transfer": TransferTask, "segmentation": SegmentationTask}
 
 
 def get_task(name: str, **options) -> Task:

@@ -26,6 +26,8 @@ class TaskData:
 
 class Task(Protocol):
     name: str
+    #: the kind of model it runs (the registry's ``kind``): "classification" or "segmentation"
+    kind: str
     loss: str
     metrics: list[str]
 

@@ -51,6 +51,7 @@ class MnistTask:
     """Real MNIST, official 60k/10k split; test accuracy is the headline metric."""
 
     name = "mnist"
+    kind = "classification"
     loss = "sparse_categorical_crossentropy"
     metrics = ["accuracy"]
 

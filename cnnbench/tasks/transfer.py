@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import inspect
 import math
-import socket
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from cnnbench._util import tfds_or
 from cnnbench.data import DataUnavailableError
 from cnnbench.tasks.base import TaskData
 from cnnbench.training import DivergenceGuard, PreciseBNValidation
@@ -44,24 +44,9 @@ class TooFewImagesError(DataUnavailableError):
     """A class has fewer images than the split needs (the user's data to fix: the CLI exits 2 naming it)."""
 
 
-def _reachable(host: str = "storage.googleapis.com", port: int = 443, timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def default_source() -> str:
     """TFDS tf_flowers when it is prepared locally or downloadable; else the offline Fashion-MNIST."""
-    try:
-        import tensorflow_datasets as tfds
-
-        if tfds.builder("tf_flowers").is_prepared() or _reachable():
-            return DEFAULT_ONLINE
-    except Exception:
-        pass
-    return DEFAULT_OFFLINE
+    return tfds_or(DEFAULT_ONLINE, DEFAULT_OFFLINE)
 
 
 def _resize(images, size, chunk: int = 512) -> np.ndarray:
@@ -232,6 +217,7 @@ class TransferTask:
     """Fine-tune a pretrained backbone; the same backbone from scratch is the baseline in the same record."""
 
     name = "transfer"
+    kind = "classification"
     loss = "sparse_categorical_crossentropy"
     metrics = ["accuracy"]
 

@@ -1,0 +1,114 @@
+"""Semantic segmentation: a class for every pixel, judged by mean IoU.
+
+Sources (``--dataset``): ``mnist_composites`` (offline default: real MNIST digits on generated layouts, see
+:mod:`cnnbench.data.segmentation`) and ``tfds:oxford_iiit_pet`` (the default when TFDS has it or can download it).
+Images are generated or resized at the model's input size, so masks are never resampled by the pipeline; grey is
+replicated to the model's channels. ``train_subset`` / ``test_subset`` set how many train / test images are used
+(validation: a fifth of the test count).
+
+Metrics (:mod:`cnnbench.metrics`): mean IoU (``miou``), per-class IoU, pixel accuracy, mean class accuracy and
+frequency-weighted IoU on the test split, and mean IoU on the validation split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from cnnbench._util import tfds_or
+from cnnbench.data import segmentation as seg
+from cnnbench.metrics import confusion_matrix, segmentation_scores
+from cnnbench.tasks.base import TaskData
+
+DEFAULT_ONLINE = "tfds:oxford_iiit_pet"
+DEFAULT_OFFLINE = "mnist_composites"
+#: images per split when the profile sets no subset.
+FULL_SIZES = {"train": 10_000, "val": 1_000, "test": 2_000}
+
+
+def default_source() -> str:
+    return tfds_or(DEFAULT_ONLINE, DEFAULT_OFFLINE)
+
+
+def load(source: str, canvas: tuple[int, int], sizes: dict, data_dir=None) -> dict:
+    if source == DEFAULT_OFFLINE:
+        return seg.mnist_composites(canvas, sizes, data_dir=data_dir)
+    if source.startswith("tfds:"):
+        return seg.oxford_pets(source.removeprefix("tfds:"), canvas, sizes, data_dir=data_dir)
+    raise KeyError(f"unknown segmentation source {source!r} ({DEFAULT_OFFLINE} or tfds:NAME)")
+
+
+def pipeline(images, masks, *, channels: int, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """uint8 images → float32 in [0, 1] with ``channels`` channels; uint8 masks → int32. ``seed=None``: in order."""
+    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
+    if seed is not None:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+
+    def adapt(x, y):
+        x = tf.cast(x, tf.float32) / 255.0
+        if x.shape.rank == 3:  # grey (B, H, W)
+            x = x[..., None]
+        if x.shape[-1] != channels:
+            x = tf.image.rgb_to_grayscale(x) if channels == 1 else tf.repeat(x[..., :1], channels, axis=-1)
+        return x, tf.cast(y, tf.int32)
+
+    return ds.batch(batch_size).map(adapt, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def confusion(model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """The confusion matrix of the model's per-pixel argmax over a dataset of (images, masks)."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)  # one trace, whatever the batch
+    predict = tf.function(lambda x: tf.argmax(model(x, training=False), axis=-1), input_signature=[spec])
+    total = np.zeros((num_classes, num_classes), np.int64)
+    for x, y in dataset:
+        total += confusion_matrix(y.numpy(), predict(x).numpy(), num_classes)
+    return total
+
+
+class SegmentationTask:
+    """Per-pixel classification: every output position of a segmentation network is a pixel's class distribution."""
+
+    name = "segmentation"
+    kind = "segmentation"
+    loss = "sparse_categorical_crossentropy"
+    metrics = ["accuracy"]  # per pixel, during training; the task's scores come from ``evaluate``
+
+    def __init__(self, source: str | None = None):
+        self.source = source
+
+    def verify_data(self, data_dir=None) -> dict:
+        if (self.source or default_source()) == DEFAULT_OFFLINE:
+            from cnnbench import data as datasets
+
+            return datasets.load("mnist", data_dir_override=data_dir).metadata()
+        return {"source": self.source}
+
+    def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None,
+                data_dir=None) -> TaskData:
+        source = self.source or default_source()
+        sizes = {"train": train_subset or FULL_SIZES["train"], "test": test_subset or FULL_SIZES["test"]}
+        sizes["val"] = max(1, sizes["test"] // 5) if test_subset else FULL_SIZES["val"]
+        loaded = load(source, tuple(input_shape[:2]), sizes, data_dir=data_dir)
+        classes, channels = loaded["classes"], input_shape[-1]
+        k = len(classes)
+        frequency = np.bincount(loaded["train"][1].ravel(), minlength=k) / loaded["train"][1].size
+        make = lambda split, s: pipeline(*loaded[split], channels=channels, batch_size=batch_size, seed=s)  # noqa: E731
+        n = {split: len(loaded[split][0]) for split in seg.SPLITS}
+        return TaskData(
+            train=make("train", seed), val=make("val", None), test=make("test", None), batch_size=batch_size,
+            n_train=n["train"], n_test=n["test"], num_classes=k,
+            dataset=loaded["identity"] | {f"n_{split}": n[split] for split in seg.SPLITS} | {
+                "classes": classes, "train_pixel_frequency": [round(float(f), 6) for f in frequency],
+                "subset": train_subset is not None or test_subset is not None},
+            adaptation={"input_shape": list(input_shape), "spatial": "generated / resized at the input size "
+                        "(masks: nearest)", "channels": "replicate" if channels > 1 else "grey", "scale": "x / 255"},
+        )
+
+    def evaluate(self, model, data: TaskData) -> dict:
+        """Test scores (mIoU, per-class IoU, pixel and mean accuracy, fw IoU) and the validation mIoU."""
+        classes = data.dataset["classes"]
+        test = confusion(model, data.test, data.num_classes)
+        scores = segmentation_scores(test, classes)
+        val = segmentation_scores(confusion(model, data.val, data.num_classes), classes)
+        return scores | {"test_accuracy": scores["pixel_accuracy"], "val_miou": val["miou"],
+                         "confusion_matrix": test.tolist()}
