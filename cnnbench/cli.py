@@ -199,8 +199,7 @@ def cmd_run(args) -> int:
     m, t, mem = record["metrics"], record["throughput"], record["memory"]
     if "baseline" in m:
         tag += f" ({record['config']['weights']} weights; from scratch: {m['baseline']['test_accuracy']:.4f})"
-    score = f"mIoU {m['miou']:.4f}, pixel accuracy" if "miou" in m else "test accuracy"
-    print(f"{tag}: {score} {m['test_accuracy']:.4f}, {t['train_images_per_s']:.0f} train / "
+    print(f"{tag}: {records.headline(m)}, {t['train_images_per_s']:.0f} train / "
           f"{t['infer_images_per_s']:.0f} infer images/s (batch {t['batch_size']}), train-step memory "
           f"{_mib(mem['predicted_bytes'])} predicted / {_mib(mem.get('measured_peak_bytes'))} measured → {path}")
     return 0

@@ -39,7 +39,7 @@ class RunConfig:
     seed: int = 0
     epochs: int | None = None  # None: the profile's
     batch_size: int | None = None  # None: the profile's
-    learning_rate: float | None = None  # None: the profile's
+    learning_rate: float | None = None  # None: the profile's (for this architecture)
     data_dir: str | None = None
     measure_memory: bool = True  # peak of one warm train step, measured in a fresh process
     dataset: str | None = None  # the task's data source (transfer: fashion_mnist, tfds:NAME, dir:PATH)
@@ -83,7 +83,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     task = _task(cfg)
     sizes = profile.setting(cfg.arch, cfg.task)
     epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
-    learning_rate = cfg.learning_rate or profile.learning_rate
+    learning_rate = cfg.learning_rate or sizes["learning_rate"]
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
                          f"{learning_rate}")
@@ -108,7 +108,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     memory_spec = {"arch": cfg.arch,
                    "model_kwargs": profile.builder_kwargs(cfg.arch, cfg.task) | {"classes": data.num_classes},
                    "input_shape": list(input_shape), "batch_size": batch_size, "mode": "train", "optimizer": "adam",
-                   "precision": "float32", "dense_labels": info.kind == "segmentation"}
+                   "precision": "float32"}
     context["memory"] = memory = memory_report(memory_spec, measure=cfg.measure_memory,
                                                built=(registry_model, input_shape), strict=False)
     if verbose is None:

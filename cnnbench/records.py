@@ -131,3 +131,10 @@ def iter_records(results_dir: str | os.PathLike) -> Iterator[tuple[Path, dict]]:
             yield path, read(path)
         except InvalidRecordError as e:
             log.warning("skipping invalid result file %s", e)
+
+
+def headline(metrics: dict) -> str:
+    """The one score a console line shows: mean IoU for segmentation, test accuracy otherwise."""
+    if "miou" in metrics:
+        return f"mIoU {metrics['miou']:.4f} (pixel accuracy {metrics['test_accuracy']:.4f})"
+    return f"test accuracy {metrics['test_accuracy']:.4f}"

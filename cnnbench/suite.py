@@ -185,7 +185,7 @@ def _cell_main(cell_json: str, results_dir: str) -> int:
     path = records.write(record, results_dir)
     tag = f"{record['arch']} {record['task']} {record['profile']} seed {record['seed']}"
     if record["outcome"] == "ok":
-        print(f"{tag}: test accuracy {record['metrics']['test_accuracy']:.4f} → {path}", flush=True)
+        print(f"{tag}: {records.headline(record['metrics'])} → {path}", flush=True)
     else:
         print(f"{tag}: {record['outcome']}: {record['error']['message'][:300]} → {path}", flush=True)
         return EXIT_CELL_FAILED

@@ -13,10 +13,11 @@ MODELS = list_models()
 
 
 def small(name):
-    """The smoke profile's builder keywords for ``name``: a small input and reduced width."""
+    """The smoke profile's builder keywords for ``name`` on its kind's task: a small input and reduced width."""
     from cnnbench.profiles import get_profile
+    from cnnbench.tasks import home_task
 
-    return get_profile("smoke").builder_kwargs(name)
+    return get_profile("smoke").builder_kwargs(name, home_task(name))
 
 
 def test_lenet_variants_registered():

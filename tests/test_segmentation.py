@@ -6,7 +6,7 @@ import pytest
 
 from cnnbench import records
 from cnnbench.data.segmentation import INK, composites, mnist_composites
-from cnnbench.harness import RunConfig, run, validate_cell
+from cnnbench.harness import RunConfig, validate_cell
 from cnnbench.metrics import confusion_matrix, segmentation_scores
 
 TRUTH = np.array([[0, 0, 1, 1],
@@ -116,14 +116,25 @@ def test_suite_plans_segmentation_models_only():
         plan(profile="smoke", tasks=["mnist"], archs=["fcn8s_vgg16"], seeds=[0])
 
 
-def test_segmentation_run_end_to_end(mnist):
-    r = run(RunConfig(arch="fcn8s_vgg16", task="segmentation", profile="smoke", seed=0), verbose=0)
+def test_segmentation_run_end_to_end_through_the_cli_and_report(mnist, tmp_path, capsys):
+    import json
+
+    from cnnbench.cli import main
+
+    results = tmp_path / "results"
+    assert main(["run", "fcn8s_vgg16", "--task", "segmentation", "--profile", "smoke", "--results", str(results)]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    (path,) = results.glob("fcn8s_vgg16.segmentation.smoke.seed0.*.json")
+    r = json.loads(path.read_text())
     records.validate(r)
     m = r["metrics"]
-    assert 0 <= m["miou"] <= 1 and 0 <= m["val_miou"] <= 1 and 0 <= m["pixel_accuracy"] <= 1
-    assert list(m["per_class_iou"]) == ["background", *map(str, range(10))]
+    assert 0 <= m["miou"] <= 1 and 0 <= m["val_miou"] <= 1 and m["test_accuracy"] == m["pixel_accuracy"]
+    assert set(m["per_class_iou"]) == {"background", *map(str, range(10))}
     assert np.array(m["confusion_matrix"]).sum() == 64 * 64 * 64  # every test pixel scored once
     assert r["dataset"]["name"] == "mnist_composites" and r["model"]["kind"] == "segmentation"
     assert r["flops"]["macs"] > 0 and not r["flops"]["uncounted"]
     assert r["throughput"]["train_images_per_s"] > 0
     assert r["memory"]["measured_peak_bytes"] > 0, r["memory"].get("measure_error")
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "reports")]) == 0
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert f"<td>{100 * m['miou']:.2f}</td>" in page and "generated layouts" in page

@@ -45,6 +45,13 @@ def _nvml_used() -> int | None:
         return None
 
 
+def _segmentation(spec: dict) -> bool:
+    """Whether the spec names a registered segmentation model (its loss then takes a label per pixel)."""
+    import architectures
+
+    return bool(spec.get("arch")) and architectures.model_info(spec["arch"]).kind == "segmentation"
+
+
 def _probe(spec: dict) -> dict:
     baseline = _nvml_used()
     import keras
@@ -67,7 +74,7 @@ def _probe(spec: dict) -> dict:
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((batch, *input_shape), dtype=np.float32))
     out_shape = model.compute_output_shape((batch, *input_shape))
-    if len(out_shape) == 2 or spec.get("dense_labels"):  # classes per image or per pixel: integer labels
+    if len(out_shape) == 2 or _segmentation(spec):  # classes per image or per pixel: integer labels
         y = tf.constant(rng.integers(0, out_shape[-1], out_shape[:-1], dtype=np.int32))
         loss = "sparse_categorical_crossentropy"
     else:  # anything else (feature maps, dense predictions): a target of the output's shape, mean squared error

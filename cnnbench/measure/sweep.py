@@ -1,8 +1,9 @@
 """What the benchmark sweeps share: every model at a CPU-feasible size, and how a sweep's result is stored.
 
-Each model runs at its ``cpu`` profile input size and width (the same builder as everywhere), without GoogLeNet's
-auxiliary heads (a sweep measures the network itself). A sweep writes one JSON result into ``results/<kind>/``
-(with the environment: code sha, versions, device) and a markdown table into ``reports/<kind>.md``.
+Each model runs at its ``cpu`` profile input size and width (segmentation models: the segmentation task's), the same
+builder as everywhere, without GoogLeNet's auxiliary heads (a sweep measures the network itself). A sweep writes one
+JSON result into ``results/<kind>/`` (with the environment: code sha, versions, device) and a markdown table into
+``reports/<kind>.md``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from cnnbench.profiles import get_profile
 
 
 def cpu_model(arch: str) -> tuple[dict, list[int] | None]:
-    """Builder keywords (10 classes) and input shape the cpu profile gives ``arch``."""
-    kwargs = get_profile("cpu").builder_kwargs(arch)
+    """Builder keywords (10 classes) and input shape the cpu profile gives ``arch`` on its kind's task."""
+    from cnnbench.tasks import home_task
+
+    kwargs = get_profile("cpu").builder_kwargs(arch, home_task(arch))
     kwargs.pop("aux_logits", None)
     shape = kwargs.pop("input_shape", None)
     return kwargs | {"classes": 10}, list(shape) if shape else None

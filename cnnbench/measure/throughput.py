@@ -154,7 +154,8 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
     batch (``{mode}_keras_images_per_s``, ``{mode}_keras_ratio``). ``batches``: an iterator of real ``(x, y)``
     batches for an end-to-end train figure (``end_to_end_images_per_s``), input pipeline included.
     """
-    x, y = synthetic_batch(batch_size, input_shape, num_classes, seed, label_shape=model.output.shape[1:-1])
+    out_shape = tuple(model.compute_output_shape((batch_size, *input_shape)))
+    x, y = synthetic_batch(batch_size, input_shape, num_classes, seed, label_shape=out_shape[1:-1])
     steps = compiled_steps(model, x, y, jit=jit)
     theirs = compiled_steps(twin, x, y, jit=jit) if twin is not None else {}
     out: dict = {"batch_size": batch_size, "warmup_steps": warmup, "jit": jit, "precision": precision}
