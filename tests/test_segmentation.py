@@ -1,12 +1,13 @@
 """The segmentation task: scores on hand-made masks, the MNIST composites (deterministic, checksummed, consistent),
-the TFDS path through its mock data, the model-kind checks, and one run end to end."""
+the TFDS path through its mock data, the model-kind checks, and every segmentation model run end to end."""
 
 import numpy as np
 import pytest
 
+from architectures import list_models
 from cnnbench import records
 from cnnbench.data.segmentation import INK, composites, mnist_composites
-from cnnbench.harness import RunConfig, validate_cell
+from cnnbench.harness import RunConfig, run, validate_cell
 from cnnbench.metrics import confusion_matrix, segmentation_scores
 
 TRUTH = np.array([[0, 0, 1, 1],
@@ -114,6 +115,15 @@ def test_suite_plans_segmentation_models_only():
                                                  ("segmentation", "fcn8s_xception")}
     with pytest.raises(ValueError, match="no model the task"):
         plan(profile="smoke", tasks=["mnist"], archs=["fcn8s_vgg16"], seeds=[0])
+
+
+@pytest.mark.parametrize("arch", [a for a in list_models(kind="segmentation") if a != "fcn8s_vgg16"])
+def test_every_segmentation_model_runs_at_smoke_scale(arch, mnist):
+    r = run(RunConfig(arch=arch, task="segmentation", profile="smoke", seed=0), verbose=0)
+    records.validate(r)
+    assert r["config"]["input_shape"] == [64, 64, 3] and r["dataset"]["num_classes"] == 11
+    assert 0 <= r["metrics"]["miou"] <= 1 and r["metrics"]["val_miou"] >= 0
+    assert r["memory"]["measured_peak_bytes"] > 0, r["memory"].get("measure_error")
 
 
 def test_segmentation_run_end_to_end_through_the_cli_and_report(mnist, tmp_path, capsys):
