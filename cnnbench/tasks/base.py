@@ -24,6 +24,18 @@ class TaskData:
     batch_size: int | None = None
 
 
+def batched(x, y, *, batch_size: int, seed: int | None, adapt, sequential: bool = False) -> tf.data.Dataset:
+    """Arrays → cache → shuffle(seed) → batch → ``adapt(images, labels)`` on whole batches (so adapted copies are
+    never cached) → prefetch. ``seed=None``: evaluation order. ``sequential``: adapt in order on one thread (seeded
+    random layers then draw the same values every run)."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(adapt, num_parallel_calls=None if sequential else tf.data.AUTOTUNE,
+                                  deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 class Task(Protocol):
     name: str
     #: the kind of model it runs (the registry's ``kind``): "classification" or "segmentation"

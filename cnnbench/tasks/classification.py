@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from cnnbench import data as datasets
-from cnnbench.tasks.base import TaskData
+from cnnbench.tasks.base import TaskData, batched
 
 
 def adapt_images(images: tf.Tensor, input_shape: tuple[int, int, int]) -> tf.Tensor:
@@ -35,16 +35,10 @@ def adaptation(src_hw: tuple[int, int], input_shape: tuple[int, int, int]) -> di
 
 
 def pipeline(x, y, *, input_shape, batch_size: int, seed: int | None) -> tf.data.Dataset:
-    """uint8 arrays → cache → shuffle(seed) → batch → adapt (batched, so resized copies are never cached) → prefetch.
-
-    ``seed=None`` means evaluation order (no shuffle).
-    """
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32"))).cache()
-    if seed is not None:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda im, lab: (adapt_images(im, input_shape), lab),
-                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    """uint8 arrays → batches of float32 images adapted to ``input_shape`` (``adapt_images``) and int32 labels;
+    ``seed=None`` means evaluation order (no shuffle)."""
+    return batched(x, y.astype("int32"), batch_size=batch_size, seed=seed,
+                   adapt=lambda im, lab: (adapt_images(im, input_shape), lab))
 
 
 class MnistTask:

@@ -18,7 +18,7 @@ import tensorflow as tf
 from cnnbench._util import tfds_or
 from cnnbench.data import segmentation as seg
 from cnnbench.metrics import confusion_matrix, segmentation_scores
-from cnnbench.tasks.base import TaskData
+from cnnbench.tasks.base import TaskData, batched
 
 DEFAULT_ONLINE = "tfds:oxford_iiit_pet"
 DEFAULT_OFFLINE = "mnist_composites"
@@ -40,10 +40,6 @@ def load(source: str, canvas: tuple[int, int], sizes: dict, data_dir=None) -> di
 
 def pipeline(images, masks, *, channels: int, batch_size: int, seed: int | None) -> tf.data.Dataset:
     """uint8 images → float32 in [0, 1] with ``channels`` channels; uint8 masks → int32. ``seed=None``: in order."""
-    ds = tf.data.Dataset.from_tensor_slices((images, masks)).cache()
-    if seed is not None:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-
     def adapt(x, y):
         x = tf.cast(x, tf.float32) / 255.0
         if x.shape.rank == 3:  # grey (B, H, W)
@@ -52,7 +48,7 @@ def pipeline(images, masks, *, channels: int, batch_size: int, seed: int | None)
             x = tf.image.rgb_to_grayscale(x) if channels == 1 else tf.repeat(x[..., :1], channels, axis=-1)
         return x, tf.cast(y, tf.int32)
 
-    return ds.batch(batch_size).map(adapt, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batched(images, masks, batch_size=batch_size, seed=seed, adapt=adapt)
 
 
 def confusion(model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:

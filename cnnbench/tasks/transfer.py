@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from cnnbench._util import tfds_or
 from cnnbench.data import DataUnavailableError
-from cnnbench.tasks.base import TaskData
+from cnnbench.tasks.base import TaskData, batched
 from cnnbench.training import DivergenceGuard, PreciseBNValidation
 
 SPLIT = (0.75, 0.15, 0.10)
@@ -137,14 +137,13 @@ def augmentation(seed: int) -> keras.Sequential:
 
 
 def pipeline(x, y, *, batch_size: int, seed: int | None, augment: keras.Sequential | None = None) -> tf.data.Dataset:
-    """uint8 images → float32 pixels in [0, 255] (the backbone's own preprocessing is part of the model)."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32"))).cache()
-    if seed is not None:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda im, lab: (tf.cast(im, tf.float32), lab))
-    if augment is not None:  # sequential: the layers' seeded generators then give the same draws every run
-        ds = ds.map(lambda im, lab: (augment(im, training=True), lab))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    """uint8 images → float32 pixels in [0, 255] (the backbone's own preprocessing is part of the model), augmented
+    in order when ``augment`` is given."""
+    def adapt(im, lab):
+        im = tf.cast(im, tf.float32)
+        return (augment(im, training=True) if augment is not None else im), lab
+
+    return batched(x, y.astype("int32"), batch_size=batch_size, seed=seed, adapt=adapt, sequential=True)
 
 
 def preprocessing(arch: str) -> keras.layers.Layer | None:
