@@ -9,7 +9,7 @@ import nox
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # TF C++ start-up chatter (CUDA probing, oneDNN notices)
-# Two test workers: 7.8 min instead of ~13 on two cores (tests spend much of their time tracing graphs). On a GPU,
+# Two test workers: ~9 min instead of ~13 on two cores (tests spend much of their time tracing graphs). On a GPU,
 # each worker takes memory as it needs it instead of all of it.
 TEST_ARGS, TEST_ENV = ["-q", "-n", "2"], QUIET_TF | {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 

@@ -31,9 +31,8 @@ def batched(x, y, *, batch_size: int, seed: int | None, adapt, sequential: bool 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     if seed is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(adapt, num_parallel_calls=None if sequential else tf.data.AUTOTUNE,
-                                  deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    parallel = {} if sequential else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+    return ds.batch(batch_size).map(adapt, **parallel).prefetch(tf.data.AUTOTUNE)
 
 
 class Task(Protocol):
