@@ -51,7 +51,8 @@ class MnistTask:
 
     def __init__(self, source: str | None = None):
         if source not in (None, "mnist"):
-            raise ValueError(f"the mnist task reads MNIST only, not {source!r} (--dataset is for --task transfer)")
+            raise ValueError(f"the mnist task reads MNIST only, not {source!r} (--dataset is for --task transfer "
+                             "and --task segmentation)")
 
     def verify_data(self, data_dir=None) -> dict:
         return datasets.load("mnist", data_dir_override=data_dir).metadata()

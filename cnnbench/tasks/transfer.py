@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from cnnbench._util import tfds_or
 from cnnbench.data import DataUnavailableError
+from cnnbench.metrics import confusion_matrix
 from cnnbench.tasks.base import TaskData, batched
 from cnnbench.training import DivergenceGuard, PreciseBNValidation
 
@@ -204,8 +205,7 @@ def evaluate(model: keras.Model, data: TaskData) -> dict:
     """Test accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
     y_true = np.concatenate([y for _, y in data.test.as_numpy_iterator()])
     y_pred = np.argmax(model.predict(data.test, verbose=0), axis=-1)
-    k = data.num_classes
-    confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    confusion = confusion_matrix(y_true, y_pred, data.num_classes)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     val = model.evaluate(data.val, verbose=0, return_dict=True)
     return {"test_accuracy": float(confusion.trace() / confusion.sum()), "val_accuracy": float(val["accuracy"]),
