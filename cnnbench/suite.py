@@ -27,6 +27,7 @@ import filelock
 
 import architectures
 from cnnbench import records
+from cnnbench._util import die_with_parent
 from cnnbench.harness import RunConfig, validate_cell
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
@@ -48,13 +49,11 @@ def expand_archs(patterns: list[str] | None, kind: str | None = None) -> list[st
 
 
 def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list[int] | None,
-         epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
-         data_dir: str | None = None, measure_memory: bool = True, dataset: str | None = None,
-         weights: str | None = None) -> list[RunConfig]:
-    """Every cell of the matrix, validated before anything runs."""
+         dataset: str | None = None, weights: str | None = None, **options) -> list[RunConfig]:
+    """Every cell of the matrix, validated before anything runs. ``options``: the other ``RunConfig`` fields
+    (epochs, batch_size, learning_rate, data_dir, measure_memory, measure_throughput), the same for every cell."""
     prof = get_profile(profile)
-    cells = [RunConfig(arch=a, task=t, profile=profile, seed=s, epochs=epochs, batch_size=batch_size,
-                       learning_rate=learning_rate, data_dir=data_dir, measure_memory=measure_memory,
+    cells = [RunConfig(arch=a, task=t, profile=profile, seed=s, **options,
                        dataset=dataset if t != "mnist" else None, weights=weights if t == "transfer" else None)
              for t in tasks for a in expand_archs(archs, get_task(t).kind)
              for s in (seeds or prof.setting(a, t)["seeds"])]
@@ -84,17 +83,9 @@ def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
     return False
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the cell gets SIGKILL if the suite dies, so no orphan writes after a killed suite."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _spawn(cell: RunConfig, results_dir: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "cnnbench.suite", json.dumps(asdict(cell)), str(results_dir)]
-    return subprocess.Popen(cmd, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    return subprocess.Popen(cmd, preexec_fn=die_with_parent)
 
 
 def _wait(proc: subprocess.Popen) -> int:

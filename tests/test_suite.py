@@ -1,110 +1,201 @@
-"""The suite survives SIGKILL and Ctrl-C at any point, resumes to the same numbers, and shares a results dir."""
+"""The suite survives SIGKILL and Ctrl-C at any point, resumes to the same numbers, and shares a results dir.
+
+Kill points wait for events in the suite's output, not for times: a cell process starting, a cell training, a record
+being written (held open there by the ``CNNBENCH_PAUSE_AT`` fault-injection point), and a record just landed between
+two cells. They are drawn at random from a fixed seed, with a random delay after each event.
+"""
 
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from cnnbench import records
-from cnnbench.suite import finished
 
-MATRIX = ["--profile", "smoke", "--archs", "lenet5", "--seeds", "0", "1", "2"]
+# Accuracy-only cells: the timing and the memory probe are tested once per model kind (test_harness, test_segmentation).
+MATRIX = ["--profile", "smoke", "--epochs", "1", "--archs", "lenet5", "--seeds", "0", "1", "2", "--no-measure-memory",
+          "--no-measure-throughput"]
 KEYS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
+PAUSE_S = 1.0  # how long the record writer holds its complete, unlinked file open before naming it
+
+pytestmark = pytest.mark.xdist_group("suite")  # the tests share the uninterrupted reference run
 
 
-def start(results: Path, *extra: str) -> subprocess.Popen:
-    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    # A terminal delivers Ctrl-C; a background job (`cmd &` in a script, as CI may run us) inherits SIGINT ignored,
-    # and Python then never installs its KeyboardInterrupt handler: give the suite a terminal's default.
-    return subprocess.Popen([sys.executable, "-m", "cnnbench", "suite", *MATRIX, "--results", str(results), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+class Suite:
+    """A ``cnnbench suite`` process; a thread collects its output (cells included) so a test can wait for a line."""
+
+    def __init__(self, results: Path, *extra: str, pause: bool = False):
+        env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        if pause:
+            env["CNNBENCH_PAUSE_AT"] = f"atomic-write:{PAUSE_S}"
+        # A terminal delivers Ctrl-C; a background job (`cmd &` in a script, as CI may run us) inherits SIGINT
+        # ignored, and Python then never installs its KeyboardInterrupt handler: give the suite a terminal's default.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cnnbench", "suite", *MATRIX, "--results", str(results), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.lines: list[str] = []
+        self._eof = False
+        self._seen = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._seen:
+                self.lines.append(line.rstrip("\n"))
+                self._seen.notify_all()
+        with self._seen:
+            self._eof = True
+            self._seen.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 240) -> bool:
+        """Block until a line (from now on) matches ``pattern``; False if the suite ended first."""
+        start, deadline = len(self.lines), time.monotonic() + timeout
+        with self._seen:
+            while True:
+                if any(re.search(pattern, line) for line in self.lines[start:]):
+                    return True
+                if self._eof:  # the suite closed its output: it has ended
+                    return False
+                if not self._seen.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"no line matching {pattern!r}; output:\n" + self.output)
+
+    def finish(self, timeout: float = 600) -> int:
+        self.proc.wait(timeout=timeout)
+        self._reader.join()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.proc.kill()  # SIGKILL to the suite process only; its running cell must die with it
+        self.finish()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
 
 
 def json_files(results: Path) -> list[Path]:
     return sorted(results.glob("*.json"))
 
 
-def wait_for(predicate, timeout=240):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        time.sleep(0.2)
-
-
 def metrics_by_seed(results: Path) -> dict[int, dict]:
-    return {r["seed"]: {k: r["metrics"][k] for k in KEYS} for _, r in records.iter_records(results)
-            if r["outcome"] == "ok"}
+    """Metrics of the ok records per seed; a seed with two ok records (a finished cell run again) fails."""
+    ok = [r for _, r in records.iter_records(results) if r["outcome"] == "ok"]
+    counts = Counter(r["seed"] for r in ok)
+    assert max(counts.values(), default=1) == 1, f"a cell ran twice: {counts}"
+    return {r["seed"]: {k: r["metrics"][k] for k in KEYS} for r in ok}
+
+
+def cell_processes(results: Path) -> list[int]:
+    """Pids of live processes whose command line names ``results`` (suite, cells, probes)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            named = proc.name.isdigit() and str(results).encode() in (proc / "cmdline").read_bytes()
+            if named and (proc / "stat").read_text().split(") ")[1][0] != "Z":  # zombies write nothing
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def assert_clean_after_kill(results: Path) -> None:
+    """No process of the killed suite survives; every file is a whole, valid record; nothing temporary is left."""
+    deadline = time.monotonic() + 10
+    while cell_processes(results) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not cell_processes(results), "an orphan cell outlived the killed suite"
+    before = {p.name for p in results.iterdir()}
+    for path in json_files(results):
+        records.read(path)
+    assert not [n for n in before if n.endswith(".tmp") or (n.startswith(".") and n != ".locks")], before
+    time.sleep(0.3)
+    assert {p.name for p in results.iterdir()} == before  # nothing writes after the kill
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, mnist):
     results = tmp_path_factory.mktemp("uninterrupted")
-    proc = start(results)
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    assert "suite finished: 3 run" in out
+    suite = Suite(results)
+    assert suite.finish() == 0, suite.output
+    assert "suite finished: 3 run" in suite.output
     return metrics_by_seed(results)
 
 
-def test_sigkill_at_several_points_then_resume_equals_an_uninterrupted_run(uninterrupted, tmp_path):
-    # Kill points: mid-way through the first cell, mid-way through the second, right as the second record lands.
-    kill_after = [(0, 2.0), (1, 2.0), (2, 0.0)]
-    for n_records, delay in kill_after:
-        proc = start(tmp_path, "--resume")
-        wait_for(lambda n=n_records: len(json_files(tmp_path)) >= n)
-        time.sleep(delay)
-        proc.kill()  # SIGKILL to the suite process only; its running cell must die with it
-        proc.wait()
-        time.sleep(3)
-        for path in json_files(tmp_path):  # every record present is complete and valid
-            records.read(path)
-        assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
-        assert len(json_files(tmp_path)) <= 3
-    proc = start(tmp_path, "--resume")
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    assert {s for (_, _, _, s) in finished(tmp_path)} == {0, 1, 2}
-    assert len(json_files(tmp_path)) == 3  # no cell ran twice: killed cells left nothing, orphans wrote nothing
-    assert metrics_by_seed(tmp_path) == uninterrupted
+# (event, the line that announces it, delay range after it in seconds)
+EVENTS = {
+    "cell starting": (r"seed \d: running$", (0.0, 2.0)),
+    "cell training": (r"^Epoch 1/", (0.0, 0.5)),
+    "record being written": (r"^cnnbench pause-point atomic-write .*\.json$", (0.0, 0.8 * PAUSE_S)),
+    "between cells": (r"test accuracy .* → ", (0.0, 0.05)),
+}
+KILL_POINTS = 20
+
+
+def test_sigkill_at_random_events_then_resume_equals_an_uninterrupted_run(uninterrupted, tmp_path):
+    rng = random.Random(20261126)
+    landed: Counter[str] = Counter()
+    rounds = 0
+    results = tmp_path / "round0"
+    while sum(landed.values()) < KILL_POINTS:
+        event = rng.choice(sorted(EVENTS))
+        pattern, (low, high) = EVENTS[event]
+        suite = Suite(results, "--resume", pause=True)
+        if not suite.wait_for(pattern):  # the matrix finished before this event came: check it, start a new one
+            assert suite.finish() == 0, suite.output
+            assert metrics_by_seed(results) == uninterrupted
+            rounds += 1
+            results = tmp_path / f"round{rounds}"
+            continue
+        time.sleep(rng.uniform(low, high))
+        suite.kill()
+        landed[event] += 1
+        assert_clean_after_kill(results)
+        assert len(json_files(results)) <= 3
+    suite = Suite(results, "--resume")
+    assert suite.finish() == 0, suite.output
+    assert metrics_by_seed(results) == uninterrupted  # bit for bit, each cell once
+    assert set(landed) == set(EVENTS), landed  # every kind of kill point was exercised
 
 
 def test_ctrl_c_stops_keeps_records_and_resumes(uninterrupted, tmp_path):
-    proc = start(tmp_path)
-    wait_for(lambda: len(json_files(tmp_path)) >= 1)
-    time.sleep(1.5)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
-    assert "--resume" in out
-    for path in json_files(tmp_path):
-        records.read(path)
-    proc = start(tmp_path, "--resume")
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out and "recorded already, skipped" in out
+    suite = Suite(tmp_path)
+    suite.wait_for(r"test accuracy .* → ")  # the first record has landed
+    suite.wait_for(r"^Epoch 1/")  # the second cell is training
+    os.killpg(suite.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    assert suite.finish(timeout=120) == 130, suite.output
+    assert "--resume" in suite.output
+    assert len(json_files(tmp_path)) == 1
+    records.read(json_files(tmp_path)[0])
+    again = Suite(tmp_path, "--resume")
+    assert again.finish() == 0, again.output
+    assert "seed 0: recorded already, skipped" in again.output
+    assert "suite finished: 2 run, 1 skipped" in again.output
     assert metrics_by_seed(tmp_path) == uninterrupted
 
 
 def test_parallel_suites_share_a_results_dir(uninterrupted, tmp_path):
-    procs = [start(tmp_path, "--resume") for _ in range(2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert len(json_files(tmp_path)) == 3, outs  # each cell ran exactly once
+    suites = [Suite(tmp_path, "--resume") for _ in range(2)]
+    assert [s.finish() for s in suites] == [0, 0], [s.output for s in suites]
+    assert len(json_files(tmp_path)) == 3  # each cell ran exactly once
     assert metrics_by_seed(tmp_path) == uninterrupted
 
 
 def test_resume_reruns_invalid_records(uninterrupted, tmp_path):
-    proc = start(tmp_path, "--seeds", "0")
-    proc.communicate(timeout=600)
+    first = Suite(tmp_path, "--seeds", "0")
+    assert first.finish() == 0, first.output
     (good,) = json_files(tmp_path)
     good.write_text(good.read_text()[:200])  # truncated, as if hand-edited
-    assert finished(tmp_path) == set()
-    proc = start(tmp_path, "--seeds", "0", "--resume")
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0 and "skipping invalid result file" in out
+    again = Suite(tmp_path, "--seeds", "0", "--resume")
+    assert again.finish() == 0, again.output
+    assert "skipping invalid result file" in again.output and "seed 0: running" in again.output
     assert metrics_by_seed(tmp_path) == {0: uninterrupted[0]}

@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 
+from cnnbench._util import die_with_parent
+
 
 class ProbeError(RuntimeError):
     """The measuring process failed; its stderr tail is in the message."""
@@ -26,7 +28,8 @@ def measure(spec: dict, *, timeout: float = 900) -> dict:
     env = os.environ | {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "3",
                         "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     proc = subprocess.run([sys.executable, "-m", "cnnbench.measure.memory_probe", json.dumps(spec)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+                          capture_output=True, text=True, env=env, timeout=timeout,
+                          preexec_fn=die_with_parent)
     if proc.returncode:
         raise ProbeError(f"memory probe failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
