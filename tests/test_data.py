@@ -40,9 +40,29 @@ def test_corrupted_cache_is_a_clear_error(mnist, tmp_path):
 
 def test_truncated_cache_is_an_error_not_a_refetch(mnist, tmp_path):
     (tmp_path / source.CACHE_NAME).write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(Exception):  # noqa: B017 - numpy raises its own zip/format errors
+    with pytest.raises(_store.UnreadableFileError, match=r"mnist\.npz: not a readable \.npz .*delete it"):
         load(tmp_path)
     assert (tmp_path / source.CACHE_NAME).read_bytes().endswith(b"truncated")
+
+
+class _Payload:
+    """Unpickling this creates the file named ``marker``: proof that pickled code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_npz_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pickle-ran"
+    arrays = {k: np.zeros(1, np.uint8) for k in _store.SPLITS}
+    arrays["x_test"] = np.array([_Payload(marker)], dtype=object)  # np.savez pickles object arrays
+    np.savez(tmp_path / source.CACHE_NAME, **arrays)
+    with pytest.raises(_store.UnreadableFileError, match="pickled data"):
+        load(tmp_path)
+    assert not marker.exists()
 
 
 def test_keras_cache_source_is_verified(mnist, tmp_path, monkeypatch):

@@ -19,6 +19,11 @@ class ChecksumError(RuntimeError):
     """A dataset file or array does not match its recorded sha256."""
 
 
+class UnreadableFileError(ChecksumError):
+    """A cached dataset file that cannot be read as plain arrays (truncated, not an .npz, or holding pickled
+    objects): refused, never re-fetched over, so the user sees what happened to it."""
+
+
 class DataUnavailableError(RuntimeError):
     """No source for a dataset could be reached."""
 
@@ -199,6 +204,17 @@ def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Read an ``.npz`` of plain arrays; object arrays (which would need pickle) are refused."""
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in SPLITS}
+    """Read an ``.npz`` of plain arrays; object arrays (which would need pickle) are refused, never unpickled."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in SPLITS}
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise UnreadableFileError(f"{path}: not an .npz of plain arrays ({e}); delete it and run again") from None
+        raise UnreadableFileError(f"{path} holds pickled data ({e}); refused: pickles from files are never loaded. "
+                                  "Delete it and run again.") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise UnreadableFileError(f"{path}: not a readable .npz of {', '.join(SPLITS)} ({type(e).__name__}: {e}); "
+                                  "delete it and run again") from None
