@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
         p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
                        help="record the predicted memory only (skips the measuring process)")
+        p.add_argument("--no-measure-throughput", dest="measure_throughput", action="store_false",
+                       help="skip the throughput timing (the record's throughput is null)")
         p.add_argument("--dataset", help="transfer: fashion_mnist (offline default), tfds:NAME or dir:PATH; "
                                          "segmentation: mnist_composites (offline default) or tfds:oxford_iiit_pet")
         p.add_argument("--weights", help="transfer: imagenet (default), scratch, or a .weights.h5 file")
@@ -187,7 +189,8 @@ def cmd_run(args) -> int:
 
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
                      batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
-                     measure_memory=args.measure_memory, dataset=args.dataset, weights=args.weights)
+                     measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
+                     dataset=args.dataset, weights=args.weights)
     validate_cell(cell)
     _check_results_dir(args.results)
     record = run_cell(cell)
@@ -199,8 +202,9 @@ def cmd_run(args) -> int:
     m, t, mem = record["metrics"], record["throughput"], record["memory"]
     if "baseline" in m:
         tag += f" ({record['config']['weights']} weights; from scratch: {m['baseline']['test_accuracy']:.4f})"
-    print(f"{tag}: {records.headline(m)}, {t['train_images_per_s']:.0f} train / "
-          f"{t['infer_images_per_s']:.0f} infer images/s (batch {t['batch_size']}), train-step memory "
+    speed = (f"{t['train_images_per_s']:.0f} train / {t['infer_images_per_s']:.0f} infer images/s (batch "
+             f"{t['batch_size']})") if t else "throughput not measured"
+    print(f"{tag}: {records.headline(m)}, {speed}, train-step memory "
           f"{_mib(mem['predicted_bytes'])} predicted / {_mib(mem.get('measured_peak_bytes'))} measured → {path}")
     return 0
 
@@ -216,7 +220,8 @@ def cmd_suite(args) -> int:
 
     cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
                  batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
-                 measure_memory=args.measure_memory, dataset=args.dataset, weights=args.weights)
+                 measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
+                 dataset=args.dataset, weights=args.weights)
     _check_results_dir(args.results)
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
         options = {"source": args.dataset} if args.dataset and task != "mnist" else {}

@@ -42,6 +42,7 @@ class RunConfig:
     learning_rate: float | None = None  # None: the profile's (for this architecture)
     data_dir: str | None = None
     measure_memory: bool = True  # peak of one warm train step, measured in a fresh process
+    measure_throughput: bool = True  # calibrated train/infer throughput after training (False: record null)
     dataset: str | None = None  # the task's data source (transfer: fashion_mnist, tfds:NAME, dir:PATH)
     weights: str | None = None  # transfer: imagenet (default), scratch, or a .weights.h5 file
 
@@ -135,13 +136,15 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
             metrics = task.evaluate(model, data) | metrics
 
     flops = count_flops(model)
-    throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size,
-                                    num_classes=data.num_classes, warmup=profile.warmup_steps,
-                                    repeats=profile.timed_repeats, min_window_s=profile.min_window_s,
-                                    macs_per_image=flops["macs"], seed=cfg.seed)
-    if timer is not None:  # end to end: fit() through the task's real tf.data pipeline, the first epoch left out
-        steady = timer.seconds[1:] or timer.seconds
-        throughput["end_to_end_train_images_per_s"] = data.n_train / statistics.median(steady)
+    throughput = None
+    if cfg.measure_throughput:
+        throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size,
+                                        num_classes=data.num_classes, warmup=profile.warmup_steps,
+                                        repeats=profile.timed_repeats, min_window_s=profile.min_window_s,
+                                        macs_per_image=flops["macs"], seed=cfg.seed)
+        if timer is not None:  # end to end: fit() through the task's real tf.data pipeline, the first epoch left out
+            steady = timer.seconds[1:] or timer.seconds
+            throughput["end_to_end_train_images_per_s"] = data.n_train / statistics.median(steady)
     record = _base_record(cfg, env, started) | {
         "outcome": "ok",
         "config": config,

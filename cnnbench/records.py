@@ -53,7 +53,9 @@ SCHEMA: dict[str, Any] = {
         },
         "params": {"type": "object", "required": ["total", "trainable"],
                    "properties": {"total": _int, "trainable": _int}},
-        "throughput": {"type": "object", "required": ["batch_size", "train_images_per_s", "infer_images_per_s"],
+        # null when the run skipped the timing (--no-measure-throughput)
+        "throughput": {"type": ["object", "null"],
+                       "required": ["batch_size", "train_images_per_s", "infer_images_per_s"],
                        "properties": {"batch_size": _int, "train_images_per_s": _num, "infer_images_per_s": _num}},
         # measured_peak_bytes is null when the run skipped the measurement or it failed (measure_error says why)
         "memory": {"type": "object", "required": ["predicted_bytes", "breakdown"],

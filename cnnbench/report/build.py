@@ -85,6 +85,11 @@ def _mean_std(mean, std, n) -> str:
     return f"{100 * mean:.2f} ± {100 * std:.2f}" if n > 1 else f"{100 * mean:.2f}"
 
 
+def _count(value) -> str:
+    """A count for display; "—" where the runs did not measure it (e.g. ``--no-measure-throughput``)."""
+    return "—" if pd.isna(value) else f"{value:,.0f}"
+
+
 def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "task": s["task"], "dataset": s["dataset"], "architecture": s["arch"], "profile": s["profile"],
@@ -100,7 +105,7 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
             f"{n:,.0f} ({c})" for n, c in zip(s["reference_params"], s["reference_counts"], strict=True)],
         "train images": s["n_train"].map("{:,.0f}".format), "epochs": s["epochs"],
         "train time (s)": s["train_s"].map("{:.1f}".format),
-        "train img/s": s["train_img_s"].map("{:,.0f}".format), "infer img/s": s["infer_img_s"].map("{:,.0f}".format),
+        "train img/s": s["train_img_s"].map(_count), "infer img/s": s["infer_img_s"].map(_count),
         "batch": s["batch"],
         "train-step memory predicted / measured (MiB)": [
             f"{p / 2**20:,.1f} / " + ("—" if pd.isna(m) else f"{m / 2**20:,.1f} ({100 * (p - m) / m:+.0f} %)")
