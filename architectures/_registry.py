@@ -34,6 +34,8 @@ class ModelInfo:
     #: published multiply-accumulates per image at ``default_input_shape`` (conv + dense), and where the figure is from.
     reference_gmacs: float | None = None
     gmacs_source: str | None = None
+    #: how precise ``reference_gmacs`` is (±, GMACs); None: half a unit in its last published digit (1.814: 0.0005).
+    gmacs_precision: float | None = None
     #: the keras.applications class that builds the same network (for throughput parity), if any.
     keras_equivalent: str | None = None
     #: what the network outputs: "classification" (one class distribution per image) or "segmentation" (one per
@@ -44,6 +46,15 @@ class ModelInfo:
     def variant(self) -> str:
         doc = self.variant_doc or (inspect.getdoc(self.builder) or "").split("\n\n")[0]
         return " ".join(doc.split())
+
+    @property
+    def reference_gmacs_precision(self) -> float | None:
+        """± of ``reference_gmacs``: as stated, else half a unit in its last digit as written (8.4 → 0.05)."""
+        if self.gmacs_precision is not None or self.reference_gmacs is None:
+            return self.gmacs_precision
+        import decimal
+
+        return 0.5 * 10.0 ** decimal.Decimal(repr(self.reference_gmacs)).as_tuple().exponent
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +69,7 @@ class ModelInfo:
             "variant": self.variant,
             "reference_gmacs": self.reference_gmacs,
             "gmacs_source": self.gmacs_source,
+            "gmacs_precision": self.reference_gmacs_precision,
             "keras_equivalent": self.keras_equivalent,
             "kind": self.kind,
         }
@@ -80,6 +92,7 @@ def register(
     variant: str | None = None,
     reference_gmacs: float | None = None,
     gmacs_source: str | None = None,
+    gmacs_precision: float | None = None,
     keras_equivalent: str | None = None,
     kind: str = "classification",
     **defaults: Any,
@@ -111,6 +124,7 @@ def register(
             variant_doc=variant,
             reference_gmacs=reference_gmacs,
             gmacs_source=gmacs_source,
+            gmacs_precision=gmacs_precision,
             keras_equivalent=keras_equivalent,
             kind=kind,
         )

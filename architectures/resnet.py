@@ -132,7 +132,7 @@ def resnet34(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: boo
 
 @_register(reference_params=25_636_712, param_convention=_KERAS, keras_equivalent="ResNet50")
 @_register("resnet50_tv", reference_params=25_557_032, param_convention=_TV, count="trainable",
-           reference_gmacs=4.11, gmacs_source="timm benchmark CSV (torchvision metadata: 4.089)",
+           reference_gmacs=4.089, gmacs_source="torchvision weights metadata (timm's benchmark CSV lists 4.11)",
            variant="ResNet-50 v1.5 in the torchvision convention: bottleneck blocks 3-4-6-3, stride on the 3x3, no "
                    "conv biases; 25,557,032 trainable.",
            convention="torchvision")
