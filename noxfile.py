@@ -9,9 +9,11 @@ import nox
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}  # TF C++ start-up chatter (CUDA probing, oneDNN notices)
-# Two test workers: ~9 min instead of ~13 on two cores (tests spend much of their time tracing graphs). On a GPU,
-# each worker takes memory as it needs it instead of all of it.
-TEST_ARGS, TEST_ENV = ["-q", "-n", "2"], QUIET_TF | {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+# Two test workers (tests spend much of their time tracing graphs, which one worker overlaps with the other's
+# computing); tests sharing an expensive session fixture run on one worker (loadgroup: see tests/conftest.py); the 25
+# slowest tests are listed so a slow newcomer shows. On a GPU, each worker takes memory as it needs it.
+TEST_ARGS = ["-q", "-n", "2", "--dist", "loadgroup", "--durations", "25"]
+TEST_ENV = QUIET_TF | {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
 def _install(session: nox.Session, *extras: str) -> None:

@@ -1,8 +1,25 @@
+import functools
 import os
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: session fixtures worth computing once: the tests using one run on the same xdist worker (``--dist loadgroup``)
+SHARED = ("smoke_record", "paper_model")
+
+
+#: the longest group (the suite's kill tests, ~6 minutes) is collected first, so one worker starts it while the other
+#: works through the rest, instead of it running alone at the end
+FIRST = "suite"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        shared = [name for name in SHARED if name in item.fixturenames]
+        if shared and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+    items.sort(key=lambda item: (m := item.get_closest_marker("xdist_group")) is None or m.args[0] != FIRST)
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +36,12 @@ def smoke_record(mnist):
     from cnnbench.harness import RunConfig, run
 
     return run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0), verbose=0)
+
+
+@pytest.fixture(scope="session")
+def paper_model():
+    """``paper_model(name)``: the registered model at its paper input with its registered defaults, built once per
+    session (the 20 networks total about 1 G parameters; building them is much of what these tests cost)."""
+    from architectures import create_model
+
+    return functools.cache(lambda name: create_model(name))

@@ -17,8 +17,8 @@ def _shapes(model, names):
     return [tuple(model.get_layer(n).output.shape) for n in names]
 
 
-def test_resnet50_matches_keras_applications_stage_by_stage():
-    ours, theirs = create_model("resnet50"), keras.applications.ResNet50(weights=None)
+def test_resnet50_matches_keras_applications_stage_by_stage(paper_model):
+    ours, theirs = paper_model("resnet50"), keras.applications.ResNet50(weights=None)
     assert ours.count_params() == theirs.count_params() == 25_636_712
     outs = [layer.name for layer in theirs.layers if layer.name.endswith("_out")]
     assert len(outs) == 16
@@ -30,13 +30,13 @@ def test_resnet50_matches_keras_applications_stage_by_stage():
 
 
 @pytest.mark.parametrize(("name", "application"), [("resnet101", "ResNet101"), ("resnet152", "ResNet152")])
-def test_deeper_resnets_count_as_keras_applications(name, application):
+def test_deeper_resnets_count_as_keras_applications(name, application, paper_model):
     theirs = getattr(keras.applications, application)(weights=None)
-    assert count_params(create_model(name))["total"] == theirs.count_params()
+    assert count_params(paper_model(name))["total"] == theirs.count_params()
 
 
-def test_xception_matches_keras_applications_block_by_block():
-    ours, theirs = create_model("xception"), keras.applications.Xception(weights=None)
+def test_xception_matches_keras_applications_block_by_block(paper_model):
+    ours, theirs = paper_model("xception"), keras.applications.Xception(weights=None)
     assert ours.count_params() == theirs.count_params() == 22_910_480
     assert count_params(ours)["trainable"] == 22_855_952
     add = lambda m: [tuple(layer.output.shape) for layer in m.layers if isinstance(layer, keras.layers.Add)]  # noqa: E731
@@ -46,8 +46,8 @@ def test_xception_matches_keras_applications_block_by_block():
     assert _shapes(ours, named) == _shapes(theirs, named)
 
 
-def test_alexnet_towers_are_grouped_convolutions():
-    model = create_model("alexnet")
+def test_alexnet_towers_are_grouped_convolutions(paper_model):
+    model = paper_model("alexnet")
     groups = {n: model.get_layer(n).groups for n in ("conv1", "conv2", "conv3", "conv4", "conv5")}
     assert groups == {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
     assert model.get_layer("pool5").output.shape[1:] == (6, 6, 256)  # 227 → 55 → 27 → 13 → 6
@@ -65,8 +65,8 @@ def test_lrn_is_the_papers_formula():
     assert (caffe.k, caffe.alpha) == (1.0, pytest.approx(2e-5))
 
 
-def test_googlenet_table1_and_aux_heads():
-    plain = create_model("googlenet")
+def test_googlenet_table1_and_aux_heads(paper_model):
+    plain = paper_model("googlenet")
     assert plain.get_layer("inception_5b_output").output.shape[1:] == (7, 7, 1024)
     assert plain.get_layer("inception_4e_output").output.shape[1:] == (14, 14, 832)
     assert not any("bn" in layer.name or isinstance(layer, keras.layers.BatchNormalization) for layer in plain.layers)
@@ -88,8 +88,8 @@ def test_googlenet_aux_loss_counts_in_training_only():
     assert len(aux) == 2 and total == pytest.approx(main + 0.3 * sum(aux), rel=1e-5)
 
 
-def test_se_hook_adds_exactly_the_squeeze_excitation_weights():
-    se, plain = count_params(create_model("seresnet50")), count_params(create_model("resnet50_tv"))
+def test_se_hook_adds_exactly_the_squeeze_excitation_weights(paper_model):
+    se, plain = count_params(paper_model("seresnet50")), count_params(paper_model("resnet50_tv"))
     stages = [(256, 3), (512, 4), (1024, 6), (2048, 3)]
     expected = sum(n * (2 * c * (c // 16) + c // 16 + c) for c, n in stages)
     assert se["trainable"] - plain["trainable"] == expected == 2_530_992
@@ -97,8 +97,8 @@ def test_se_hook_adds_exactly_the_squeeze_excitation_weights():
 
 @pytest.mark.parametrize(("name", "stride_layer"), [("resnet50", "conv3_block1_1_conv"),
                                                      ("resnet50_tv", "conv3_block1_2_conv")])
-def test_where_the_stride_sits(name, stride_layer):
-    model = create_model(name)
+def test_where_the_stride_sits(name, stride_layer, paper_model):
+    model = paper_model(name)
     strided = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
                and layer.name.startswith("conv3_block1") and layer.strides == (2, 2)]
     assert sorted(strided) == sorted([stride_layer, "conv3_block1_0_conv"])

@@ -8,7 +8,10 @@ from architectures import list_models
 from cnnbench.cli import main
 
 
-def test_list_json(capsys):
+def test_list_json(capsys, monkeypatch, paper_model):
+    import architectures
+
+    monkeypatch.setattr(architectures, "create_model", paper_model)  # `list` builds each at its paper input
     assert main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == list_models()

@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import keras
 import numpy as np
@@ -22,14 +23,14 @@ CELL = RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0)
 
 def test_oom_is_recorded_with_the_predicted_memory(mnist, monkeypatch):
     def out_of_memory(self, *args, **kwargs):
-        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[64,6,28,28]")
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[32,6,28,28]")
 
     monkeypatch.setattr(keras.Model, "fit", out_of_memory)
     record = run_cell(CELL, verbose=0)
     records.validate(record)
     assert record["outcome"] == "oom" and "OOM when allocating" in record["error"]["message"]
     memory = record["error"]["predicted_memory"]  # the prediction, and the measured step it was checked against
-    assert memory["batch_size"] == 64 and memory["predicted_bytes"] > 4 * 61_706 * 4
+    assert memory["batch_size"] == 32 and memory["predicted_bytes"] > 4 * 61_706 * 4
     assert memory["measured_peak_bytes"] > 0
 
 
@@ -50,7 +51,7 @@ def test_a_crash_inside_the_run_is_recorded_as_error(mnist, monkeypatch):
     records.validate(record)
     assert record["outcome"] == "error" and record["error"]["type"] == "RuntimeError"
     assert record["error"]["message"] == "boom" and "create_model" in record["error"]["traceback"]
-    assert record["config"]["batch_size"] == 64  # how far it got
+    assert record["config"]["batch_size"] == 32  # how far it got
 
 
 def test_a_dead_cell_process_is_recorded_by_the_suite(tmp_path, monkeypatch, capsys):
@@ -62,6 +63,63 @@ def test_a_dead_cell_process_is_recorded_by_the_suite(tmp_path, monkeypatch, cap
     ((_, record),) = list(records.iter_records(tmp_path))
     assert record["outcome"] == "error" and record["error"]["returncode"] == -signal.SIGKILL
     assert "SIGKILL" in record["error"]["message"]
+
+
+def _fake_cells(monkeypatch, smoke_record, fails=()):
+    """Replace the cell process by one that records ``smoke_record`` under the cell's seed, or a diverged outcome
+    for the seeds in ``fails`` (the first time each runs). Returns the seeds in the order they were spawned."""
+    spawned: list[int] = []
+
+    def spawn(cell, results_dir):
+        failed = cell.seed in fails and cell.seed not in spawned
+        spawned.append(cell.seed)
+        started = datetime.now(UTC).isoformat()
+        if failed:
+            record = {k: smoke_record[k] for k in ("schema_version", "arch", "task", "profile", "env")} | {
+                "seed": cell.seed, "outcome": "diverged", "config": {}, "started_at": started, "duration_s": 1.0,
+                "error": {"type": "Diverged", "message": "loss is nan", "step": 3}}
+        else:
+            record = smoke_record | {"seed": cell.seed, "started_at": started}
+        records.write(record, results_dir)
+        status = suite.EXIT_CELL_FAILED if failed else 0
+        return subprocess.Popen([sys.executable, "-c", f"raise SystemExit({status})"])
+
+    monkeypatch.setattr(suite, "_spawn", spawn)
+    return spawned
+
+
+def test_the_suite_goes_on_after_a_failed_cell_and_resume_reruns_it(smoke_record, tmp_path, monkeypatch, capsys):
+    cells = [dataclasses.replace(CELL, seed=s) for s in (0, 1, 2)]
+    spawned = _fake_cells(monkeypatch, smoke_record, fails={1})
+    assert suite.run_suite(cells, results_dir=tmp_path) == 1  # a cell failed: exit status 1 ...
+    assert spawned == [0, 1, 2]  # ... after running the cells that follow it
+    assert sorted((r["seed"], r["outcome"]) for _, r in records.iter_records(tmp_path)) == [
+        (0, "ok"), (1, "diverged"), (2, "ok")]
+    assert "suite finished: 1 failed, 2 run" in capsys.readouterr().out
+    assert suite.run_suite(cells, results_dir=tmp_path, resume=True) == 0
+    assert spawned == [0, 1, 2, 1]  # --resume runs the failed cell again, and only it
+    assert suite.finished(tmp_path) == {("lenet5", "mnist", "smoke", s) for s in (0, 1, 2)}
+
+
+def test_the_suite_verifies_each_dataset_once_before_the_first_cell(smoke_record, tmp_path, monkeypatch, capsys):
+    from cnnbench.data import ChecksumError
+    from cnnbench.tasks.classification import MnistTask
+
+    checks = []
+    monkeypatch.setattr(MnistTask, "verify_data", lambda self, data_dir=None: checks.append(data_dir))
+    spawned = _fake_cells(monkeypatch, smoke_record)
+    argv = ["suite", "--profile", "smoke", "--archs", "lenet5", "lenet5_1998", "--seeds", "0", "1", "--results",
+            str(tmp_path), "--data-dir", str(tmp_path / "data")]
+    assert main(argv) == 0
+    assert checks == [str(tmp_path / "data")] and len(spawned) == 4  # once for four cells
+
+    def corrupt(self, data_dir=None):
+        raise ChecksumError("mnist: x_test has sha256 0000, expected 1111")
+
+    monkeypatch.setattr(MnistTask, "verify_data", corrupt)
+    assert main([*argv, "--results", str(tmp_path / "again")]) == 2
+    assert "x_test has sha256 0000" in capsys.readouterr().err
+    assert len(spawned) == 4 and not list((tmp_path / "again").glob("*.json"))  # no cell started
 
 
 def test_failed_cell_exit_status(mnist, tmp_path, monkeypatch, capsys):

@@ -86,8 +86,8 @@ def test_bilinear_upsampling_equals_bilinear_resize_inside_the_borders(factor):
 
 @pytest.mark.parametrize(("name", "learnable"), [("fcn32s_vgg16", 134_346_581), ("fcn16s_vgg16", 134_357_354),
                                                  ("fcn8s_vgg16", 134_362_751)])
-def test_fcn_vgg16_learnable_parameters(name, learnable):
-    model = create_model(name)
+def test_fcn_vgg16_learnable_parameters(name, learnable, paper_model):
+    model = paper_model(name)
     counts = count_params(model)
     assert counts["trainable"] == learnable == model_info(name).reference_params
     fixed = {"fcn32s_vgg16": 64 * 64, "fcn16s_vgg16": 4 * 4 + 32 * 32, "fcn8s_vgg16": 4 * 4 + 4 * 4 + 16 * 16}[name]
@@ -96,9 +96,9 @@ def test_fcn_vgg16_learnable_parameters(name, learnable):
 
 
 @pytest.mark.parametrize("name", ["fcn8s_resnet50", "fcn8s_xception"])
-def test_fcn_heads_on_other_backbones_add_only_score_layers(name):
+def test_fcn_heads_on_other_backbones_add_only_score_layers(name, paper_model):
     backbone = model_info(name).defaults["backbone"]
-    model, features = create_model(name), create_model(backbone, include_top=False)
+    model, features = paper_model(name), create_model(backbone, include_top=False)
     channels = [model.get_layer(f"score_{s}").input.shape[-1] for s in ("fr", "pool4", "pool3")]
     assert channels == {"fcn8s_resnet50": [2048, 1024, 512], "fcn8s_xception": [2048, 728, 256]}[name]
     scores = sum((c + 1) * 21 for c in channels)

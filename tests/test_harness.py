@@ -16,57 +16,70 @@ def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
     assert (r["arch"], r["task"], r["profile"], r["seed"], r["outcome"]) == ("lenet5", "mnist", "smoke", 0, "ok")
     assert r["params"] == {"total": 61_706, "trainable": 61_706, "non_trainable": 0}
     assert r["dataset"]["n_train"] == 2048 and r["dataset"]["n_test"] == 512 and r["dataset"]["subset"]
-    assert 0.2 < r["metrics"]["test_accuracy"] <= 1.0  # one epoch on 2k images: far above chance (0.1)
+    assert 0.8 < r["metrics"]["test_accuracy"] <= 1.0  # 3 epochs on 2k images: far above chance (0.1)
+    assert r["metrics"]["train_loss"][-1] < math.log(10)  # below a uniform guess's loss
     t = r["throughput"]
-    assert t["batch_size"] == 64 and t["train_images_per_s"] > 0 and t["infer_images_per_s"] > 0
+    assert t["batch_size"] == 32 and t["train_images_per_s"] > 0 and t["infer_images_per_s"] > 0
     assert t["train_images_per_s_min"] <= t["train_images_per_s"] <= t["train_images_per_s_max"]
     f = r["flops"]  # per image, counted from the graph; MFU against the measured matmul peak
     assert f["macs"] > 0 and f["train_flops"] == 6 * f["macs"] and f["uncounted"] == []
     assert t["train_flops_per_image"] == f["train_flops"] and t["infer_flops_per_image"] == f["flops"]
-    assert t["train_mfu"] == pytest.approx(t["train_images_per_s"] * f["train_flops"] / t["peak_flops_per_s"])
+    assert 0 < t["train_mfu"] < 1 and 0 < t["infer_mfu"] < 1  # the arithmetic: test_throughput, hand numbers
     assert 0 < t["infer_latency_ms_p50"] <= t["infer_latency_ms_p90"] and t["end_to_end_train_images_per_s"] > 0
     mem = r["memory"]  # one train step at the run's batch, predicted here and measured in a fresh process
-    assert (mem["mode"], mem["batch_size"], mem["optimizer"], mem["device"]) == ("train", 64, "adam", "CPU:0")
+    assert (mem["mode"], mem["batch_size"], mem["optimizer"], mem["device"]) == ("train", 32, "adam", "CPU:0")
     assert mem["measured_peak_bytes"] > mem["breakdown"]["weights"] + mem["breakdown"]["optimizer_slots"]
-    assert mem["relative_error"] == pytest.approx((mem["predicted_bytes"] - mem["measured_peak_bytes"])
-                                                  / mem["measured_peak_bytes"])
+    assert abs(mem["relative_error"]) < 1  # predicted and measured within a factor of two of each other
     env = r["env"]
     assert env["device"]["type"] in {"cpu", "gpu"} and env["tensorflow"].startswith("2.21")
     assert set(env["git"]) == {"sha", "dirty"}
-    assert len(r["metrics"]["epoch_seconds"]) == 1 and r["duration_s"] > r["metrics"]["train_seconds"]
+    assert len(r["metrics"]["epoch_seconds"]) == 3 and r["duration_s"] > r["metrics"]["train_seconds"]
     path = records.write(r, tmp_path)
     assert records.read(path) == r
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left behind
 
 
 def test_same_command_twice_gives_identical_metrics(smoke_record):
-    again = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0), verbose=0)
+    again = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0, measure_memory=False,
+                          measure_throughput=False), verbose=0)
     for key in ("test_accuracy", "test_loss", "train_accuracy", "train_loss"):
         assert again["metrics"][key] == smoke_record["metrics"][key], key
 
 
 def test_another_seed_gives_other_metrics(smoke_record):
-    other = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=1, epochs=1), verbose=0)
+    other = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=1, epochs=1, measure_memory=False,
+                          measure_throughput=False), verbose=0)
     assert other["metrics"]["train_loss"] != smoke_record["metrics"]["train_loss"]
 
 
 def test_lenet_1998_pads_to_32(mnist):
-    r = run(RunConfig(arch="lenet5_1998", profile="smoke", seed=0), verbose=0)
+    r = run(RunConfig(arch="lenet5_1998", profile="smoke", seed=0, measure_memory=False, measure_throughput=False),
+            verbose=0)
     assert r["config"]["adaptation"]["spatial"] == "zero-pad" and r["config"]["input_shape"] == [32, 32, 1]
     assert r["params"] == {"total": 60_840, "trainable": 60_000, "non_trainable": 840}
-    assert math.isfinite(r["metrics"]["test_loss"])
+    assert r["throughput"] is None and r["memory"]["measured_peak_bytes"] is None  # asked not to measure
+    assert r["metrics"]["train_loss"][-1] < math.log(10) and r["metrics"]["test_accuracy"] > 0.5
 
 
 @pytest.mark.parametrize("arch", [a for a in list_models(kind="classification") if not a.startswith("lenet5")])
-def test_every_architecture_runs_on_mnist_at_smoke_scale(arch, mnist):
-    r = run(RunConfig(arch=arch, profile="smoke", seed=0), verbose=0)
-    records.validate(r)
+def test_every_architecture_learns_on_mnist_at_smoke_scale(arch, mnist):
+    # Accuracy only: the timing and the memory probe are exercised once per model kind (the smoke record above).
+    r = run(RunConfig(arch=arch, profile="smoke", seed=0, measure_memory=False, measure_throughput=False),
+            verbose=0)
     setting = get_profile("smoke").setting(arch)
     assert r["config"]["input_shape"] == list(setting["input_shape"])
     assert r["config"]["model_kwargs"]["width"] == setting["width"]
     assert r["config"]["adaptation"]["channels"] == "replicate"
-    assert math.isfinite(r["metrics"]["test_loss"]) and r["metrics"]["test_accuracy"] >= 0
-    assert r["memory"]["measured_peak_bytes"] > 0, r["memory"].get("measure_error")
+    # Learning, not just running: the last epoch's mean training loss is below a uniform guess's
+    assert r["metrics"]["train_loss"][-1] < uniform_guess_loss(r), r["metrics"]["train_loss"]
+
+
+def uniform_guess_loss(record: dict, classes: int = 10) -> float:
+    """The training loss of predicting every class with equal probability: ln(classes) for each output head, the
+    auxiliary heads weighted as in the loss (GoogLeNet: 1 + 2 x 0.3)."""
+    from architectures.googlenet import AUX_WEIGHT
+
+    return (1 + 2 * AUX_WEIGHT * bool(record["config"]["model_kwargs"].get("aux_logits"))) * math.log(classes)
 
 
 def test_precise_bn_sets_population_statistics_to_the_batch_average():

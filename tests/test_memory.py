@@ -55,8 +55,16 @@ def test_measured_peak_is_consistent(tmp_path, exercise):
     assert report["device"] in {"CPU:0", "GPU:0"}
     assert report["measured_peak_bytes"] >= report["resident_before_step_bytes"] >= 3 * weights  # weights + Adam
     assert report["measured_peak_bytes"] >= report["measured_peak_min_bytes"] > 0
-    assert report["relative_error"] == pytest.approx(
-        (report["predicted_bytes"] - report["measured_peak_bytes"]) / report["measured_peak_bytes"])
+
+
+def test_relative_error_from_hand_numbers(monkeypatch):
+    from cnnbench.measure import memory
+
+    monkeypatch.setattr(memory, "predict_memory", lambda model, **kw: {
+        "predicted_bytes": 1_100, "breakdown": {}, "optimizer": "adam", "precision": "float32"})
+    monkeypatch.setattr(memory, "probe", lambda spec: {"measured_peak_bytes": 1_000, "device": "CPU:0"})
+    report = memory_report({"arch": "lenet5", "batch_size": 4, "mode": "train"}, measure=True)
+    assert report["relative_error"] == pytest.approx(0.1)  # (1,100 - 1,000) / 1,000: 10 % over
 
 
 def test_probe_measures_models_that_are_not_classifiers(tmp_path):

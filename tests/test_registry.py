@@ -36,9 +36,9 @@ def test_metadata_complete(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_param_count_equals_reference_at_paper_input(name):
+def test_param_count_equals_reference_at_paper_input(name, paper_model):
     info = model_info(name)
-    model = create_model(name)
+    model = paper_model(name)
     assert model.input_shape[1:] == info.default_input_shape
     assert count_params(model)[info.count] == info.reference_params
 

@@ -1,6 +1,8 @@
 """The segmentation task: scores on hand-made masks, the MNIST composites (deterministic, checksummed, consistent),
 the TFDS path through its mock data, the model-kind checks, and every segmentation model run end to end."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -118,12 +120,15 @@ def test_suite_plans_segmentation_models_only():
 
 
 @pytest.mark.parametrize("arch", [a for a in list_models(kind="segmentation") if a != "fcn8s_vgg16"])
-def test_every_segmentation_model_runs_at_smoke_scale(arch, mnist):
-    r = run(RunConfig(arch=arch, task="segmentation", profile="smoke", seed=0), verbose=0)
-    records.validate(r)
+def test_every_segmentation_model_learns_at_smoke_scale(arch, mnist):
+    # Scores only: the timing and the memory probe are exercised once for this kind (the CLI run below).
+    r = run(RunConfig(arch=arch, task="segmentation", profile="smoke", seed=0, measure_memory=False,
+                      measure_throughput=False), verbose=0)
     assert r["config"]["input_shape"] == [64, 64, 3] and r["dataset"]["num_classes"] == 11
-    assert 0 <= r["metrics"]["miou"] <= 1 and r["metrics"]["val_miou"] >= 0
-    assert r["memory"]["measured_peak_bytes"] > 0, r["memory"].get("measure_error")
+    # It learns the pixels' class frequencies at least: the last epoch's loss is below a uniform guess's, ln 11.
+    # (Beating "everything is background" in mean IoU takes the cpu profile's budget: test_published checks the
+    # recorded runs; at smoke scale -- even 2,048 canvases x 6 epochs -- FCN-8s VGG16 still labels all background.)
+    assert r["metrics"]["train_loss"][-1] < math.log(11), r["metrics"]["train_loss"]
 
 
 def test_segmentation_run_end_to_end_through_the_cli_and_report(mnist, tmp_path, capsys):
@@ -138,7 +143,7 @@ def test_segmentation_run_end_to_end_through_the_cli_and_report(mnist, tmp_path,
     r = json.loads(path.read_text())
     records.validate(r)
     m = r["metrics"]
-    assert 0 <= m["miou"] <= 1 and 0 <= m["val_miou"] <= 1 and m["test_accuracy"] == m["pixel_accuracy"]
+    assert m["train_loss"][-1] < math.log(11) and m["test_accuracy"] == m["pixel_accuracy"]
     assert set(m["per_class_iou"]) == {"background", *map(str, range(10))}
     assert np.array(m["confusion_matrix"]).sum() == 64 * 64 * 64  # every test pixel scored once
     assert r["dataset"]["name"] == "mnist_composites" and r["model"]["kind"] == "segmentation"

@@ -21,7 +21,8 @@ import pytest
 from cnnbench import records
 
 # Accuracy-only cells: the timing and the memory probe are tested once per model kind (test_harness, test_segmentation).
-MATRIX = ["--profile", "smoke", "--epochs", "1", "--archs", "lenet5", "--seeds", "0", "1", "2", "--no-measure-memory",
+# Two epochs: keras announces "Epoch 1/2" as training starts (with one epoch it prints nothing until the end).
+MATRIX = ["--profile", "smoke", "--epochs", "2", "--archs", "lenet5", "--seeds", "0", "1", "2", "--no-measure-memory",
           "--no-measure-throughput"]
 KEYS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 PAUSE_S = 1.0  # how long the record writer holds its complete, unlinked file open before naming it

@@ -196,6 +196,7 @@ def _fit(model, data: TaskData, *, epochs: int, learning_rate: float, verbose, p
     history = model.fit(data.train, validation_data=validation, epochs=epochs, verbose=verbose,
                         callbacks=[DivergenceGuard(), *callbacks], shuffle=False)
     return {"epochs_run": len(history.history["loss"]), "seconds": time.perf_counter() - t0,
+            "epochs": epochs, "learning_rate": learning_rate,
             "train_loss": [float(v) for v in history.history["loss"]],
             "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
             "precise_bn_images": precise_bn_images}

@@ -1,0 +1,120 @@
+"""The README's result tables are the committed records in results/: each figure recomputed from the records, the way
+the report aggregates them (latest record per seed, mean ± sample std), so a hand-edited or stale number fails."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnbench.metrics import segmentation_scores
+from cnnbench.report.build import _mean_std, records_frame, summary_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return records_frame(ROOT / "results")
+
+
+@pytest.fixture(scope="module")
+def summary(frame):
+    s = summary_frame(frame)
+    return s[s["profile"] == "cpu"].set_index(["task", "arch", "weights"])
+
+
+def table_after(heading: str) -> list[list[str]]:
+    """The rows of the first markdown table after ``heading``, cells stripped of markup (`, **, footnote marks)."""
+    lines = README[README.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([re.sub(r"[`*¹²³]", "", cell).strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def per_seed(frame, task: str, arch: str, weights: str, key: str) -> str:
+    ok = frame[(frame["task"] == task) & (frame["arch"] == arch) & (frame["profile"] == "cpu")
+               & (frame["weights"] == weights) & (frame["outcome"] == "ok")]
+    ok = ok.drop_duplicates("seed", keep="last").sort_values("seed")
+    return ", ".join(f"{100 * v:.2f}" for v in ok[key])
+
+
+def test_mnist_table(summary):
+    rows = table_after("## Results: MNIST at the `cpu` profile")
+    assert len(rows) == 14
+    for arch, seeds, accuracy, shape, width, images, epochs, *_ in rows:
+        s = summary.loc[("mnist", arch, "scratch")]
+        recorded_width = 1.0 if np.isnan(s["width"]) else s["width"]  # LeNets have no width multiplier
+        assert (int(seeds), shape, float(width)) == (s["seeds"], s["input_shape"], recorded_width), arch
+        assert (images, int(epochs)) == (f"{s['n_train']:,.0f}", s["epochs"]), arch
+        assert accuracy == _mean_std(s["acc_mean"], s["acc_std"], s["seeds"]), arch
+
+
+def test_segmentation_table(summary, frame):
+    rows = table_after("**Result** (offline default, cpu profile: MNIST composites")
+    assert len(rows) == 5
+    for arch, miou, seeds, *_ in rows:
+        s = summary.loc[("segmentation", arch, "scratch")]
+        assert miou == _mean_std(s["miou_mean"], s["miou_std"], s["seeds"]), arch
+        assert seeds == per_seed(frame, "segmentation", arch, "scratch", "miou"), arch
+
+
+def test_transfer_table(summary, frame):
+    (pretrained, scratch) = table_after("**Result** (offline default, cpu profile: EfficientNet-Lite0")
+    s = summary.loc[("transfer", "efficientnet_lite0", "imagenet")]
+    assert pretrained[1] == _mean_std(s["acc_mean"], s["acc_std"], s["seeds"])
+    assert pretrained[2] == per_seed(frame, "transfer", "efficientnet_lite0", "imagenet", "test_accuracy")
+    assert scratch[1] == _mean_std(s["scratch_mean"], s["scratch_std"], s["seeds"])
+    assert scratch[2] == per_seed(frame, "transfer", "efficientnet_lite0", "imagenet", "scratch_accuracy")
+
+
+def test_recorded_fcns_segment_except_fcn32s(frame):
+    """The README: every FCN with a skip beats labelling everything background; FCN-32s (a 2x2 score map on a 64x64
+    canvas) labels every pixel background, in every seed."""
+    for path in sorted((ROOT / "results").glob("fcn*.segmentation.cpu.*.json")):
+        record = json.loads(path.read_text())
+        confusion = np.asarray(record["metrics"]["confusion_matrix"])
+        everything_background = np.zeros_like(confusion)
+        everything_background[:, 0] = confusion.sum(axis=1)
+        background_only = segmentation_scores(everything_background)["miou"]
+        if record["arch"] == "fcn32s_vgg16":
+            assert (confusion[:, 1:] == 0).all() and record["metrics"]["miou"] == pytest.approx(background_only)
+        else:
+            assert record["metrics"]["miou"] > background_only + 0.05, path.name
+    assert len(frame[frame["task"] == "segmentation"]) >= 15
+
+
+def sweep(kind: str) -> list[dict]:
+    """The rows of the newest recorded sweep of ``kind`` (memory or throughput)."""
+    newest = sorted((ROOT / "results" / kind).glob(f"{kind}-sweep.*.json"))[-1]
+    return json.loads(newest.read_text())
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def test_memory_sweep_figures():
+    rows = sweep("memory")["rows"]
+    errors = [r["relative_error"] for r in rows]
+    train = [abs(r["relative_error"]) for r in rows if r["mode"] == "train"]
+    infer = [abs(r["relative_error"]) for r in rows if r["mode"] == "infer"]
+    under = sum(e < -0.10 for e in errors)
+    assert (f"median |error| {percent(np.median(np.abs(errors)))} (train {percent(np.median(train))}, inference "
+            f"{percent(np.median(infer))}), worst {percent(max(map(abs, errors)))}") in README
+    assert f"{under} of {len(rows)} configurations more than 10 % under the measurement" in README
+
+
+def test_throughput_sweep_figures():
+    recorded = sweep("throughput")
+    covs = [r["cov"] for r in recorded["rows"]]
+    steady = sum(c <= 0.05 for c in covs)
+    assert (f"median {percent(np.median(covs))}; {steady} of {len(covs)} figures ({100 * steady / len(covs):.0f} %) "
+            f"≤ 5 %; worst {percent(max(covs))}") in README
+    assert f"Measured matmul peak: {recorded['peak_flops_per_s'] / 1e9:.0f} GFLOP/s" in README
