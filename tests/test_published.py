@@ -48,12 +48,14 @@ def per_seed(frame, task: str, arch: str, weights: str, key: str) -> str:
 def test_mnist_table(summary):
     rows = table_after("## Results: MNIST at the `cpu` profile")
     assert len(rows) == 14
-    for arch, seeds, accuracy, shape, width, images, epochs, *_ in rows:
+    for arch, seeds, accuracy, shape, width, images, epochs, seconds, train_rate, infer_rate in rows:
         s = summary.loc[("mnist", arch, "scratch")]
         recorded_width = 1.0 if np.isnan(s["width"]) else s["width"]  # LeNets have no width multiplier
         assert (int(seeds), shape, float(width)) == (s["seeds"], s["input_shape"], recorded_width), arch
         assert (images, int(epochs)) == (f"{s['n_train']:,.0f}", s["epochs"]), arch
         assert accuracy == _mean_std(s["acc_mean"], s["acc_std"], s["seeds"]), arch
+        assert (seconds, train_rate, infer_rate) == (f"{s['train_s']:.1f}", f"{s['train_img_s']:,.0f}",
+                                                     f"{s['infer_img_s']:,.0f}"), arch
 
 
 def test_segmentation_table(summary, frame):
