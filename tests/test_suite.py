@@ -123,7 +123,7 @@ def assert_clean_after_kill(results: Path) -> None:
     assert {p.name for p in results.iterdir()} == before  # nothing writes after the kill
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: xdist may tear a module fixture down between its tests
 def uninterrupted(tmp_path_factory, mnist):
     results = tmp_path_factory.mktemp("uninterrupted")
     suite = Suite(results)
