@@ -42,7 +42,8 @@ def classifier(x, classes: int, activation: str | None, name: str = "predictions
 
 @keras.saving.register_keras_serializable("cnnbench")
 class LocalResponseNormalization(layers.Layer):
-    """Local response normalisation across channels (Krizhevsky et al. 2012, §3.3), over ``tf.nn.lrn``.
+    """Local response normalisation across channels (Krizhevsky et al. 2012, §3.3): ``tf.nn.lrn`` on TensorFlow, the
+    same sum of squares as a difference of cumulative sums on Keras' other backends (JAX, PyTorch).
 
     b_i = a_i / (k + alpha * sum_{j=i-n/2}^{i+n/2} a_j^2) ** beta.
 
@@ -63,11 +64,17 @@ class LocalResponseNormalization(layers.Layer):
         return cls(k=k, n=local_size, alpha=alpha / local_size, beta=beta, **kwargs)
 
     def call(self, x):
-        import tensorflow as tf
+        ops, r = keras.ops, self.n // 2
+        if keras.config.backend() == "tensorflow":
+            import tensorflow as tf
 
-        y = tf.nn.local_response_normalization(tf.cast(x, "float32"), depth_radius=self.n // 2, bias=self.k,
-                                               alpha=self.alpha, beta=self.beta)
-        return tf.cast(y, x.dtype)
+            y = tf.nn.local_response_normalization(ops.cast(x, "float32"), depth_radius=r, bias=self.k,
+                                                   alpha=self.alpha, beta=self.beta)
+            return ops.cast(y, x.dtype)
+        a = ops.cast(x, "float32")
+        cs = ops.cumsum(ops.pad(ops.square(a), [(0, 0)] * (len(a.shape) - 1) + [(r + 1, r)]), axis=-1)
+        window = cs[..., self.n:] - cs[..., :-self.n]  # sum of a_j^2 for j in [i - r, i + r]
+        return ops.cast(a / ops.power(self.k + self.alpha * window, self.beta), x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

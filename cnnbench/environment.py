@@ -28,8 +28,8 @@ def git_state(root: Path = REPO_ROOT) -> dict:
 
     try:
         sha = git("rev-parse", "HEAD")
-        if sha.returncode:
-            return {"sha": None, "dirty": None}
+        if sha.returncode:  # a copy of the tree without its .git (a remote machine): the sha it was copied at
+            return {"sha": os.environ.get("CNNBENCH_GIT_SHA"), "dirty": None}
         status = git("status", "--porcelain", "--untracked-files=no")
         return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):
@@ -60,7 +60,8 @@ def device() -> dict:
     return {"type": "cpu", "name": cpu_name(), "count": 1, "cpu_cores": cpus}
 
 
-def environment() -> dict:
+def environment(device_info: dict | None = None) -> dict:
+    """Versions, the device (``device_info``, else TensorFlow's view of it), the code's git state."""
     return {
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
@@ -68,7 +69,7 @@ def environment() -> dict:
         "numpy": _version("numpy"),
         "cnnbench": _version("cnnbench"),
         "platform": platform.platform(),
-        "device": device(),
+        "device": device_info or device(),
         "git": git_state(),
         "argv": sys.argv[1:],
     }

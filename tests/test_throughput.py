@@ -5,8 +5,9 @@ import json
 import pytest
 
 from cnnbench.cli import main
-from cnnbench.measure import throughput
-from cnnbench.measure.throughput import calibrate, peak_flops, rates, time_step
+from cnnbench.measure import throughput, timing
+from cnnbench.measure.throughput import peak_flops
+from cnnbench.measure.timing import calibrate, rates, time_step
 
 FAST = ["--min-window", "0.02", "--repeats", "2"]
 
@@ -36,7 +37,7 @@ class FakeClock:
 
 def test_windows_are_calibrated_to_the_target_length(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(throughput.time, "perf_counter", clock)
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
     step, bare = (lambda: clock.step(2**-9)), (lambda: clock.step(2**-10))  # 1.953125 ms and half that: exact
     # calibration: 1, 4, 16 steps (31.25 ms >= a quarter window), then ceil(16 x 50 / 31.25) = 26 steps
     assert calibrate(step, 0.05) == 26

@@ -39,3 +39,48 @@ def require_gpu() -> list[str]:
         raise NoGPUError(f"NVML sees {names} but TensorFlow sees no GPU: install the CUDA build (`pip install "
                          "'tensorflow[and-cuda]'`, the `gpu` extra) and check `nvidia-smi`.")
     return names
+
+
+def _query(fn):
+    """``fn(pynvml, handle of GPU 0)`` with NVML started and stopped around it; None where NVML or a GPU is missing."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        return fn(pynvml, pynvml.nvmlDeviceGetHandleByIndex(0))
+    except pynvml.NVMLError:
+        return None
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def gpu_info() -> dict | None:
+    """GPU 0 as NVML describes it: name, driver, the CUDA version the driver supports, total memory."""
+
+    def read(nv, h):
+        cuda = nv.nvmlSystemGetCudaDriverVersion()
+        name = nv.nvmlDeviceGetName(h)
+        return {"type": "gpu", "name": name.decode() if isinstance(name, bytes) else name,
+                "count": nv.nvmlDeviceGetCount(), "driver": nv.nvmlSystemGetDriverVersion(),
+                "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}",
+                "memory_total_bytes": int(nv.nvmlDeviceGetMemoryInfo(h).total)}
+
+    return _query(read)
+
+
+def used_bytes() -> int | None:
+    """Memory in use on GPU 0, all processes together."""
+    return _query(lambda nv, h: int(nv.nvmlDeviceGetMemoryInfo(h).used))
+
+
+def process_used_bytes(pid: int) -> int | None:
+    """Memory GPU 0's driver accounts to process ``pid`` (None where it does not say)."""
+
+    def read(nv, h):
+        return next((int(p.usedGpuMemory) for p in nv.nvmlDeviceGetComputeRunningProcesses(h)
+                     if p.pid == pid and p.usedGpuMemory is not None), None)
+
+    return _query(read)

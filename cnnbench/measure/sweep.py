@@ -28,9 +28,9 @@ def cpu_model(arch: str) -> tuple[dict, list[int] | None]:
 
 
 def save(kind: str, *, started: datetime, rows: list[dict], summary: dict, table: str, results_dir, out_dir,
-         **extra) -> dict:
-    result = {"kind": kind, "started_at": started.isoformat(), "env": environment(), "summary": summary, **extra,
-              "rows": rows}
+         env: dict | None = None, **extra) -> dict:
+    result = {"kind": kind, "started_at": started.isoformat(), "env": env or environment(), "summary": summary,
+              **extra, "rows": rows}
     stamp = started.strftime("%Y%m%dT%H%M%S")
     with atomic_write(Path(results_dir) / kind.removesuffix("_sweep") / f"{kind.replace('_', '-')}.{stamp}.json") as f:
         json.dump(result, f, indent=2, allow_nan=False)

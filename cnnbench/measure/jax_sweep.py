@@ -1,0 +1,373 @@
+"""The registry's models on a GPU through Keras' JAX backend (XLA), for machines that have JAX's CUDA build and cannot
+get TensorFlow's: memory predicted against XLA's allocator and NVML, the out-of-memory path, a memory budget, and
+throughput against keras.applications.
+
+The models are Keras 3 and run unchanged on JAX; what is measured is the model compiled by XLA, not TensorFlow's
+executor, and the record says so (``env.keras_backend``). The memory predictor models TensorFlow's executor (each op's
+output held until its last reader, nothing fused); XLA fuses element-wise ops into their producers and plans buffers
+for the whole step, so the comparison tells how far the prediction sits from a compiler's plan, not from TensorFlow's
+allocator. AlexNet's LRN is ``tf.nn.lrn`` (TensorFlow only) and is left out.
+
+``KERAS_BACKEND=jax python -m cnnbench.measure.jax_sweep [--quick] [--deadline S]`` runs four parts, each recorded in
+``results/jax/`` (and ``reports/jax.md``) as soon as it is done:
+
+* **memory** — each model at its paper input x batch x {train, infer} x {float32, mixed_float16}, in a fresh process
+  (XLA's ``peak_bytes_in_use`` counts from process start): the prediction, XLA's allocator peak after three steps, and
+  the memory the driver accounts to that process (NVML). A process that only starts the backend gives the fixed
+  overhead (CUDA context, XLA runtime), stated apart.
+* **budget** — ``cnnbench fit``'s largest batch for a budget runs with XLA's allocator capped at that budget; one
+  batch more is predicted not to fit.
+* **oom** — a batch predicted to need twice the GPU's memory: expected to fail with RESOURCE_EXHAUSTED, recorded as
+  outcome ``oom`` with its prediction.
+* **throughput** — ResNet-50 and Xception against their keras.applications twins in one process, windows interleaved
+  on the same batch, float32 and mixed_float16, a batch sweep; MFU against this device's measured matmul peak.
+
+Parts run while time is left (``--deadline``): a part that would start too late is recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from cnnbench._util import die_with_parent
+from cnnbench.measure import nvml
+
+MEMORY_ARCHS = ("resnet50", "seresnet50", "xception", "googlenet", "vgg16", "efficientnet_lite0")
+PRECISIONS = ("float32", "mixed_float16")
+MODES = ("train", "infer")
+PARITY = ("resnet50", "xception")
+THROUGHPUT_POINTS = (("float32", 32), ("float32", 128), ("mixed_float16", 128))  # (precision, batch)
+TIMING = {"warmup": 5, "repeats": 5, "min_window_s": 0.5}
+BUDGET_BYTES = 16 * 2**30
+#: every process of the sweep: JAX, no preallocation (NVML then shows what each process really took), and one
+#: compilation cache, so the throughput part loads what the parallel warm-up processes compiled instead of compiling
+#: two dozen XLA programs one after the other.
+CHILD_ENV = {"KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
+             "JAX_COMPILATION_CACHE_DIR": os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnnbench-xla-cache")}
+
+
+# ---------------------------------------------------------------------------------------------- in one process
+
+
+def compiled_steps(model, x, y) -> dict:
+    """Per mode, a no-argument step on fixed on-device batches: Keras' own ``train_step`` under ``jax.jit`` with the
+    state donated (as ``fit`` runs it), and inference through ``stateless_call``. The model must be compiled; each call
+    works on its own copy of the model's state."""
+    import jax
+    import jax.numpy as jnp
+
+    model._symbolic_build(data_batch=(x, y, None))  # builds optimizer, loss and metric state, as fit() does first
+    copy = lambda vs: [jnp.array(v.value, copy=True) for v in vs]  # noqa: E731
+    state = [(copy(model.trainable_variables), copy(model.non_trainable_variables),
+              copy(model.optimizer.variables), copy(model.metrics_variables))]
+    x, y = jax.device_put(x), jax.device_put(y)
+    train = jax.jit(model.train_step, donate_argnums=0)
+    infer = jax.jit(lambda tv, ntv, t: model.stateless_call(tv, ntv, t, training=False)[0])
+    weights = (copy(model.trainable_variables), copy(model.non_trainable_variables))
+
+    def train_step():
+        logs, state[0] = train(state[0], (x, y))
+        return logs
+
+    return {"train": train_step, "infer": lambda: infer(*weights, x)}
+
+
+def synthetic(model, batch: int, shape, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = model.compute_output_shape((batch, *shape))
+    out = out[0] if isinstance(out, list) else out
+    x = rng.random((batch, *shape), dtype=np.float32)
+    return x, rng.integers(0, out[-1], out[:-1], dtype=np.int32)
+
+
+def probe(spec: dict) -> dict:
+    """One memory case in this (fresh) process: ``python -m cnnbench.measure.jax_sweep --probe '<json>'``."""
+    before = nvml.used_bytes()
+    import jax
+    import keras
+
+    from cnnbench.measure.memory import build_for_memory
+    from cnnbench.measure.timing import sync
+
+    device = jax.local_devices()[0]
+    if spec.get("context_only"):  # the fixed cost of a process that uses the GPU: CUDA context, XLA runtime
+        jax.device_put(1.0).block_until_ready()
+        after = nvml.used_bytes()
+        return {"device": str(device.device_kind), "nvml_process_bytes": nvml.process_used_bytes(os.getpid()),
+                "nvml_device_delta_bytes": after - before if None not in (after, before) else None}
+    keras.mixed_precision.set_global_policy(spec.get("precision", "float32"))
+    model, shape = build_for_memory(spec)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = synthetic(model, spec["batch_size"], shape)
+    try:
+        step = compiled_steps(model, x, y)[spec["mode"]]
+        for _ in range(spec.get("steps", 3)):
+            sync(step())
+    except Exception as exc:  # XLA's out-of-memory is a JaxRuntimeError whose message names the status
+        if "RESOURCE_EXHAUSTED" not in str(exc):
+            raise
+        return {"outcome": "oom", "error": str(exc).strip().splitlines()[0][:300]}
+    stats = device.memory_stats() or {}
+    return {"outcome": "ok", "device": str(device.device_kind), "peak_bytes": stats.get("peak_bytes_in_use"),
+            "in_use_bytes": stats.get("bytes_in_use"), "allocator_limit_bytes": stats.get("bytes_limit"),
+            "nvml_process_bytes": nvml.process_used_bytes(os.getpid())}
+
+
+def run_probe(spec: dict, *, env: dict | None = None, timeout: float = 300, flag: str = "--probe") -> dict:
+    """``probe(spec)`` (``flag="--warm"``: ``warm(spec)``) in a fresh process; a crash or timeout is returned as
+    outcome ``error``."""
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "cnnbench.measure.jax_sweep", flag, json.dumps(spec)],
+                              capture_output=True, text=True, timeout=timeout, preexec_fn=die_with_parent,
+                              env=os.environ | CHILD_ENV | (env or {}))
+        out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {
+            "outcome": "error", "error": proc.stderr.strip()[-600:]}
+    except subprocess.TimeoutExpired:
+        out = {"outcome": "error", "error": f"timed out after {timeout:.0f} s"}
+    return out | {"wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def warm(spec: dict) -> dict:
+    """Compile one throughput point's programs (ours and the twin, train and infer) into the shared cache."""
+    points = ((spec["precision"], spec["batch_size"]),)
+    rows = throughput(spec["arch"], points, timing={"warmup": 1, "repeats": 1, "min_window_s": 0.01},
+                      input_shape=spec.get("input_shape"), peak=1.0, quiet=True)
+    return {"outcome": "ok", "modes": [r["mode"] for r in rows]}
+
+
+def peak_flops(dtype: str = "float32") -> float:
+    """The device's matmul peak in FLOP/s through XLA (2 n^3 per n x n product, best timed window)."""
+    import jax
+    import jax.numpy as jnp
+
+    from cnnbench.measure.timing import time_step
+
+    n = 8192 if jax.default_backend() == "gpu" else 1024
+    a, b = (jax.random.normal(jax.random.key(k), (n, n), dtype) for k in (1, 2))
+    matmul = jax.jit(jnp.matmul)
+    t = time_step(lambda: matmul(a, b), warmup=3, repeats=5, min_window_s=0.5, latency_samples=0)
+    return 2 * n**3 * t["steps_per_window"] / min(t["windows_s"])
+
+
+def throughput(arch: str, points=THROUGHPUT_POINTS, modes=MODES, timing=TIMING, deadline: float = float("inf"),
+               input_shape=None, peak: float | None = None, quiet: bool = False) -> list[dict]:
+    """Ours against the keras.applications twin, per (precision, batch, mode), windows interleaved (ours / keras)."""
+    import keras
+
+    import architectures
+    from cnnbench.measure.flops import TRAIN_FACTOR, count_flops
+    from cnnbench.measure.timing import rates, time_step
+
+    info = architectures.model_info(arch)
+    shape = tuple(input_shape or info.default_input_shape)
+    rows = []
+    for precision in dict.fromkeys(p for p, _ in points):
+        keras.mixed_precision.set_global_policy(precision)
+        keras.backend.clear_session()
+        ours = architectures.create_model(arch, input_shape=shape)
+        twin = getattr(keras.applications, info.keras_equivalent)(weights=None, input_shape=shape)
+        macs = count_flops(ours)["macs"]
+        peak_ = peak or peak_flops("float16" if precision == "mixed_float16" else "float32")
+        for batch in (b for p, b in points if p == precision):
+            for model in (ours, twin):
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            x, y = synthetic(ours, batch, shape)
+            steps, theirs = compiled_steps(ours, x, y), compiled_steps(twin, x, y)
+            for mode in modes:
+                row = {"arch": arch, "input_shape": list(shape), "precision": precision, "batch_size": batch,
+                       "mode": mode, "macs_per_image": macs, "peak_flops_per_s": peak_}
+                if time.monotonic() > deadline:
+                    rows.append(row | {"outcome": "skipped", "error": "deadline"})
+                    continue
+                t = time_step(steps[mode], others={"keras": theirs[mode]}, **timing)
+                flops = 2 * macs * (TRAIN_FACTOR if mode == "train" else 1)
+                r = rates(t, batch)
+                rows.append(row | {"outcome": "ok", **r, "latency_ms_p50": t["latency_ms_p50"],
+                                   "steps_per_window": t["steps_per_window"], "mfu": r["images_per_s"] * flops / peak_,
+                                   "keras_mfu": r["keras_images_per_s"] * flops / peak_})
+                if not quiet:
+                    print(f"{arch:<10} {precision:<13} {mode:<5} batch {batch:>4}: {r['images_per_s']:>9,.1f} "
+                          f"img/s, keras {r['keras_images_per_s']:>9,.1f} (ours/keras {r['keras_ratio']:.3f}), "
+                          f"MFU {100 * rows[-1]['mfu']:.1f} %", flush=True)
+    keras.mixed_precision.set_global_policy("float32")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ the sweep
+
+
+def memory_cases(archs=MEMORY_ARCHS, batches=(1, 32), modes=MODES, precisions=PRECISIONS) -> list[dict]:
+    return [{"arch": a, "batch_size": b, "mode": m, "precision": p}
+            for a in archs for p in precisions for m in modes for b in batches]
+
+
+def predictions(spec: dict, model, shape) -> dict:
+    from cnnbench.measure.memory import bare_minimum, predict_memory
+
+    kw = {"batch_size": spec["batch_size"], "input_shape": shape, "mode": spec["mode"]}
+    return {"input_shape": list(shape), "predicted_bytes": predict_memory(
+        model, **kw, precision=spec["precision"])["predicted_bytes"],
+        "bare_minimum_bytes": bare_minimum(model, **kw)["bare_minimum_bytes"]}
+
+
+def summarize(result: dict) -> dict:
+    rows = [r for r in result["memory"] if r.get("peak_bytes")]
+    errors = [(r["predicted_bytes"] - r["peak_bytes"]) / r["peak_bytes"] for r in rows]
+    ratios = [r["keras_ratio"] for r in result["throughput"] if r.get("outcome") == "ok"]
+    return {"memory_cases": len(result["memory"]), "measured": len(rows),
+            "median_abs_error": statistics.median(map(abs, errors)) if errors else None,
+            "worst_under_prediction": min(errors, default=None),
+            "keras_ratio_median": statistics.median(ratios) if ratios else None,
+            "keras_ratio_range": [min(ratios), max(ratios)] if ratios else None}
+
+
+def table(result: dict) -> str:
+    mib = lambda n: "—" if n is None else f"{n / 2**20:,.0f}"  # noqa: E731
+    dev, ctx = result["env"]["device"], result.get("context") or {}
+    lines = [f"Keras {result['env']['keras']} on JAX {result['env'].get('jax')} (XLA), {dev.get('name')}, driver "
+             f"{dev.get('driver')}. Fixed overhead of a process using the GPU (CUDA context, XLA runtime): "
+             f"{mib(ctx.get('nvml_process_bytes'))} MiB (NVML).", "",
+             "| model | input | precision | mode | batch | predicted MiB | XLA peak MiB | NVML process MiB | "
+             "NVML − context MiB | error vs XLA peak |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["memory"]:
+        peak, used, base = r.get("peak_bytes"), r.get("nvml_process_bytes"), ctx.get("nvml_process_bytes")
+        err = f"{100 * (r['predicted_bytes'] - peak) / peak:+.1f} %" if peak else r.get("outcome", "")
+        lines.append(f"| {r['arch']} | {'x'.join(map(str, r['input_shape']))} | {r['precision']} | {r['mode']} | "
+                     f"{r['batch_size']} | {mib(r['predicted_bytes'])} | {mib(peak)} | {mib(used)} | "
+                     f"{mib(used - base) if used is not None and base is not None else '—'} | {err} |")
+    for name in ("budget", "oom"):
+        if result.get(name):
+            r = result[name]
+            lines += ["", f"**{name}**: {r['arch']} {r['mode']} batch {r['batch_size']}, predicted "
+                      f"{mib(r['predicted_bytes'])} MiB"
+                      + (f" (budget {mib(r['budget_bytes'])} MiB; batch {r['batch_size'] + 1} predicted "
+                         f"{mib(r['next_predicted_bytes'])} MiB)" if name == "budget" else
+                         f" (GPU {mib(r['gpu_bytes'])} MiB)")
+                      + f": outcome {r['outcome']}, XLA peak {mib(r.get('peak_bytes'))} MiB"
+                      + (f" — {r['error'].strip().splitlines()[-1][:200]}" if r.get("error") else "")]
+    if result["throughput"]:
+        lines += ["", "| model | input | precision | mode | batch | ours images/s | keras images/s | ours / keras | "
+                  "MFU ours | MFU keras |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in result["throughput"]:
+            if r.get("outcome") != "ok":
+                lines.append(f"| {r['arch']} | | {r['precision']} | {r['mode']} | {r['batch_size']} | "
+                             f"{r['outcome']} | | | | |")
+                continue
+            lines.append(f"| {r['arch']} | {'x'.join(map(str, r['input_shape']))} | {r['precision']} | {r['mode']} | "
+                         f"{r['batch_size']} | {r['images_per_s']:,.1f} | {r['keras_images_per_s']:,.1f} | "
+                         f"{r['keras_ratio']:.3f} | {100 * r['mfu']:.1f} % | {100 * r['keras_mfu']:.1f} % |")
+        peaks = {r["precision"]: r["peak_flops_per_s"] for r in result["throughput"]}
+        lines += ["", "Matmul peak measured here (XLA, best window): " + ", ".join(
+            f"{p} {v / 1e12:,.1f} TFLOP/s" for p, v in peaks.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PARITY, points=THROUGHPUT_POINTS,
+        input_shape=None, workers: int = 8, deadline_s: float = 450, results_dir="results", out_dir="reports",
+        budget_bytes: int = BUDGET_BYTES) -> dict:
+    os.environ.update(CHILD_ENV)  # this process computes too (predictions, throughput): no preallocation
+    from cnnbench.environment import environment
+    from cnnbench.measure.advisor import largest_batch
+    from cnnbench.measure.memory import build_for_memory, predict_memory
+    from cnnbench.measure.sweep import save
+
+    start, started = time.monotonic(), datetime.now(UTC)
+    deadline = start + deadline_s
+    gpu = nvml.gpu_info()
+    import jax
+    import keras
+
+    if gpu and jax.default_backend() != "gpu":
+        raise SystemExit(f"NVML sees {gpu['name']} but JAX has no GPU backend (jax {jax.__version__}, backends "
+                         f"{jax.default_backend()}): install JAX's CUDA build, e.g. `pip install 'jax[cuda13]'`")
+    env = environment(device_info=gpu or {"type": jax.default_backend(), "name": str(jax.devices()[0])})
+    env |= {"jax": jax.__version__, "keras_backend": keras.config.backend()}
+    result = {"memory": [], "throughput": [], "context": None, "budget": None, "oom": None}
+
+    def flush():
+        save("jax_sweep", started=started, rows=result["memory"], summary=summarize(result | {"env": env}),
+             table=table(result | {"env": env}), results_dir=results_dir, out_dir=out_dir, env=env,
+             **{k: v for k, v in result.items() if k != "memory"})
+
+    shape_spec = {"input_shape": list(input_shape)} if input_shape else {}
+    result["context"] = run_probe({"context_only": True})
+    print(f"context: {result['context']}", flush=True)
+    cases = [c | shape_spec for c in memory_cases(archs, batches, precisions=precisions)]
+    gpu_bytes = (gpu or {}).get("memory_total_bytes")
+    resnet = {"arch": "resnet50", "mode": "train", "precision": "float32"} | shape_spec
+    model, shape = build_for_memory(resnet)
+
+    def predict(b):
+        return predict_memory(model, batch_size=b, input_shape=shape)["predicted_bytes"]
+
+    b, predicted = largest_batch(predict, budget_bytes)
+    budget = resnet | {"batch_size": b, "predicted_bytes": predicted, "budget_bytes": budget_bytes,
+                       "next_predicted_bytes": predict(b + 1)}
+    with ThreadPoolExecutor(workers) as pool:
+        warming = [pool.submit(run_probe, {"arch": a, "precision": p, "batch_size": b} | shape_spec, flag="--warm")
+                   for a in parity for p, b in points]
+        futures = [pool.submit(run_probe, c, timeout=240) for c in cases]
+        capped = {"XLA_PYTHON_CLIENT_PREALLOCATE": "true",
+                  "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{budget_bytes / gpu_bytes:.4f}"} if gpu_bytes else {}
+        budget_future = pool.submit(run_probe, budget, env=capped) if gpu_bytes and b else None
+        built = {}
+        for case, future in zip(cases, futures, strict=True):
+            if case["arch"] not in built:
+                keras.backend.clear_session()
+                built[case["arch"]] = build_for_memory(case)
+            row = case | predictions(case, *built[case["arch"]]) | future.result()
+            result["memory"].append(row)
+            print(f"{row['arch']:<18} {row['precision']:<13} {row['mode']:<5} batch {row['batch_size']:>3}: predicted "
+                  f"{row['predicted_bytes'] / 2**20:8.0f} MiB, XLA peak "
+                  f"{(row.get('peak_bytes') or 0) / 2**20:8.0f} MiB, NVML "
+                  f"{(row.get('nvml_process_bytes') or 0) / 2**20:8.0f} MiB [{row['outcome']}, {row['wall_s']} s]",
+                  flush=True)
+        if budget_future:
+            result["budget"] = budget | budget_future.result()
+        result["warm_up"] = [f.result() for f in warming]
+    flush()
+    if gpu_bytes:  # alone: it asks for the whole GPU
+        b, predicted = largest_batch(predict, 2 * gpu_bytes)
+        result["oom"] = resnet | {"batch_size": b, "predicted_bytes": predicted, "gpu_bytes": gpu_bytes}
+        result["oom"] |= run_probe(result["oom"], timeout=max(30.0, min(180.0, deadline - time.monotonic())))
+        print(f"oom: {result['oom']}", flush=True)
+        flush()
+    for arch in parity:
+        result["throughput"] += throughput(arch, points, deadline=deadline, input_shape=input_shape)
+        flush()
+    print(f"done in {time.monotonic() - start:.0f} s", flush=True)
+    return result | {"env": env}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cnnbench.measure.jax_sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("--probe", help=argparse.SUPPRESS)
+    p.add_argument("--warm", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="LeNet-5-sized check of the plumbing (any machine)")
+    p.add_argument("--deadline", type=float, default=450, help="seconds after which no new part starts")
+    p.add_argument("--workers", type=int, default=8, help="memory probes run at once (each its own process)")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default="reports")
+    args = p.parse_args(argv)
+    if args.probe or args.warm:
+        print(json.dumps(probe(json.loads(args.probe)) if args.probe else warm(json.loads(args.warm))))
+        return 0
+    quick = {"archs": ("resnet50",), "batches": (1,), "precisions": ("float32",), "parity": ("resnet50",),
+             "points": (("float32", 2),), "input_shape": (32, 32, 3), "budget_bytes": 2**30} if args.quick else {}
+    run(workers=args.workers, deadline_s=args.deadline, results_dir=args.results, out_dir=args.out, **quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
