@@ -26,10 +26,12 @@ def git_state(root: Path = REPO_ROOT) -> dict:
     def git(*args):
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
 
+    if os.environ.get("CNNBENCH_GIT_SHA"):  # a copy of the tree on another machine, whose .git (if any) is stale
+        return {"sha": os.environ["CNNBENCH_GIT_SHA"], "dirty": None}
     try:
         sha = git("rev-parse", "HEAD")
-        if sha.returncode:  # a copy of the tree without its .git (a remote machine): the sha it was copied at
-            return {"sha": os.environ.get("CNNBENCH_GIT_SHA"), "dirty": None}
+        if sha.returncode:
+            return {"sha": None, "dirty": None}
         status = git("status", "--porcelain", "--untracked-files=no")
         return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):

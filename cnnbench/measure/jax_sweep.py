@@ -44,9 +44,10 @@ MEMORY_ARCHS = ("resnet50", "seresnet50", "xception", "googlenet", "vgg16", "eff
 PRECISIONS = ("float32", "mixed_float16")
 MODES = ("train", "infer")
 PARITY = ("resnet50", "xception")
-THROUGHPUT_POINTS = (("float32", 32), ("float32", 128), ("mixed_float16", 128))  # (precision, batch)
+THROUGHPUT_POINTS = (("float32", 32), ("float32", 64), ("mixed_float16", 128))  # (precision, batch)
 TIMING = {"warmup": 5, "repeats": 5, "min_window_s": 0.5}
 BUDGET_BYTES = 16 * 2**30
+PARTS = ("memory", "budget", "oom", "throughput")
 #: every process of the sweep: JAX, no preallocation (NVML then shows what each process really took), and one
 #: compilation cache, so the throughput part loads what the parallel warm-up processes compiled instead of compiling
 #: two dozen XLA programs one after the other.
@@ -141,8 +142,8 @@ def run_probe(spec: dict, *, env: dict | None = None, timeout: float = 300, flag
 def warm(spec: dict) -> dict:
     """Compile one throughput point's programs (ours and the twin, train and infer) into the shared cache."""
     points = ((spec["precision"], spec["batch_size"]),)
-    rows = throughput(spec["arch"], points, timing={"warmup": 1, "repeats": 1, "min_window_s": 0.01},
-                      input_shape=spec.get("input_shape"), peak=1.0, quiet=True)
+    rows = throughput(spec["arch"], points, spec.get("modes", MODES), timing={"warmup": 1, "repeats": 1,
+                      "min_window_s": 0.01}, input_shape=spec.get("input_shape"), peak=1.0, quiet=True)
     return {"outcome": "ok", "modes": [r["mode"] for r in rows]}
 
 
@@ -275,7 +276,7 @@ def table(result: dict) -> str:
 
 def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PARITY, points=THROUGHPUT_POINTS,
         input_shape=None, workers: int = 8, deadline_s: float = 450, results_dir="results", out_dir="reports",
-        budget_bytes: int = BUDGET_BYTES) -> dict:
+        budget_bytes: int = BUDGET_BYTES, parts=PARTS, modes=MODES) -> dict:
     os.environ.update(CHILD_ENV)  # this process computes too (predictions, throughput): no preallocation
     from cnnbench.environment import environment
     from cnnbench.measure.advisor import largest_batch
@@ -303,7 +304,7 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
     shape_spec = {"input_shape": list(input_shape)} if input_shape else {}
     result["context"] = run_probe({"context_only": True})
     print(f"context: {result['context']}", flush=True)
-    cases = [c | shape_spec for c in memory_cases(archs, batches, precisions=precisions)]
+    cases = [c | shape_spec for c in memory_cases(archs, batches, precisions=precisions)] if "memory" in parts else []
     gpu_bytes = (gpu or {}).get("memory_total_bytes")
     resnet = {"arch": "resnet50", "mode": "train", "precision": "float32"} | shape_spec
     model, shape = build_for_memory(resnet)
@@ -314,13 +315,16 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
     b, predicted = largest_batch(predict, budget_bytes)
     budget = resnet | {"batch_size": b, "predicted_bytes": predicted, "budget_bytes": budget_bytes,
                        "next_predicted_bytes": predict(b + 1)}
+    warm_ups = [{"arch": a, "precision": p, "batch_size": b, "modes": list(modes)} | shape_spec
+                for a in parity for p, b in points] if "throughput" in parts else []
+    # processes at once share the GPU: each warm-up may grow to its share (XLA's allocator keeps what it took)
+    share = {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / min(workers, len(warm_ups) + len(cases) + 1):.3f}"}
     with ThreadPoolExecutor(workers) as pool:
-        warming = [pool.submit(run_probe, {"arch": a, "precision": p, "batch_size": b} | shape_spec, flag="--warm")
-                   for a in parity for p, b in points]
+        warming = [pool.submit(run_probe, w, flag="--warm", env=share if gpu_bytes else None) for w in warm_ups]
         futures = [pool.submit(run_probe, c, timeout=240) for c in cases]
         capped = {"XLA_PYTHON_CLIENT_PREALLOCATE": "true",
                   "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{budget_bytes / gpu_bytes:.4f}"} if gpu_bytes else {}
-        budget_future = pool.submit(run_probe, budget, env=capped) if gpu_bytes and b else None
+        budget_future = pool.submit(run_probe, budget, env=capped) if gpu_bytes and b and "budget" in parts else None
         built = {}
         for case, future in zip(cases, futures, strict=True):
             if case["arch"] not in built:
@@ -337,14 +341,15 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
             result["budget"] = budget | budget_future.result()
         result["warm_up"] = [f.result() for f in warming]
     flush()
-    if gpu_bytes:  # alone: it asks for the whole GPU
-        b, predicted = largest_batch(predict, 2 * gpu_bytes)
+    if gpu_bytes and "oom" in parts:  # alone: it asks for the whole GPU. No autotuning: it would only delay the
+        b, predicted = largest_batch(predict, 2 * gpu_bytes)  # allocation that fails
         result["oom"] = resnet | {"batch_size": b, "predicted_bytes": predicted, "gpu_bytes": gpu_bytes}
-        result["oom"] |= run_probe(result["oom"], timeout=max(30.0, min(180.0, deadline - time.monotonic())))
+        result["oom"] |= run_probe(result["oom"], env={"XLA_FLAGS": "--xla_gpu_autotune_level=0"},
+                                   timeout=max(60.0, min(180.0, deadline - time.monotonic())))
         print(f"oom: {result['oom']}", flush=True)
         flush()
-    for arch in parity:
-        result["throughput"] += throughput(arch, points, deadline=deadline, input_shape=input_shape)
+    for arch in parity if "throughput" in parts else ():
+        result["throughput"] += throughput(arch, points, modes, deadline=deadline, input_shape=input_shape)
         flush()
     print(f"done in {time.monotonic() - start:.0f} s", flush=True)
     return result | {"env": env}
@@ -357,6 +362,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="LeNet-5-sized check of the plumbing (any machine)")
     p.add_argument("--deadline", type=float, default=450, help="seconds after which no new part starts")
     p.add_argument("--workers", type=int, default=8, help="memory probes run at once (each its own process)")
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
+    p.add_argument("--modes", nargs="+", choices=MODES, default=MODES, help="throughput: which steps to time")
     p.add_argument("--results", default="results")
     p.add_argument("--out", default="reports")
     args = p.parse_args(argv)
@@ -365,7 +372,8 @@ def main(argv=None) -> int:
         return 0
     quick = {"archs": ("resnet50",), "batches": (1,), "precisions": ("float32",), "parity": ("resnet50",),
              "points": (("float32", 2),), "input_shape": (32, 32, 3), "budget_bytes": 2**30} if args.quick else {}
-    run(workers=args.workers, deadline_s=args.deadline, results_dir=args.results, out_dir=args.out, **quick)
+    run(workers=args.workers, deadline_s=args.deadline, results_dir=args.results, out_dir=args.out, parts=args.parts,
+        modes=args.modes, **quick)
     return 0
 
 
