@@ -1,8 +1,10 @@
 """Sessions: `nox -s tests` (default), `lint`, `bench-cpu` (the CPU suite + report), `bench-gpu`, `bench-memory`,
-`report`.
+`bench-throughput`, `bench-jax` (GPU memory and throughput through Keras' JAX backend), `report`.
 
 Heavy environments are reused between runs (TensorFlow is a large install); benchmark sessions are opt-in.
 """
+
+import shutil
 
 import nox
 
@@ -68,6 +70,18 @@ def bench_throughput(session: nox.Session) -> None:
     """Images/s, CoV, latency, MFU and keras parity of every model x batch x mode: results/throughput/, reports/."""
     _install(session)
     session.run("cnnbench", "throughput-sweep", *session.posargs, env=QUIET_TF)
+
+
+@nox.session(name="bench-jax", default=False)
+def bench_jax(session: nox.Session) -> None:
+    """The registry's models on the GPU through Keras' JAX backend (XLA), where TensorFlow's CUDA build cannot be
+    installed: memory predicted vs XLA's peak vs NVML, a budget, the OOM path, throughput vs keras.applications
+    (results/jax/, reports/jax.md). Extra args go to the sweep (--parts, --modes, --deadline, --quick)."""
+    _install(session, "jax")
+    if shutil.which("nvidia-smi"):
+        session.install("jax[cuda13]")  # JAX's CUDA build (CUDA 13 needs driver >= 580; older drivers: jax[cuda12])
+    session.run("python", "-m", "cnnbench.measure.jax_sweep", *session.posargs,
+                env=QUIET_TF | {"KERAS_BACKEND": "jax"})
 
 
 @nox.session(default=False)

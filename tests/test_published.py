@@ -122,3 +122,22 @@ def test_throughput_sweep_figures():
     assert (f"median {percent(np.median(covs))}; {steady} of {len(covs)} figures ({100 * steady / len(covs):.0f} %) "
             f"≤ 5 %; worst {percent(max(covs))}") in README
     assert f"Measured matmul peak: {recorded['peak_flops_per_s'] / 1e9:.0f} GFLOP/s" in README
+
+
+def test_gpu_section_is_the_jax_records():
+    """The GPU section's throughput table, budget and OOM figures, recomputed from results/jax/."""
+    from cnnbench.measure.jax_sweep import load_records, merge, table
+
+    merged = merge(load_records(ROOT / "results"))
+    section = README[README.index("## On a GPU through Keras' JAX backend"):README.index("## Profiles")]
+    rows = [line for line in section.splitlines() if re.match(r"\| (resnet50|xception) \| \d", line)]
+    rendered = table(merged).splitlines()
+    assert len(rows) == 6 and all(row in rendered for row in rows)
+    mib = lambda n: f"{n / 2**20:,.0f}"  # noqa: E731
+    b, oom, ctx = merged["budget"], merged["oom"], merged["context"]
+    assert (f"largest batch **{b['batch_size']}** (predicted {mib(b['predicted_bytes'])} MiB; batch "
+            f"{b['batch_size'] + 1}: {mib(b['next_predicted_bytes'])} MiB, over)") in " ".join(section.split())
+    assert b["outcome"] == "ok" and f"XLA's peak {mib(b['peak_bytes'])} MiB" in section
+    assert oom["outcome"] == "oom" and f"batch {oom['batch_size']:,} (predicted {mib(oom['predicted_bytes'])} MiB" \
+        in section
+    assert f"**{mib(ctx['nvml_process_bytes'])} MiB**" in section

@@ -36,6 +36,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cnnbench._util import die_with_parent
 from cnnbench.measure import nvml
@@ -52,7 +53,8 @@ PARTS = ("memory", "budget", "oom", "throughput")
 #: compilation cache, so the throughput part loads what the parallel warm-up processes compiled instead of compiling
 #: two dozen XLA programs one after the other.
 CHILD_ENV = {"KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
-             "JAX_COMPILATION_CACHE_DIR": os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnnbench-xla-cache")}
+             "JAX_COMPILATION_CACHE_DIR": os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnnbench-xla-cache"),
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
 
 # ---------------------------------------------------------------------------------------------- in one process
@@ -147,6 +149,17 @@ def warm(spec: dict) -> dict:
     return {"outcome": "ok", "modes": [r["mode"] for r in rows]}
 
 
+def measure_case(spec: dict, **kwargs) -> dict:
+    """A memory case measured twice, each in a fresh process: the first compiles (XLA's autotuner runs cuDNN's
+    candidate algorithms with their workspaces, and they count in the process's peak) and fills the compilation
+    cache; the second loads the compiled step, so its peak is the step's own."""
+    first = run_probe(spec, **kwargs)
+    if first["outcome"] != "ok":
+        return first
+    second = run_probe(spec, **kwargs)
+    return second | {"peak_with_compile_bytes": first["peak_bytes"], "wall_s": first["wall_s"] + second["wall_s"]}
+
+
 def peak_flops(dtype: str = "float32") -> float:
     """The device's matmul peak in FLOP/s through XLA (2 n^3 per n x n product, best timed window)."""
     import jax
@@ -223,7 +236,7 @@ def predictions(spec: dict, model, shape) -> dict:
 
 
 def summarize(result: dict) -> dict:
-    rows = [r for r in result["memory"] if r.get("peak_bytes")]
+    rows = [r for r in result["memory"] if r.get("peak_bytes") and r.get("outcome") == "ok"]
     errors = [(r["predicted_bytes"] - r["peak_bytes"]) / r["peak_bytes"] for r in rows]
     ratios = [r["keras_ratio"] for r in result["throughput"] if r.get("outcome") == "ok"]
     return {"memory_cases": len(result["memory"]), "measured": len(rows),
@@ -233,19 +246,47 @@ def summarize(result: dict) -> dict:
             "keras_ratio_range": [min(ratios), max(ratios)] if ratios else None}
 
 
+def load_records(results_dir) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(Path(results_dir, "jax").glob("jax-sweep.*.json"))]
+
+
+def merge(records: list[dict]) -> dict:
+    """The latest measurement of each part over the recorded sweeps, oldest first (a short run may redo some parts
+    only), with the records each part came from."""
+    out: dict = {"memory": [], "throughput": [], "context": None, "budget": None, "oom": None, "sources": {}}
+    for r in sorted(records, key=lambda r: r["started_at"]):
+        parts = {"memory": [x for x in r["rows"] if x.get("outcome") != "skipped"] or None,
+                 "throughput": [x for x in r["throughput"] if x.get("outcome") != "skipped"] or None,
+                 "context": r.get("context"), "budget": r.get("budget"), "oom": r.get("oom")}
+        for part, value in parts.items():
+            if value:
+                out[part] = value
+                out["sources"][part] = f"{r['started_at'][:19]} (code {(r['env']['git']['sha'] or '?')[:10]})"
+        out["env"] = r["env"]
+    return out
+
+
 def table(result: dict) -> str:
     mib = lambda n: "—" if n is None else f"{n / 2**20:,.0f}"  # noqa: E731
     dev, ctx = result["env"]["device"], result.get("context") or {}
+    sources = "; ".join(f"{part} {src}" for part, src in result.get("sources", {}).items())
     lines = [f"Keras {result['env']['keras']} on JAX {result['env'].get('jax')} (XLA), {dev.get('name')}, driver "
              f"{dev.get('driver')}. Fixed overhead of a process using the GPU (CUDA context, XLA runtime): "
              f"{mib(ctx.get('nvml_process_bytes'))} MiB (NVML).", "",
-             "| model | input | precision | mode | batch | predicted MiB | XLA peak MiB | NVML process MiB | "
-             "NVML − context MiB | error vs XLA peak |", "|---|---|---|---|---|---|---|---|---|---|"]
+             *([f"Recorded runs: {sources}.", ""] if sources else []),
+             "XLA peak: the process's `peak_bytes_in_use` after three steps, in a process that loaded the compiled "
+             "step; \"with compile\": in the process that compiled it, where XLA's autotuner ran cuDNN's candidate "
+             "algorithms with their workspaces. A row with no \"with compile\" figure was measured in one process "
+             "(compilation included): where its batch-1 peak is as large as the batch-32 one, autotuning set it.", "",
+             "| model | input | precision | mode | batch | predicted MiB | XLA peak MiB | with compile MiB | "
+             "NVML process MiB | NVML − context MiB | error vs XLA peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["memory"]:
         peak, used, base = r.get("peak_bytes"), r.get("nvml_process_bytes"), ctx.get("nvml_process_bytes")
         err = f"{100 * (r['predicted_bytes'] - peak) / peak:+.1f} %" if peak else r.get("outcome", "")
         lines.append(f"| {r['arch']} | {'x'.join(map(str, r['input_shape']))} | {r['precision']} | {r['mode']} | "
-                     f"{r['batch_size']} | {mib(r['predicted_bytes'])} | {mib(peak)} | {mib(used)} | "
+                     f"{r['batch_size']} | {mib(r['predicted_bytes'])} | {mib(peak)} | "
+                     f"{mib(r.get('peak_with_compile_bytes'))} | {mib(used)} | "
                      f"{mib(used - base) if used is not None and base is not None else '—'} | {err} |")
     for name in ("budget", "oom"):
         if result.get(name):
@@ -271,6 +312,9 @@ def table(result: dict) -> str:
         peaks = {r["precision"]: r["peak_flops_per_s"] for r in result["throughput"]}
         lines += ["", "Matmul peak measured here (XLA, best window): " + ", ".join(
             f"{p} {v / 1e12:,.1f} TFLOP/s" for p, v in peaks.items()) + "."]
+        if any(r.get("mfu", 0) > 1 for r in result["throughput"]):
+            lines += ["", "An MFU above 100 % is no speed-up beyond the hardware: the convolutions ran in a faster "
+                      "math mode (TF32 tensor cores) than the float32 matmul the peak was measured with."]
     return "\n".join(lines) + "\n"
 
 
@@ -296,10 +340,12 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
     env |= {"jax": jax.__version__, "keras_backend": keras.config.backend()}
     result = {"memory": [], "throughput": [], "context": None, "budget": None, "oom": None}
 
-    def flush():
-        save("jax_sweep", started=started, rows=result["memory"], summary=summarize(result | {"env": env}),
-             table=table(result | {"env": env}), results_dir=results_dir, out_dir=out_dir, env=env,
-             **{k: v for k, v in result.items() if k != "memory"})
+    def flush():  # the record of this run; the table of every recorded run, each part from its latest
+        this = {"started_at": started.isoformat(), "env": env, "rows": result["memory"]} | result
+        save("jax_sweep", started=started, rows=result["memory"], summary=summarize(result), env=env,
+             table=table(merge([*(r for r in load_records(results_dir) if r["started_at"] != this["started_at"]),
+                                this])),
+             results_dir=results_dir, out_dir=out_dir, **{k: v for k, v in result.items() if k != "memory"})
 
     shape_spec = {"input_shape": list(input_shape)} if input_shape else {}
     result["context"] = run_probe({"context_only": True})
@@ -321,7 +367,7 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
     share = {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / min(workers, len(warm_ups) + len(cases) + 1):.3f}"}
     with ThreadPoolExecutor(workers) as pool:
         warming = [pool.submit(run_probe, w, flag="--warm", env=share if gpu_bytes else None) for w in warm_ups]
-        futures = [pool.submit(run_probe, c, timeout=240) for c in cases]
+        futures = [pool.submit(measure_case, c, timeout=240) for c in cases]
         capped = {"XLA_PYTHON_CLIENT_PREALLOCATE": "true",
                   "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{budget_bytes / gpu_bytes:.4f}"} if gpu_bytes else {}
         budget_future = pool.submit(run_probe, budget, env=capped) if gpu_bytes and b and "budget" in parts else None
@@ -359,6 +405,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m cnnbench.measure.jax_sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--probe", help=argparse.SUPPRESS)
     p.add_argument("--warm", help=argparse.SUPPRESS)
+    p.add_argument("--render", action="store_true", help="only rewrite reports/jax.md from the recorded runs")
     p.add_argument("--quick", action="store_true", help="LeNet-5-sized check of the plumbing (any machine)")
     p.add_argument("--deadline", type=float, default=450, help="seconds after which no new part starts")
     p.add_argument("--workers", type=int, default=8, help="memory probes run at once (each its own process)")
@@ -367,6 +414,13 @@ def main(argv=None) -> int:
     p.add_argument("--results", default="results")
     p.add_argument("--out", default="reports")
     args = p.parse_args(argv)
+    if args.render:
+        from cnnbench._util import atomic_write
+
+        with atomic_write(Path(args.out) / "jax.md") as f:
+            f.write(table(merge(load_records(args.results))))
+        print(f"{args.out}/jax.md written from {args.results}/jax/")
+        return 0
     if args.probe or args.warm:
         print(json.dumps(probe(json.loads(args.probe)) if args.probe else warm(json.loads(args.warm))))
         return 0

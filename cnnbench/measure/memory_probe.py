@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 from cnnbench._util import die_with_parent
+from cnnbench.measure.nvml import used_bytes
 
 
 class ProbeError(RuntimeError):
@@ -35,19 +36,6 @@ def measure(spec: dict, *, timeout: float = 900) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _nvml_used() -> int | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            return int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).used)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return None
-
-
 def _segmentation(spec: dict) -> bool:
     """Whether the spec names a registered segmentation model (its loss then takes a label per pixel)."""
     import architectures
@@ -56,7 +44,7 @@ def _segmentation(spec: dict) -> bool:
 
 
 def _probe(spec: dict) -> dict:
-    baseline = _nvml_used()
+    baseline = used_bytes()
     import keras
     import numpy as np
     import tensorflow as tf
@@ -107,7 +95,7 @@ def _probe(spec: dict) -> dict:
         out = run()
         tf.nest.flatten(out)[0].numpy()
         peaks.append(tf.config.experimental.get_memory_info(device)["peak"])
-    used = _nvml_used() if device == "GPU:0" else None
+    used = used_bytes() if device == "GPU:0" else None
     return {
         "device": device,
         "measured_peak_bytes": int(max(peaks)),

@@ -1,4 +1,5 @@
-"""NVML (nvidia-ml-py): which NVIDIA GPUs the driver sees. Empty, not an error, where there is no driver."""
+"""NVML (nvidia-ml-py): which NVIDIA GPUs the driver sees, its version, memory in use (per device, per process).
+Empty or None, not an error, where there is no driver."""
 
 from __future__ import annotations
 
@@ -8,22 +9,11 @@ class NoGPUError(RuntimeError):
 
 
 def gpu_names() -> list[str]:
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return []
-    try:
-        names = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append(name.decode() if isinstance(name, bytes) else name)
-        return names
-    finally:
-        pynvml.nvmlShutdown()
+    def read(nv, _):
+        names = [nv.nvmlDeviceGetName(nv.nvmlDeviceGetHandleByIndex(i)) for i in range(nv.nvmlDeviceGetCount())]
+        return [n.decode() if isinstance(n, bytes) else n for n in names]
+
+    return _query(read) or []
 
 
 def require_gpu() -> list[str]:
