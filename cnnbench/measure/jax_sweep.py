@@ -6,14 +6,15 @@ The models are Keras 3 and run unchanged on JAX; what is measured is the model c
 executor, and the record says so (``env.keras_backend``). The memory predictor models TensorFlow's executor (each op's
 output held until its last reader, nothing fused); XLA fuses element-wise ops into their producers and plans buffers
 for the whole step, so the comparison tells how far the prediction sits from a compiler's plan, not from TensorFlow's
-allocator. AlexNet's LRN is ``tf.nn.lrn`` (TensorFlow only) and is left out.
+allocator. The LRN layer (GoogLeNet, AlexNet) runs through its keras.ops path.
 
 ``KERAS_BACKEND=jax python -m cnnbench.measure.jax_sweep [--quick] [--deadline S]`` runs four parts, each recorded in
 ``results/jax/`` (and ``reports/jax.md``) as soon as it is done:
 
-* **memory** — each model at its paper input x batch x {train, infer} x {float32, mixed_float16}, in a fresh process
-  (XLA's ``peak_bytes_in_use`` counts from process start): the prediction, XLA's allocator peak after three steps, and
-  the memory the driver accounts to that process (NVML). A process that only starts the backend gives the fixed
+* **memory** — each model at its paper input x batch x {train, infer} x {float32, mixed_float16}, in fresh processes
+  (XLA's ``peak_bytes_in_use`` counts from process start): one compiles the step, a second loads it from the
+  compilation cache and gives the step's own peak after three steps; with the prediction and the memory the driver
+  accounts to that process (NVML). A process that only starts the backend gives the fixed
   overhead (CUDA context, XLA runtime), stated apart.
 * **budget** — ``cnnbench fit``'s largest batch for a budget runs with XLA's allocator capped at that budget; one
   batch more is predicted not to fit.
