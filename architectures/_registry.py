@@ -143,9 +143,10 @@ def model_info(name: str) -> ModelInfo:
 
 
 def list_models(pattern: str | None = None, *, kind: str | None = None) -> list[str]:
-    """Registered names, sorted; ``pattern`` is a shell-style wildcard (``"resnet*"``), ``kind`` keeps one kind."""
+    """Registered names, sorted; ``pattern`` is a shell-style wildcard (``"resnet*"``, any case), ``kind`` keeps one
+    kind."""
     return sorted(n for n, info in _REGISTRY.items()
-                  if (pattern is None or fnmatch.fnmatch(n, pattern)) and kind in (None, info.kind))
+                  if (pattern is None or fnmatch.fnmatchcase(n, pattern.lower())) and kind in (None, info.kind))
 
 
 def create_model(name: str, **overrides: Any) -> keras.Model:

@@ -1,8 +1,9 @@
-"""The ``cnnbench`` command line: list, run, suite, report. Every choice list comes from the registries."""
+"""The cnnbench command line. Every choice list comes from the registries."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -47,17 +48,37 @@ def _shape(text: str) -> tuple[int, int, int]:
     return shape
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnbench", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """Faithful Keras reimplementations of the classic CNNs, trained, evaluated and measured through one
+harness; every number is written to a result record (results/) and the report reads only those."""
 
-    p = sub.add_parser("list", help="registered models with their parameter counts")
-    p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*'")
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help states it), descriptions as written."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
+    parser = argparse.ArgumentParser(prog="cnnbench", description=DESCRIPTION, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cnnbench {version('cnnbench')}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands (cnnbench COMMAND --help for each)",
+                                parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter))
+
+    p = sub.add_parser("list", help="registered models with their reference parameter counts")
+    p.add_argument("pattern", nargs="?", help="shell-style filter, any case, e.g. 'resnet*'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     def cell_options(p):
         p.add_argument("--profile", default="cpu", help="smoke | cpu | gpu (default: cpu)")
+        p.add_argument("--allow-cpu", action="store_true",
+                       help="let the gpu profile run without a GPU (paper-scale work on the CPU: hours)")
         p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
         p.add_argument("--batch-size", type=_positive_int, help="override the profile's batch size")
         p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
@@ -72,15 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weights", help="transfer: imagenet (default), scratch, or a .weights.h5 file")
 
     p = sub.add_parser("run", help="train, evaluate and measure one architecture; write one result record")
-    p.add_argument("arch")
+    p.add_argument("arch", help="a registered model (cnnbench list)")
     p.add_argument("--task", default="mnist", help="mnist | transfer | segmentation (default: mnist)")
     cell_options(p)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="the run's seed (weights, data order, dropout)")
 
     p = sub.add_parser("suite", help="run every (arch, task, seed) cell of a profile, one process per cell")
     cell_options(p)
     p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
-    p.add_argument("--tasks", nargs="+", default=["mnist"], help="default: mnist")
+    p.add_argument("--tasks", nargs="+", default=["mnist"], help="mnist, transfer, segmentation (default: mnist)")
     p.add_argument("--seeds", nargs="+", type=_seed, help="default: the profile's seeds for each arch")
     p.add_argument("--resume", action="store_true",
                    help="skip cells that already have a valid ok record; run missing, invalid and failed ones")
@@ -93,14 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
         p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
         p.add_argument("--width", type=_positive_float, help="width multiplier (registered models)")
-        p.add_argument("--mode", choices=["train", "infer"], default="train")
+        p.add_argument("--mode", choices=["train", "infer"], default="train", help="a train step or an inference")
         p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, rmsprop, ... (default: adam)")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("memory", help="predicted (and measured) memory of a train step or an inference")
     model_options(p)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="images per step")
+    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32",
+                   help="Keras precision policy")
     p.add_argument("--measure", action="store_true", help="also measure the peak in a fresh process")
 
     p = sub.add_parser("fit", help="the largest batch that fits a memory budget, and what each remedy allows")
@@ -108,20 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-budget", required=True, help="e.g. 16GiB, 500MB")
     p.add_argument("--measure", action="store_true", help="measure each applicable remedy at the batch it allows")
 
+    def sweep_options(p):
+        p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
+        p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="comma-separated")
+        p.add_argument("--results", default="results", help="where the sweep's record goes (RESULTS/<kind>/)")
+        p.add_argument("--out", default="reports", help="where its markdown table goes")
+
     p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
-    p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
-    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32])
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="reports")
+    sweep_options(p)
 
     p = sub.add_parser("throughput", help="images/s, latency, FLOPs and MFU of one model over a batch-size sweep")
-    p.add_argument("arch")
-    p.add_argument("--mode", choices=["train", "infer"], default="train")
-    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="default: 1,8,32")
+    p.add_argument("arch", help="a registered model")
+    p.add_argument("--mode", choices=["train", "infer"], default="train", help="time a train step or inference")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="comma-separated")
     p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
     p.add_argument("--width", type=_positive_float, help="width multiplier")
     p.add_argument("--jit", action="store_true", help="compile the steps with XLA")
-    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32")
+    p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32",
+                   help="Keras precision policy")
     p.add_argument("--compare-keras", action="store_true",
                    help="also time the keras.applications twin (resnet50/101/152, xception) in this process")
     p.add_argument("--end-to-end", action="store_true",
@@ -129,41 +155,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-window", type=_positive_float, default=1.0, help="seconds per timed window (default 1)")
     p.add_argument("--repeats", type=_positive_int, default=7, help="timed windows (default 7)")
     p.add_argument("--data-dir", help="dataset cache for --end-to-end")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("throughput-sweep", help="every model x batch x mode at cpu-profile sizes, recorded")
-    p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
-    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32])
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="reports")
+    sweep_options(p)
 
     p = sub.add_parser("report", help="write the HTML report from result records")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="reports")
+    p.add_argument("--results", default="results", help="the records to read")
+    p.add_argument("--out", default="reports", help="where index.html and summary.md go")
     return parser
 
 
 def cmd_list(args) -> int:
+    """From the registry alone (nothing is built): the reference counts, which the tests check every builder against.
+    Nothing computes, so Keras gets its numpy backend unless already loaded (importing TensorFlow takes seconds)."""
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "numpy")
     import architectures
-    from cnnbench.measure.params import count_params
 
-    rows = []
-    for name in architectures.list_models(args.pattern):
-        info = architectures.model_info(name)
-        counts = count_params(architectures.create_model(name))
-        # "params" counts what the reference counts (total or trainable, per the registry entry).
-        rows.append(info.as_dict() | {"params": counts[info.count], "params_total": counts["total"],
-                                      "params_trainable": counts["trainable"]})
+    names = architectures.list_models(args.pattern)
+    if not names:
+        known = ", ".join(architectures.list_models())
+        raise KeyError(f"no registered model matches {args.pattern!r} (models: {known})")
+    rows = [architectures.model_info(name).as_dict() for name in names]
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
     else:
-        w = max((len(r["name"]) for r in rows), default=4)
-        print(f"{'name':<{w}} {'params':>12} {'reference':>12} {'counts':<9} {'input':<11} paper")
+        w = max(len(r["name"]) for r in rows)
+        print(f"{'name':<{w}} {'params':>12} {'counts':<9} {'input':<11} paper")
         for r in rows:
             shape = "x".join(map(str, r["default_input_shape"]))
-            print(f"{r['name']:<{w}} {r['params']:>12,} {r['reference_params']:>12,} {r['count']:<9} {shape:<11} "
-                  f"{r['paper']}")
+            print(f"{r['name']:<{w}} {r['reference_params']:>12,} {r['count']:<9} {shape:<11} {r['paper']}")
     return 0
 
 
@@ -183,10 +206,19 @@ def _check_results_dir(path: str) -> None:
         raise ResultsDirError(f"results directory {p} is not writable: {e.strerror or e}") from None
 
 
+def _check_device(args) -> None:
+    """The gpu profile is paper-scale: without a GPU it refuses (NoGPUError, exit 2) unless ``--allow-cpu``."""
+    if (args.profile == "gpu" and not args.allow_cpu) or getattr(args, "require_gpu", False):
+        from cnnbench.measure.nvml import require_gpu
+
+        require_gpu()
+
+
 def cmd_run(args) -> int:
     from cnnbench import records
     from cnnbench.harness import RunConfig, run_cell, validate_cell
 
+    _check_device(args)
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
                      batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
                      measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
@@ -212,10 +244,7 @@ def cmd_run(args) -> int:
 def cmd_suite(args) -> int:
     from cnnbench.suite import plan, run_suite
 
-    if args.require_gpu:
-        from cnnbench.measure.nvml import require_gpu
-
-        require_gpu()
+    _check_device(args)
     from cnnbench.tasks import get_task
 
     cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,

@@ -199,6 +199,10 @@ def validate_cell(cfg: RunConfig) -> None:
     if info.kind != task.kind:
         fitting = ", ".join(architectures.list_models(kind=task.kind))
         raise ValueError(f"{cfg.arch} is a {info.kind} model; the {cfg.task} task runs {task.kind} models: {fitting}")
+    if cfg.weights:
+        from cnnbench.pretrained import check_weights
+
+        check_weights(cfg.weights)
 
 
 def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:

@@ -85,6 +85,18 @@ def imagenet_weights(arch: str, data_dir_override: str | os.PathLike | None = No
     return path
 
 
+def check_weights(weights: str) -> Path | None:
+    """The weights file ``weights`` names (None for imagenet / scratch); a missing or misnamed file is a ValueError,
+    raised before any work starts."""
+    if weights in ("imagenet", "scratch"):
+        return None
+    path = Path(weights).expanduser()
+    if not path.is_file() or not path.name.endswith(".weights.h5"):
+        why = "no such file" if not path.exists() else "not a .weights.h5 file"
+        raise ValueError(f"--weights must be imagenet, scratch or a .weights.h5 file; {weights!r}: {why}")
+    return path
+
+
 def resolve(arch: str, weights: str, data_dir_override: str | os.PathLike | None = None) -> dict:
     """``{"weights": what the record says, "path": the file or None, "sha256": its digest or None}``."""
     if weights == "scratch":
@@ -92,9 +104,7 @@ def resolve(arch: str, weights: str, data_dir_override: str | os.PathLike | None
     if weights == "imagenet":
         path = imagenet_weights(arch, data_dir_override)
         return {"weights": "imagenet", "path": str(path), "sha256": file_sha256(path)}
-    path = Path(weights).expanduser()
-    if not path.is_file() or not path.name.endswith(".weights.h5"):
-        raise ValueError(f"--weights must be imagenet, scratch or a .weights.h5 file, got {weights!r}")
+    path = check_weights(weights)
     digest = file_sha256(path)
     return {"weights": digest, "path": str(path), "sha256": digest}
 

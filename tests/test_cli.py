@@ -1,5 +1,6 @@
 """The command line, driven through ``main(argv)``: list, run, report, and its errors."""
 
+import argparse
 import json
 
 import pytest
@@ -8,21 +9,60 @@ from architectures import list_models
 from cnnbench.cli import main
 
 
-def test_list_json(capsys, monkeypatch, paper_model):
+def test_list_answers_from_the_registry(capsys, monkeypatch):
+    """Nothing is built (the counts it prints are the registry's, checked against every builder in test_registry)."""
     import architectures
 
-    monkeypatch.setattr(architectures, "create_model", paper_model)  # `list` builds each at its paper input
+    monkeypatch.setattr(architectures, "create_model", lambda *a, **k: pytest.fail("`list` built a model"))
     assert main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == list_models()
     for r in rows:
-        assert r["params"] == r["reference_params"], r["name"]
+        assert r["reference_params"] > 0 and r["count"] in ("total", "trainable"), r["name"]
         assert {"paper", "year", "innovations", "default_input_shape", "param_convention"} <= set(r)
 
 
-def test_list_table(capsys):
-    assert main(["list", "lenet5*"]) == 0
-    assert "61,706" in capsys.readouterr().out
+def test_list_patterns_are_case_insensitive_and_an_empty_match_says_so(capsys):
+    assert main(["list", "LeNet5*"]) == 0
+    out = capsys.readouterr().out
+    assert "61,706" in out and "60,840" in out  # lenet5 and lenet5_1998
+    assert main(["list", "nosuch*"]) == 2
+    assert "no registered model matches 'nosuch*' (models: alexnet, " in capsys.readouterr().err
+
+
+def test_help_lists_every_command_and_every_option_explains_itself(capsys):
+    from cnnbench.cli import COMMANDS, _HelpFormatter, build_parser
+
+    parser = build_parser()
+    text = parser.format_help()
+    assert all(f"    {name}" in text for name in COMMANDS) and "``" not in text
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    formatter = _HelpFormatter("cnnbench")
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.help, f"cnnbench {name} {action.option_strings or action.dest}: no help"
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                assert "default" in formatter._get_help_string(action), f"cnnbench {name} {action.dest}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("cnnbench 0.")
+
+
+def test_gpu_profile_refuses_on_a_machine_without_a_gpu(tmp_path, capsys):
+    for command in (["run", "lenet5"], ["suite", "--archs", "lenet5"]):
+        assert main([*command, "--profile", "gpu", "--results", str(tmp_path / "results")]) == 2
+        assert "--allow-cpu" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()  # refused before anything was written
+
+
+def test_a_missing_weights_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    from cnnbench.tasks import transfer
+
+    monkeypatch.setattr(transfer.TransferTask, "prepare", lambda *a, **k: pytest.fail("data was loaded"))
+    assert main(["run", "efficientnet_lite0", "--task", "transfer", "--weights", str(tmp_path / "missing.weights.h5"),
+                 "--results", str(tmp_path / "results")]) == 2
+    assert "missing.weights.h5': no such file" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
 
 
 def test_run_writes_a_record_and_report_reads_it(mnist, tmp_path, capsys):

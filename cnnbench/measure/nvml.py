@@ -21,7 +21,8 @@ def require_gpu() -> list[str]:
     if not names:
         raise NoGPUError(
             "no NVIDIA GPU visible through NVML (no driver, no device, or nvidia-ml-py missing); the gpu profile "
-            "needs one. Run `nox -s bench-cpu` on this machine instead."
+            "needs one (paper-sized inputs, full data: hours on a CPU). Use --profile cpu (`nox -s bench-cpu`) on "
+            "this machine, or --allow-cpu to run the gpu profile on the CPU anyway."
         )
     import tensorflow as tf
 
