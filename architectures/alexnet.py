@@ -56,7 +56,8 @@ def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, 
     reference_params=60_965_224,
     param_convention="weights + biases, two towers (conv2/4/5 grouped in 2); derived from the paper, Fig. 2",
     reference_gmacs=0.72,
-    gmacs_source="derived from the paper's Fig. 2 (convs 0.666 + FCs 0.059; torchvision's one-tower variant: 0.714)",
+    gmacs_source="derived from the paper's Fig. 2 (convs 0.666 + FCs 0.059). Not torchvision's 0.714: its AlexNet "
+                 "is the 'One weird trick' variant (Krizhevsky 2014, 64/192/384/256/256 maps), neither 2012 model here",
 )
 def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
             width: float = 1.0, classifier_activation: str | None = "softmax") -> keras.Model:

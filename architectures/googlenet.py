@@ -111,7 +111,10 @@ class AuxiliaryLossModel(keras.Model):
 def googlenet(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
               aux_logits: bool = False, width: float = 1.0,
               classifier_activation: str | None = "softmax") -> keras.Model:
-    """GoogLeNet as in the paper (Table 1 widths, 5x5 branches, LRN, conv biases, no batch norm), Caffe padding.
+    """GoogLeNet as in the paper (Table 1 widths, 5x5 branches, LRN, conv biases, no batch norm). Convolutions and
+    pools use TF's ``"same"`` padding, which pads the extra row and column of a strided layer at the bottom/right;
+    Caffe's bvlc_googlenet pads symmetrically and rounds pooled sizes up. The map sizes are Table 1's (112, 56, 28, 14,
+    7) either way; the pixels each strided window sees are shifted by one.
 
     Stem: conv 7x7/2 → max pool 3/2 → LRN → conv 1x1 → conv 3x3 → LRN → max pool 3/2; inception 3a-3b, pool,
     4a-4e, pool, 5a-5b; global average pooling, dropout 0.4, linear classifier. 6,998,552 parameters.

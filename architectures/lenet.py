@@ -212,6 +212,9 @@ def lenet5_1998(
 ) -> keras.Model:
     """LeNet-5 as in the 1998 paper: 32x32 input, C3 partial connections (Table I), trainable subsampling, RBF output.
 
+    Pixels in [0, 1] (background 0) are mapped to the paper's input range, background −0.1 and ink 1.175 ("mean
+    roughly 0, variance roughly 1", §II.B), by the first layer (``input_range``, no weights).
+
     Faithful in topology and count (60,000 trainable + 840 fixed RBF parameters, Fig. 2). Deviations, stated: Keras'
     Glorot initialisation instead of U(±2.4/F_in); the RBF centres are our 7x12 digit bitmaps drawn after Fig. 3;
     the RBF penalties are negated into logits and trained with softmax cross-entropy, which is the paper's MAP
@@ -222,7 +225,8 @@ def lenet5_1998(
     if include_top and classes != 10:
         raise ValueError(f"lenet5_1998: the RBF output codes are the ten digits, so classes must be 10, got {classes}")
     inputs = keras.Input(input_shape, name="input")
-    x = layers.Conv2D(6, 5, activation=scaled_tanh, name="c1")(inputs)
+    x = layers.Rescaling(1.275, offset=-0.1, name="input_range")(inputs)
+    x = layers.Conv2D(6, 5, activation=scaled_tanh, name="c1")(x)
     x = Subsampling(name="s2")(x)
     x = layers.Activation(scaled_tanh, name="c3_squash")(PartialConv2D(name="c3")(x))
     x = Subsampling(name="s4")(x)

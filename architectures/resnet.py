@@ -8,6 +8,8 @@ hook on the residual branch. Two conventions, because the two reference counts d
   first bottleneck (the paper's original Caffe placement). Its reference counts include BN moving statistics.
 * ``"torchvision"`` — no conv biases, BN epsilon 1e-5, the stride on the 3x3 conv ("ResNet v1.5"). Its reference
   counts are the trainable weights only (BN moving statistics are buffers in PyTorch).
+* ``"senet"`` — the SE authors' model (Caffe; ported as pretrainedmodels' and timm's ``legacy_seresnet50``): no conv
+  biases, BN epsilon 1e-5, the stride on the first 1x1 as in the original ResNet. Counted like torchvision.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Convention:
 CONVENTIONS = {
     "keras": Convention(use_bias=True, bn_epsilon=1.001e-5, stride_on_1x1=True),
     "torchvision": Convention(use_bias=False, bn_epsilon=1e-5, stride_on_1x1=False),
+    "senet": Convention(use_bias=False, bn_epsilon=1e-5, stride_on_1x1=True),
 }
 
 
@@ -160,11 +163,17 @@ def resnet152(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bo
 
 
 @_register(paper=SE_PAPER, year=2017, innovations=("squeeze-and-excitation channel attention", *RESIDUAL),
-           reference_params=28_088_024, param_convention=_TV + "; timm legacy_seresnet50 28.09M", count="trainable")
+           reference_params=28_088_024, param_convention=_TV + "; timm legacy_seresnet50 28.09M", count="trainable",
+           reference_gmacs=3.87, gmacs_precision=0.015,
+           gmacs_source="the SE paper's Table 2 (3.87 GFLOPs, multiply-adds): ResNet-50's 3.86 + the SE blocks, whose "
+                        "pooling and rescaling (0.011 G, element-wise) it counts and our MACs (convs + FCs, 3.8605) "
+                        "leave in other_flops; hence +-0.015")
 def seresnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True,
-               pooling: str | None = None, convention: str = "torchvision", width: float = 1.0,
+               pooling: str | None = None, convention: str = "senet", width: float = 1.0,
                se_ratio: int = 16, classifier_activation: str | None = "softmax"):
     """SE-ResNet-50: the ResNet-50 bottleneck with a squeeze-excitation hook (reduction 16) on the residual branch,
-    before the addition (Hu et al. 2018, Fig. 3). Torchvision convention: 28,088,024 trainable.
+    before the addition (Hu et al. 2018, Fig. 3), as the authors' model: the stride on the first 1x1 (3.87 GMACs, the
+    paper's Table 2 "3.87 GFLOPs"); ``convention="torchvision"`` puts it on the 3x3 (v1.5, 4.11 GMACs). 28,088,024
+    trainable parameters either way.
     """
     return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, **locals(), name="seresnet50")

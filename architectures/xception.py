@@ -41,12 +41,13 @@ def _downsampling_block(x, filters, block, relu_first=True):
     keras_equivalent="Xception",
 )
 def xception(*, input_shape=(299, 299, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-             width: float = 1.0, classifier_activation: str | None = "softmax") -> keras.Model:
+             width: float = 1.0, dropout: float = 0.5, classifier_activation: str | None = "softmax") -> keras.Model:
     """Xception as in the paper's Fig. 5 and keras.applications: entry flow (two convs, three separable blocks with
     strided 1x1 shortcuts), middle flow (8 x three 728-wide separable convs with identity shortcuts), exit flow
     (separable block to 1024, separable convs 1536 and 2048, global average pooling). Batch norm after every conv,
-    no conv biases, no dropout (the paper's optional FC layers are not used, as in keras). 22,910,480 parameters incl.
-    BN statistics, with keras.applications.Xception's block output shapes. ``width`` scales every layer.
+    no conv biases; dropout 0.5 before the logistic-regression layer (§4.3; ``dropout=0`` gives keras.applications'
+    layout, which has none); the paper's optional FC layers are not used, as in keras. 22,910,480 parameters incl.
+    BN statistics either way, with keras.applications.Xception's block output shapes. ``width`` scales every layer.
     """
     input_shape = check_args(input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
                              min_size=71, name="xception")
@@ -76,6 +77,8 @@ def xception(*, input_shape=(299, 299, 3), classes: int = 1000, include_top: boo
         x = layers.Activation("relu", name=f"block14_sepconv{i}_act")(x)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name="dropout")(x)
         x = classifier(x, classes, classifier_activation)
     else:
         x = feature_pooling(x, pooling)

@@ -133,7 +133,8 @@ PROFILES: dict[str, Profile] = {
                 precise_bn_images=512,
                 warmup_steps=2, min_window_s=0.05, timed_repeats=2, arch_settings=SMOKE_ARCHS,
                 task_settings=SMOKE_TASKS),
-        Profile("cpu", "full data, sized for a 2-core CPU box",
+        Profile("cpu", "sized for a 2-core CPU box: the LeNets on all 60,000 MNIST images, the large networks on "
+                "10-20k of them, fewer epochs, reduced width and one seed (see its arch settings)",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
                 precise_bn_images=8192, warmup_steps=10, min_window_s=1.0, timed_repeats=7, arch_settings=CPU_ARCHS,
                 task_settings=CPU_TASKS),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from architectures import create_model
+from architectures import create_model, list_models
 from architectures._layers import LocalResponseNormalization
 from architectures.googlenet import AuxiliaryLossModel
 from cnnbench.measure.params import count_params
@@ -68,6 +68,16 @@ def test_lrn_is_the_papers_formula(backend, monkeypatch):
     assert (caffe.k, caffe.alpha) == (1.0, pytest.approx(2e-5))
 
 
+def test_xception_dropout_before_the_classifier_as_in_the_paper(paper_model):
+    """§4.3: dropout 0.5 before the logistic regression; ``dropout=0`` is keras.applications' layout. Same counts."""
+    ours = paper_model("xception")
+    assert [layer.name for layer in ours.layers[-4:]] == ["avg_pool", "dropout", "predictions", "predictions_softmax"]
+    assert ours.get_layer("dropout").rate == 0.5
+    keras_layout = create_model("xception", dropout=0.0)
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in keras_layout.layers)
+    assert count_params(keras_layout) == count_params(ours)
+
+
 def test_googlenet_table1_and_aux_heads(paper_model):
     plain = paper_model("googlenet")
     assert plain.get_layer("inception_5b_output").output.shape[1:] == (7, 7, 1024)
@@ -99,7 +109,8 @@ def test_se_hook_adds_exactly_the_squeeze_excitation_weights(paper_model):
 
 
 @pytest.mark.parametrize(("name", "stride_layer"), [("resnet50", "conv3_block1_1_conv"),
-                                                     ("resnet50_tv", "conv3_block1_2_conv")])
+                                                     ("resnet50_tv", "conv3_block1_2_conv"),
+                                                     ("seresnet50", "conv3_block1_1_conv")])  # the SE authors' model
 def test_where_the_stride_sits(name, stride_layer, paper_model):
     model = paper_model(name)
     strided = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
@@ -121,3 +132,35 @@ def test_custom_layers_survive_a_safe_mode_round_trip(name, kwargs, tmp_path):
     loaded = load_model_file(tmp_path / "m.keras")
     x = tf.random.stateless_uniform((2, *kwargs["input_shape"]), seed=(3, 4))
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), rtol=1e-5, atol=1e-6)
+
+
+#: what a model's first weighted layer was built for, where a paper says (else: the pixels' own range, about [0, 1])
+BUILT_FOR = {"lenet5_1998": (-0.1, 1.175)}  # LeCun et al. 1998, §II.B: background −0.1, ink 1.175
+
+
+@pytest.mark.parametrize("arch", list_models(kind="classification"))
+def test_the_first_layer_sees_the_range_it_was_built_for(arch, mnist):
+    """Real MNIST batches through the task's pipeline into the model as the smoke profile builds it: what the first
+    weighted layer receives spans the range it was built for (black to white ≈ a unit apart), not a sliver of it — as
+    EfficientNet-Lite's in-model (x − 127) / 128 once made of [0, 1] pixels: [−0.992, −0.984]."""
+    from cnnbench.measure.graph import graph_ops
+    from cnnbench.profiles import get_profile
+    from cnnbench.tasks import get_task
+
+    kwargs = get_profile("smoke").builder_kwargs(arch, "mnist") | {"classes": 10}
+    kwargs.pop("aux_logits", None)
+    model = create_model(arch, **kwargs)
+    shape = kwargs.get("input_shape") or model.inputs[0].shape[1:]
+    first = next(op for op in graph_ops(model) if op.layer.weights)
+    probe = keras.Model(model.inputs, first.inputs[0])
+    data = get_task("mnist").prepare(input_shape=tuple(shape), batch_size=16, seed=0, train_subset=16,
+                                     test_subset=16)
+    x, _ = next(iter(data.train))
+    seen = np.asarray(probe(x))
+    assert float(np.min(x)) == 0.0 and 0.99 <= float(np.max(x)) <= 1.0  # the task's contract: pixels in [0, 1]
+    span = (first.layer.name, seen.min(), seen.max())
+    if arch in BUILT_FOR:
+        assert seen.min() == pytest.approx(BUILT_FOR[arch][0], abs=1e-6), span
+        assert seen.max() == pytest.approx(BUILT_FOR[arch][1], abs=0.01), span  # resizing leaves the max at 0.999
+    else:
+        assert seen.max() - seen.min() >= 0.9 and seen.min() >= -1.01 and seen.max() <= 1.01, span

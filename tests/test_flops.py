@@ -1,5 +1,7 @@
 """The FLOP counter: hand-computed layers, and the published figures of the registered networks."""
 
+import math
+
 import keras
 import pytest
 
@@ -86,3 +88,18 @@ def test_lenet_1998_counts_connections_without_biases(paper_model):
 @pytest.mark.parametrize(("arch", "millions"), [("resnet50_tv", 11.11), ("resnet18", 2.48), ("xception", 35.83)])
 def test_activations_match_timm_at_its_precision(arch, millions, paper_model):
     assert abs(count_flops(paper_model(arch))["activations"] / 1e6 - millions) <= 0.005
+
+
+def test_seresnet50_is_the_se_authors_layout():
+    """The stride on the first 1x1 (the SE authors' Caffe model, timm's legacy_seresnet50): 3.8605 GMACs of convs and
+    FCs; with the SE blocks' pooling and rescaling, which the paper's 3.87 GFLOPs counts, 3.87 at its precision.
+    ``convention="torchvision"`` (stride on the 3x3, v1.5) is ResNet-50 v1.5's 4.089 plus the same SE FCs."""
+    se = architectures.create_model("seresnet50")
+    block = se.get_layer("conv3_block1_1_conv"), se.get_layer("conv3_block1_2_conv")
+    assert [layer.strides for layer in block] == [(2, 2), (1, 1)]
+    macs = count_flops(se)["macs"]
+    se_elementwise = sum(2 * math.prod(layer.output.shape[1:]) for layer in se.layers
+                         if isinstance(layer, keras.layers.Multiply))  # squeeze: one add per element; scale: one mul
+    assert round(macs / 1e9, 4) == 3.8605 and abs((macs + se_elementwise) / 1e9 - 3.87) <= 0.005
+    v15 = count_flops(architectures.create_model("seresnet50", convention="torchvision"))["macs"]
+    assert abs(v15 - macs - (4.0892 - 3.8580) * 1e9) < 0.001e9  # the stride's move costs what it costs in ResNet-50

@@ -141,3 +141,16 @@ def test_gpu_section_is_the_jax_records():
     assert oom["outcome"] == "oom" and f"batch {oom['batch_size']:,} (predicted {mib(oom['predicted_bytes'])} MiB" \
         in section
     assert f"**{mib(ctx['nvml_process_bytes'])} MiB**" in section
+
+
+def test_the_report_counts_parameters_in_the_references_convention(frame):
+    """ResNet-50 v1.5 (torchvision) is referenced by its trainable count, ResNet-50 (keras) by its total: the report's
+    "as run" column counts the same way on each row."""
+    from cnnbench.report.build import _display_summary
+
+    shown = _display_summary(summary_frame(frame)).set_index(["task", "architecture", "profile"])
+    runs = frame[frame["profile"] == "cpu"].drop_duplicates("arch", keep="last").set_index("arch")
+    for arch, count in (("resnet50_tv", "params_trainable"), ("resnet50", "params")):
+        row = shown.loc[("mnist", arch, "cpu")]
+        assert row["params (as run)"] == f"{runs.loc[arch, count]:,.0f}", arch
+        assert row["reference params (paper input)"].endswith("(trainable)" if count != "params" else "(total)")

@@ -55,7 +55,7 @@ def _saved_for_backward(op: Op) -> list:
     if isinstance(layer, L.Dropout):
         return op.outputs  # the keep mask, output-sized
     if isinstance(layer, L.Add | L.Concatenate | L.Flatten | L.Reshape | L.ZeroPadding2D | L.Cropping2D
-                  | L.AveragePooling2D | L.GlobalAveragePooling2D):
+                  | L.AveragePooling2D | L.GlobalAveragePooling2D | L.Rescaling):
         return []
     return op.inputs + op.outputs  # unknown (custom) layers: assume they keep both
 

@@ -100,7 +100,9 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
         "same net from scratch (%)": [_mean_std(*v) for v in zip(s["scratch_mean"], s["scratch_std"], s["seeds"],
                                                                   strict=True)],
         "input": s["input_shape"], "width": s["width"].fillna(1.0),
-        "params (as run)": s["params"].map("{:,.0f}".format),
+        # one convention per row: the run's count of what the reference counts (total or trainable)
+        "params (as run)": [f"{(t if c == 'trainable' else n):,.0f}" for n, t, c in zip(
+            s["params"], s["params_trainable"], s["reference_counts"], strict=True)],
         "reference params (paper input)": [
             f"{n:,.0f} ({c})" for n, c in zip(s["reference_params"], s["reference_counts"], strict=True)],
         "train images": s["n_train"].map("{:,.0f}".format), "epochs": s["epochs"],
