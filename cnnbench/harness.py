@@ -64,6 +64,29 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._t0)
 
 
+class _TimeToTarget(keras.callbacks.Callback):
+    """Time to accuracy (DAWNBench, MLPerf): after each epoch the test split is evaluated, outside the epoch's timed
+    span; the first epoch whose accuracy reaches the task's target is recorded with the images seen and the training
+    seconds up to then (evaluations excluded), or ``reached: false``."""
+
+    def __init__(self, test, target: float, n_train: int, timer: _EpochTimer):
+        super().__init__()
+        self.test, self.target, self.n_train, self.timer = test, target, n_train, timer
+        self.accuracy: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.accuracy.append(float(self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]))
+
+    def result(self) -> dict:
+        out = {"metric": "test_accuracy", "target": self.target, "per_epoch": self.accuracy, "reached": False,
+               "epoch": None, "images_seen": None, "train_seconds": None}
+        hit = next((i for i, a in enumerate(self.accuracy) if a >= self.target), None)
+        if hit is not None:
+            out |= {"reached": True, "epoch": hit + 1, "images_seen": (hit + 1) * self.n_train,
+                    "train_seconds": sum(self.timer.seconds[:hit + 1])}
+        return out
+
+
 def _optimizer(learning_rate: float, steps: int) -> keras.optimizers.Optimizer:
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     return keras.optimizers.Adam(schedule)
@@ -169,11 +192,14 @@ def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, v
     steps = epochs * math.ceil(data.n_train / data.batch_size)
     model.compile(optimizer=_optimizer(learning_rate, steps), loss=task.loss, metrics=task.metrics)
     timer = _EpochTimer()
-    history = model.fit(data.train, epochs=epochs, verbose=verbose, callbacks=[DivergenceGuard(), timer],
-                        shuffle=False)
+    target = getattr(task, "target_accuracy", None)
+    ttt = _TimeToTarget(data.test, target, data.n_train, timer) if target else None
+    history = model.fit(data.train, epochs=epochs, verbose=verbose, shuffle=False,
+                        callbacks=[DivergenceGuard(), timer, *([ttt] if ttt else [])])
     metrics = {"train_accuracy": float(history.history["accuracy"][-1]),
                "train_loss": [float(v) for v in history.history["loss"]],
-               "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds)}
+               "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds),
+               "time_to_target": ttt.result() if ttt else None}
     return model, metrics, timer
 
 

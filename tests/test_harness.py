@@ -34,9 +34,35 @@ def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
     assert env["device"]["type"] in {"cpu", "gpu"} and env["tensorflow"].startswith("2.21")
     assert set(env["git"]) == {"sha", "dirty"}
     assert len(r["metrics"]["epoch_seconds"]) == 3 and r["duration_s"] > r["metrics"]["train_seconds"]
+    ttt = r["metrics"]["time_to_target"]  # time to 99 %: the test split after each epoch, consistent with the rest
+    assert (ttt["metric"], ttt["target"], len(ttt["per_epoch"])) == ("test_accuracy", 0.99, 3)
+    assert ttt["per_epoch"][-1] == pytest.approx(r["metrics"]["test_accuracy"], abs=0.05)  # before precise BN
+    assert ttt["reached"] == (max(ttt["per_epoch"]) >= 0.99)
     path = records.write(r, tmp_path)
     assert records.read(path) == r
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left behind
+
+
+def test_time_to_target_is_the_first_epoch_at_the_target():
+    from cnnbench.harness import _TimeToTarget
+
+    timer = type("Timer", (), {"seconds": [10.0, 8.0, 8.5, 8.0]})()
+    ttt = _TimeToTarget(test=None, target=0.99, n_train=60_000, timer=timer)
+    ttt.accuracy = [0.97, 0.985, 0.991, 0.989]  # reached in epoch 3, lost again in 4: the first time counts
+    assert ttt.result() | {"per_epoch": None} == {
+        "metric": "test_accuracy", "target": 0.99, "per_epoch": None, "reached": True, "epoch": 3,
+        "images_seen": 180_000, "train_seconds": 26.5}
+    ttt.accuracy = [0.97, 0.98, 0.985, 0.989]
+    assert ttt.result()["reached"] is False and ttt.result()["epoch"] is None
+
+
+def test_the_report_shows_time_to_target_per_seed_count():
+    from cnnbench.report.build import _time_to_target
+
+    assert _time_to_target(0, 0, float("nan"), float("nan")) == "—"  # records from before it was measured
+    assert _time_to_target(3, 0, float("nan"), float("nan")) == "not reached"
+    assert _time_to_target(3, 3, 26.54, 3.0) == "26.5 s (epoch 3)"
+    assert _time_to_target(3, 2, 30.0, 4.0) == "30.0 s (epoch 4), 2 of 3 seeds"
 
 
 def test_same_command_twice_gives_identical_metrics(smoke_record):

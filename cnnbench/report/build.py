@@ -20,7 +20,9 @@ COLUMNS = {
     "params.total": "params", "params.trainable": "params_trainable",
     "model.reference_params": "reference_params", "model.count": "reference_counts", "dataset.n_train": "n_train",
     "config.input_shape": "input_shape", "config.model_kwargs.width": "width",
-    "metrics.train_seconds": "train_s", "config.epochs": "epochs", "throughput.batch_size": "batch",
+    "metrics.train_seconds": "train_s", "config.epochs": "epochs",
+    "metrics.time_to_target.reached": "ttt_reached", "metrics.time_to_target.train_seconds": "ttt_s",
+    "metrics.time_to_target.epoch": "ttt_epoch", "throughput.batch_size": "batch",
     "throughput.train_images_per_s": "train_img_s", "throughput.infer_images_per_s": "infer_img_s",
     "throughput.train_cov": "train_cov",
     "memory.predicted_bytes": "mem_predicted", "memory.measured_peak_bytes": "mem_measured",
@@ -68,6 +70,10 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         train_img_s=("train_img_s", "median"),
         infer_img_s=("infer_img_s", "median"),
         batch=("batch", "first"),
+        ttt_runs=("ttt_reached", "count"),  # runs that evaluated after each epoch (older records did not)
+        ttt_hits=("ttt_reached", lambda v: int(sum(bool(x) for x in v.dropna()))),
+        ttt_s=("ttt_s", "median"),
+        ttt_epoch=("ttt_epoch", "median"),
         mem_predicted=("mem_predicted", "first"),
         mem_measured=("mem_measured", "median"),
         device=("device", "first"),
@@ -83,6 +89,15 @@ def _mean_std(mean, std, n) -> str:
     if pd.isna(mean):
         return ""
     return f"{100 * mean:.2f} ± {100 * std:.2f}" if n > 1 else f"{100 * mean:.2f}"
+
+
+def _time_to_target(runs, hits, seconds, epoch) -> str:
+    """Median training seconds (and epoch) to the task's target over the seeds that reached it."""
+    if not runs:
+        return "—"
+    if not hits:
+        return "not reached"
+    return f"{seconds:.1f} s (epoch {epoch:g})" + (f", {hits} of {runs} seeds" if hits < runs else "")
 
 
 def _count(value) -> str:
@@ -107,6 +122,8 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
             f"{n:,.0f} ({c})" for n, c in zip(s["reference_params"], s["reference_counts"], strict=True)],
         "train images": s["n_train"].map("{:,.0f}".format), "epochs": s["epochs"],
         "train time (s)": s["train_s"].map("{:.1f}".format),
+        "time to 99 % (MNIST)": [_time_to_target(*v) for v in zip(s["ttt_runs"], s["ttt_hits"], s["ttt_s"],
+                                                                     s["ttt_epoch"], strict=True)],
         "train img/s": s["train_img_s"].map(_count), "infer img/s": s["infer_img_s"].map(_count),
         "batch": s["batch"],
         "train-step memory predicted / measured (MiB)": [
