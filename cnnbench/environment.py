@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import re
 import subprocess
 import sys
 from functools import cache
@@ -62,8 +64,47 @@ def device() -> dict:
     return {"type": "cpu", "name": cpu_name(), "count": 1, "cpu_cores": cpus}
 
 
+#: the code a record's numbers depend on: every model and harness source (the report only reads records)
+CODE_DIRS = ("architectures", "cnnbench")
+
+
+@cache
+def code_fingerprint(root: Path = REPO_ROOT) -> str:
+    """sha256 over the model and harness sources (the .py files under ``CODE_DIRS``, the report's excepted): records
+    with the same fingerprint were measured by the same code, whatever else their commits changed (docs, tests)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for d in CODE_DIRS for p in (root / d).rglob("*.py") if "report" not in p.parts):
+        digest.update(f"{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def machine_id(env: dict) -> str:
+    """Where a record was measured, as asv names machines: the name its user set (``CNNBENCH_MACHINE``), else one
+    derived from the device — CPU model and cores, or GPU model and count — so that records written before machine ids
+    existed get the same id their machine gives today."""
+    if env.get("machine"):
+        return env["machine"]["id"]
+    d = env["device"]
+    what = f"{d['count']}x {d['name']}" if d["type"] == "gpu" else d["name"]
+    return _slug(f"{what} {d.get('cpu_cores') or '?'} cores")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def this_machine(device_info: dict | None = None) -> dict:
+    """This machine's identity (see ``machine_id``) and where it came from."""
+    name = os.environ.get("CNNBENCH_MACHINE", "").strip()
+    if name:
+        return {"id": _slug(name), "source": "CNNBENCH_MACHINE"}
+    return {"id": machine_id({"device": device_info or device()}), "source": "device"}
+
+
 def environment(device_info: dict | None = None) -> dict:
-    """Versions, the device (``device_info``, else TensorFlow's view of it), the code's git state."""
+    """Versions, the device (``device_info``, else TensorFlow's view of it), the machine's identity, the code's git
+    state and fingerprint."""
+    dev = device_info or device()
     return {
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
@@ -71,7 +112,9 @@ def environment(device_info: dict | None = None) -> dict:
         "numpy": _version("numpy"),
         "cnnbench": _version("cnnbench"),
         "platform": platform.platform(),
-        "device": device_info or device(),
+        "device": dev,
+        "machine": this_machine(dev),
+        "code_sha256": code_fingerprint(),
         "git": git_state(),
         "argv": sys.argv[1:],
     }

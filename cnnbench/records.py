@@ -72,6 +72,11 @@ SCHEMA: dict[str, Any] = {
                            "properties": {"type": {"enum": ["cpu", "gpu"]}, "name": _str}},
                 "git": {"type": "object", "required": ["sha", "dirty"],
                         "properties": {"sha": _nstr, "dirty": {"type": ["boolean", "null"]}}},
+                # where and by which code (records before 2026-11-26 have neither: their machine is derived from
+                # `device`, and no code fingerprint makes them count as done for a resumed suite)
+                "machine": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string",
+                                                                                        "pattern": "^[a-z0-9-]+$"}}},
+                "code_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             },
         },
         "started_at": {"type": "string", "format": "date-time"},

@@ -2,8 +2,9 @@
 
 A fresh process per cell gives every run a clean TF state and its own memory peak, and lets the suite outlive a
 crash: a cell that dies (segfault, the kernel's OOM killer) is recorded as ``error`` by the suite. Records are written
-atomically by the cell; ``--resume`` skips cells that already have a valid ``ok`` record (missing, invalid and failed
-cells run again). A per-cell file lock keeps parallel suites on one results directory from running the same cell.
+atomically by the cell; ``--resume`` skips cells that already have a valid ``ok`` record from this machine and this
+model/harness code (missing, invalid, failed and other machines' cells run again). A per-cell file lock keeps
+parallel suites on one results directory from running the same cell.
 Ctrl-C stops the running cell, keeps every finished record, and exits 130; ``--resume`` carries on.
 """
 
@@ -28,6 +29,7 @@ import filelock
 import architectures
 from cnnbench import records
 from cnnbench._util import die_with_parent
+from cnnbench.environment import code_fingerprint, machine_id, this_machine
 from cnnbench.harness import RunConfig, validate_cell
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
@@ -67,18 +69,31 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
     return cells
 
 
+def _done_here(record: dict, here: tuple[str, str]) -> bool:
+    """An ``ok`` record measured on this machine by this code (``here``: machine id, code fingerprint). Records from
+    another machine — the committed reference records on a fresh clone — or from other model/harness code are not
+    this machine's results, and their cells run again."""
+    env = record["env"]
+    return record["outcome"] == "ok" and (machine_id(env), env.get("code_sha256")) == here
+
+
+def _here() -> tuple[str, str]:
+    return this_machine()["id"], code_fingerprint()
+
+
 def finished(results_dir: str | os.PathLike) -> set[tuple[str, str, str, int]]:
-    """The (arch, task, profile, seed) cells that have a valid ``ok`` record."""
+    """The (arch, task, profile, seed) cells with a valid ``ok`` record from this machine and this code."""
+    here = _here()
     return {(r["arch"], r["task"], r["profile"], r["seed"]) for _, r in records.iter_records(results_dir)
-            if r["outcome"] == "ok"}
+            if _done_here(r, here)}
 
 
 def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
-    """Whether this one cell has a valid ``ok`` record (reads only that cell's files)."""
-    prefix = f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}."
+    """Whether this one cell has such a record (reads only that cell's files)."""
+    prefix, here = f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}.", _here()
     for path in results_dir.glob(f"{glob.escape(prefix)}*.json"):
         with contextlib.suppress(records.InvalidRecordError):
-            if records.read(path)["outcome"] == "ok":
+            if _done_here(records.read(path), here):
                 return True
     return False
 

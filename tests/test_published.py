@@ -14,11 +14,13 @@ from cnnbench.report.build import _mean_std, records_frame, summary_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+REFERENCE = "amd-epyc-2-cores"  # the machine the committed records and the README's tables were measured on
 
 
 @pytest.fixture(scope="module")
 def frame():
-    return records_frame(ROOT / "results")
+    df = records_frame(ROOT / "results")
+    return df[df["machine"] == REFERENCE]  # a developer's own runs sit beside them in results/
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +156,27 @@ def test_the_report_counts_parameters_in_the_references_convention(frame):
         row = shown.loc[("mnist", arch, "cpu")]
         assert row["params (as run)"] == f"{runs.loc[arch, count]:,.0f}", arch
         assert row["reference params (paper input)"].endswith("(trainable)" if count != "params" else "(total)")
+
+
+def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, monkeypatch):
+    """What a fresh clone's `nox -s bench-cpu` (suite --resume) counts as done: only ok records from this machine and
+    this model/harness code. The committed reference records are neither (another machine for a newcomer; written
+    before code fingerprints here), so their cells run again."""
+    from cnnbench.suite import finished
+
+    monkeypatch.setenv("CNNBENCH_MACHINE", "Newcomer Laptop")
+    assert len(list(records.iter_records(ROOT / "results"))) > 30 and finished(ROOT / "results") == set()
+    monkeypatch.delenv("CNNBENCH_MACHINE")
+    assert finished(ROOT / "results") == set()  # on the reference machine too: no fingerprint of today's code
+    here, elsewhere, old = tmp_path / "here", tmp_path / "elsewhere", tmp_path / "old"
+    records.write(smoke_record, here)
+    assert finished(here) == {("lenet5", "mnist", "smoke", 0)}  # this machine, this code: done
+    moved = json.loads(json.dumps(smoke_record))
+    moved["env"]["machine"] = {"id": "newcomer-laptop", "source": "CNNBENCH_MACHINE"}
+    records.write(moved, elsewhere)
+    changed = json.loads(json.dumps(smoke_record))
+    changed["env"]["code_sha256"] = "0" * 64
+    records.write(changed, old)
+    assert finished(elsewhere) == set() and finished(old) == set()
+    monkeypatch.setenv("CNNBENCH_MACHINE", "Newcomer Laptop")
+    assert finished(elsewhere) == {("lenet5", "mnist", "smoke", 0)} and finished(here) == set()

@@ -11,6 +11,7 @@ import pandas as pd
 
 from cnnbench import records
 from cnnbench._util import atomic_write
+from cnnbench.environment import machine_id
 
 COLUMNS = {
     "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
@@ -36,17 +37,20 @@ def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per valid record (invalid files are skipped with a warning by ``records.iter_records``)."""
     rows = [r | {"file": p.name} for p, r in records.iter_records(results_dir)]
     if not rows:
-        return pd.DataFrame(columns=[*COLUMNS.values(), "file"])
+        return pd.DataFrame(columns=[*COLUMNS.values(), "file", "machine"])
     flat = pd.json_normalize(rows)
     df = flat.reindex(columns=[*COLUMNS, "file"]).rename(columns=COLUMNS)
+    df["machine"] = [machine_id(r["env"]) for r in rows]  # records are kept and compared per machine, as asv does
     df["input_shape"] = df["input_shape"].map(lambda s: "x".join(map(str, s)) if isinstance(s, list) else s)
     df["weights"] = df["weights"].fillna("scratch")  # records from before pretrained weights existed
-    return df.sort_values(["task", "arch", "profile", "weights", "seed", "started_at"]).reset_index(drop=True)
+    return df.sort_values(["task", "arch", "profile", "weights", "machine", "seed", "started_at"]).reset_index(
+        drop=True)
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, arch, profile, weights): the latest ok record of each seed, aggregated as mean ± std over seeds."""
-    keys = ["task", "arch", "profile", "weights"]
+    """Per (task, arch, profile, weights, machine): the latest ok record of each seed, aggregated as mean ± std over
+    seeds."""
+    keys = ["task", "arch", "profile", "weights", "machine"]  # one row per machine, side by side
     ok = df[df["outcome"] == "ok"].drop_duplicates([*keys, "seed"], keep="last")
     grouped = ok.groupby(keys, sort=True)
     out = grouped.agg(
@@ -129,7 +133,7 @@ def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
         "train-step memory predicted / measured (MiB)": [
             f"{p / 2**20:,.1f} / " + ("—" if pd.isna(m) else f"{m / 2**20:,.1f} ({100 * (p - m) / m:+.0f} %)")
             for p, m in zip(s["mem_predicted"], s["mem_measured"], strict=True)],
-        "device": s["device"],
+        "machine": s["machine"], "device": s["device"],
     })
 
 
