@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="+", default=["mnist"], help="mnist, transfer, segmentation (default: mnist)")
     p.add_argument("--seeds", nargs="+", type=_seed, help="default: the profile's seeds for each arch")
     p.add_argument("--resume", action="store_true",
-                   help="skip cells that already have a valid ok record; run missing, invalid and failed ones")
+                   help="skip cells with a valid ok record from this machine and this code; run missing, invalid, "
+                        "failed and other machines' ones")
     p.add_argument("--require-gpu", action="store_true", help="refuse to run unless NVML sees a GPU")
 
     def model_options(p):
