@@ -53,7 +53,7 @@ def test_sweep_end_to_end_on_the_cpu(tmp_path):
 
     proc = subprocess.run(
         [sys.executable, "-c", "from cnnbench.measure import jax_sweep as j; j.run(archs=('lenet5',), batches=(2,), "
-         "precisions=('float32',), parity=('resnet50',), points=(('float32', 2),), modes=('train',), "
+         "precisions=('float32',), parity=('resnet50',), points=(('float32', 2),), modes=('infer',), "
          f"input_shape=(32, 32, 3), parts=('memory', 'throughput'), workers=2, results_dir={str(tmp_path)!r}, "
          f"out_dir={str(tmp_path)!r})"],
         capture_output=True, text=True, timeout=600, env=os.environ | {"KERAS_BACKEND": "jax"})
@@ -68,4 +68,4 @@ def test_sweep_end_to_end_on_the_cpu(tmp_path):
     # the same network through the same compiler: ours and keras' ResNet-50 run at the same speed, give or take
     # this shared 2-core machine's noise
     assert 0.5 < row["keras_ratio"] < 2
-    assert "| resnet50 | 32x32x3 | float32 | train | 2 |" in (tmp_path / "jax.md").read_text()
+    assert "| resnet50 | 32x32x3 | float32 | infer | 2 |" in (tmp_path / "jax.md").read_text()
