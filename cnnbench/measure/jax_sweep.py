@@ -85,13 +85,12 @@ def compiled_steps(model, x, y) -> dict:
 
 
 def synthetic(model, batch: int, shape, seed: int = 0):
-    import numpy as np
+    """``timing.synthetic_arrays`` sized to the model's (first) output."""
+    from cnnbench.measure.timing import synthetic_arrays
 
-    rng = np.random.default_rng(seed)
     out = model.compute_output_shape((batch, *shape))
     out = out[0] if isinstance(out, list) else out
-    x = rng.random((batch, *shape), dtype=np.float32)
-    return x, rng.integers(0, out[-1], out[:-1], dtype=np.int32)
+    return synthetic_arrays(batch, shape, out[-1], seed, label_shape=out[1:-1])
 
 
 def probe(spec: dict) -> dict:

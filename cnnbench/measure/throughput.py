@@ -19,11 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from cnnbench.measure.flops import TRAIN_FACTOR
-from cnnbench.measure.timing import rates, time_step
+from cnnbench.measure.timing import rates, synthetic_arrays, time_step
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 _PEAKS: dict[tuple[str, str], float] = {}
@@ -58,12 +57,9 @@ def compiled_steps(model: keras.Model, x: tf.Tensor, y: tf.Tensor, *, jit: bool 
 
 def synthetic_batch(batch_size: int, input_shape, num_classes: int, seed: int = 0,
                     label_shape=()) -> tuple[tf.Tensor, tf.Tensor]:
-    """Random images and integer labels, one per output position (``label_shape``: () for a classifier, (H, W)
-    for a segmentation network)."""
-    rng = np.random.default_rng(seed)
-    x = tf.constant(rng.random((batch_size, *input_shape), dtype=np.float32))
-    y = tf.constant(rng.integers(0, num_classes, (batch_size, *label_shape), dtype=np.int32))
-    return x, y
+    """``synthetic_arrays`` as constants on the device."""
+    x, y = synthetic_arrays(batch_size, input_shape, num_classes, seed, label_shape)
+    return tf.constant(x), tf.constant(y)
 
 
 def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_classes: int, warmup: int,

@@ -86,3 +86,12 @@ def rates(timing: dict, batch_size: int) -> dict:
         else:
             out[f"{name}_ratio"] = median / theirs
     return out
+
+
+def synthetic_arrays(batch_size: int, input_shape, num_classes: int, seed: int = 0,
+                     label_shape=()) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed batch a timed step runs on: random images in [0, 1) and integer labels, one per output position
+    (``label_shape``: () for a classifier, (H, W) for a segmentation network)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch_size, *input_shape), dtype=np.float32)
+    return x, rng.integers(0, num_classes, (batch_size, *label_shape), dtype=np.int32)
