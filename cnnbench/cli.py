@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -169,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_list(args) -> int:
     """From the registry alone (nothing is built): the reference counts, which the tests check every builder against.
-    Nothing computes, so Keras gets its numpy backend unless already loaded (importing TensorFlow takes seconds)."""
-    if "keras" not in sys.modules:
+    Nothing computes, so Keras gets its numpy backend unless already loaded (importing TensorFlow takes seconds);
+    that backend borrows JAX's convolutions, so without JAX installed Keras keeps its default."""
+    if "keras" not in sys.modules and importlib.util.find_spec("jax") is not None:
         os.environ.setdefault("KERAS_BACKEND", "numpy")
     import architectures
 

@@ -2,6 +2,9 @@
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -105,3 +108,14 @@ def test_gpu_suite_refuses_without_a_gpu(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(nvml, "gpu_names", lambda: [])
     assert main(["suite", "--profile", "gpu", "--require-gpu", "--results", str(tmp_path)]) == 2
     assert "no NVIDIA GPU visible through NVML" in capsys.readouterr().err
+
+
+def test_list_runs_where_jax_is_not_installed():
+    """A plain install has no JAX, which Keras' numpy backend imports: `list` must then keep Keras' default backend."""
+    code = ("import importlib.util, sys; find = importlib.util.find_spec; "
+            "importlib.util.find_spec = lambda n, *a: None if n == 'jax' else find(n, *a); sys.modules['jax'] = None; "
+            "from cnnbench.cli import main; sys.exit(main(['list', 'lenet5']))")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "61,706" in done.stdout
