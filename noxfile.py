@@ -41,6 +41,12 @@ def _bench(session: nox.Session, profile: str, *extra: str) -> None:
     # recorded a failure outcome (oom, diverged, error): the report still gets built and shows it.
     session.run("cnnbench", "suite", "--profile", profile, "--resume", *extra, *session.posargs,
                 success_codes=[0, 1], env=QUIET_TF)
+    _report(session)
+
+
+def _report(session: nox.Session) -> None:
+    # the architecture cards (each model at its paper input, layer by layer) are results the report reads too
+    session.run("cnnbench", "describe", "--results", "results", env=QUIET_TF)
     session.run("cnnbench", "report", "--results", "results", "--out", "reports")
 
 
@@ -61,16 +67,20 @@ def bench_gpu(session: nox.Session) -> None:
 
 @nox.session(name="bench-memory", default=False)
 def bench_memory(session: nox.Session) -> None:
-    """Predicted vs measured memory, every model x batch {1, 8, 32} x {train, infer} (reports/memory.md)."""
+    """Predicted vs measured memory, every model x batch {1, 8, 32} x {train, infer} and the textbook's worked
+    network (results/memory/), then the report (reports/memory.html)."""
     _install(session)
-    session.run("cnnbench", "memory-sweep", *session.posargs, env=QUIET_TF)
+    session.run("cnnbench", "memory-sweep", *(session.posargs or ["--exercise"]), env=QUIET_TF)
+    _report(session)
 
 
 @nox.session(name="bench-throughput", default=False)
 def bench_throughput(session: nox.Session) -> None:
-    """Images/s, CoV, latency, MFU and keras parity of every model x batch x mode: results/throughput/, reports/."""
+    """Images/s, CoV, latency, MFU and keras parity of every model x batch x mode (results/throughput/), then the
+    report (reports/throughput.html)."""
     _install(session)
     session.run("cnnbench", "throughput-sweep", *session.posargs, env=QUIET_TF)
+    _report(session)
 
 
 @nox.session(name="bench-jax", default=False)
@@ -87,6 +97,6 @@ def bench_jax(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def report(session: nox.Session) -> None:
-    """Rebuild reports/index.html from results/."""
+    """Rebuild the report site (reports/index.html and its pages) from results/."""
     _install(session)
-    session.run("cnnbench", "report", "--results", "results", "--out", "reports")
+    _report(session)

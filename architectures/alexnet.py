@@ -11,8 +11,10 @@ from architectures._layers import LocalResponseNormalization, check_args, classi
 from architectures._registry import register
 
 PAPER = "Krizhevsky, Sutskever & Hinton, NIPS 2012"
-INNOVATIONS = ("ReLU", "local response normalisation", "overlapping max pooling", "dropout",
-               "two-GPU model parallelism (grouped convolutions)")
+# What the paper introduced; ReLU (Nair & Hinton 2010) and dropout (Hinton et al. 2012) it adopted, at ImageNet scale.
+INNOVATIONS = ("local response normalisation", "overlapping max pooling",
+               "two-GPU model parallelism (grouped convolutions)",
+               "ReLU and dropout in a large CNN (adopted from Nair & Hinton 2010; Hinton et al. 2012)")
 
 
 def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, classifier_activation, name):

@@ -34,7 +34,8 @@ def _conv_bn(x, filters, kernel, name, *, strides=1, act=True, depthwise=False):
     paper="Tan & Le, EfficientNet: rethinking model scaling for CNNs, ICML 2019, arXiv:1905.11946 (Lite: "
           "tensorflow/tpu efficientnet/lite, 2020)",
     year=2019,
-    innovations=("compound-scaled MBConv (inverted residual) blocks", "depthwise convolutions",
+    innovations=("compound scaling of depth, width and resolution",
+                 "MBConv inverted-residual blocks with depthwise convolutions (from MobileNetV2, Sandler et al. 2018)",
                  "Lite: no squeeze-excitation, ReLU6, fixed stem and head — quantisation-friendly"),
     default_input_shape=(224, 224, 3),
     reference_params=4_694_024,

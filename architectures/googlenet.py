@@ -98,7 +98,7 @@ class AuxiliaryLossModel(keras.Model):
     paper="Szegedy et al., Going deeper with convolutions, CVPR 2015, arXiv:1409.4842",
     year=2014,
     innovations=("inception modules (parallel 1x1/3x3/5x5/pool branches)", "1x1 bottleneck reductions",
-                 "global average pooling instead of FC layers", "auxiliary classifiers"),
+                 "global average pooling head (from Network in Network, Lin et al. 2013)", "auxiliary classifiers"),
     default_input_shape=(224, 224, 3),
     reference_params=6_998_552,
     param_convention="weights + biases, no aux heads (Caffe bvlc_googlenet); aux heads add 3,188,840 + 3,190,888",

@@ -24,7 +24,8 @@ from architectures._registry import register
 
 RESNET_PAPER = "He, Zhang, Ren & Sun, CVPR 2016, arXiv:1512.03385"
 SE_PAPER = "Hu, Shen & Sun, Squeeze-and-excitation networks, CVPR 2018, arXiv:1709.01507"
-RESIDUAL = ("residual (identity shortcut) connections", "batch normalisation", "bottleneck blocks (50+)")
+# Batch normalisation (Ioffe & Szegedy 2015) is used after every convolution, not introduced here.
+RESIDUAL = ("residual (identity shortcut) connections", "bottleneck blocks (50+)")
 
 
 @dataclass(frozen=True)

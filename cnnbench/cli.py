@@ -136,10 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
         p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="comma-separated")
         p.add_argument("--results", default="results", help="where the sweep's record goes (RESULTS/<kind>/)")
-        p.add_argument("--out", default="reports", help="where its markdown table goes")
 
     p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
     sweep_options(p)
+    p.add_argument("--exercise", action="store_true",
+                   help="also the textbook's worked network (infer batch 1, train batch 50); alone with --archs none")
 
     p = sub.add_parser("throughput", help="images/s, latency, FLOPs and MFU of one model over a batch-size sweep")
     p.add_argument("arch", help="a registered model")
@@ -162,9 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("throughput-sweep", help="every model x batch x mode at cpu-profile sizes, recorded")
     sweep_options(p)
 
-    p = sub.add_parser("report", help="write the HTML report from result records")
+    p = sub.add_parser("describe", help="architecture cards: each model at its paper input, counted layer by layer")
+    p.add_argument("pattern", nargs="?", help="registry names (glob, case-insensitive; default: every model)")
+    p.add_argument("--results", default="results", help="cards go to RESULTS/architectures/<name>.json")
+
+    p = sub.add_parser("report", help="write the HTML report (a static site) from result records")
     p.add_argument("--results", default="results", help="the records to read")
-    p.add_argument("--out", default="reports", help="where index.html and summary.md go")
+    p.add_argument("--out", default="reports", help="where the site (index.html, pages, figures) goes")
+    p.add_argument("--baseline", help="an earlier results folder: each row's change against it, regressions marked")
     return parser
 
 
@@ -324,15 +330,17 @@ def cmd_fit(args) -> int:
 
 
 def cmd_memory_sweep(args) -> int:
-    from cnnbench.measure.memory_sweep import run_sweep
+    from cnnbench.measure.memory_sweep import EXERCISE, run_sweep
     from cnnbench.suite import expand_archs
 
-    archs = expand_archs(args.archs)
+    archs = [] if args.archs == ["none"] else expand_archs(args.archs)
     _check_results_dir(args.results)
-    result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results, out_dir=args.out)
+    result = run_sweep(archs + [EXERCISE] * args.exercise, batch_sizes=tuple(args.batch_sizes),
+                       results_dir=args.results)
     s = result["summary"]
     print(f"median |error| {100 * s['median_abs_error']:.1f} %, worst {100 * s['worst_abs_error']:.1f} %, "
-          f"most under-predicted {100 * s['worst_under_prediction']:+.1f} % → {args.out}/memory.md")
+          f"most under-predicted {100 * s['worst_under_prediction']:+.1f} % → {args.results}/memory/ "
+          "(`cnnbench report` renders it)")
     return 0
 
 
@@ -371,24 +379,34 @@ def cmd_throughput_sweep(args) -> int:
 
     archs = expand_archs(args.archs)
     _check_results_dir(args.results)
-    result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results, out_dir=args.out)
+    result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results)
     s = result["summary"]
     print(f"{s['n']} figures: median CoV {100 * s['median_cov']:.1f} %, worst {100 * s['worst_cov']:.1f} %, "
-          f"median harness overhead {100 * s['median_overhead']:+.1f} % → {args.out}/throughput.md")
+          f"median harness overhead {100 * s['median_overhead']:+.1f} % → {args.results}/throughput/ "
+          "(`cnnbench report` renders it)")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from cnnbench.cards import write_cards
+
+    _check_results_dir(args.results)
+    for path in write_cards(args.pattern, args.results):
+        print(path)
     return 0
 
 
 def cmd_report(args) -> int:
     from cnnbench.report import build_report
 
-    path = build_report(args.results, args.out)
+    path = build_report(args.results, args.out, baseline_dir=args.baseline)
     print(f"report written to {path}")
     return 0
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "suite": cmd_suite, "memory": cmd_memory,
             "fit": cmd_fit, "memory-sweep": cmd_memory_sweep, "throughput": cmd_throughput,
-            "throughput-sweep": cmd_throughput_sweep, "report": cmd_report}
+            "throughput-sweep": cmd_throughput_sweep, "describe": cmd_describe, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

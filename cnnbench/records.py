@@ -34,7 +34,9 @@ SCHEMA: dict[str, Any] = {
     # A finished run carries its measurements; a failed one (oom, diverged, error) says what went wrong instead.
     "if": {"properties": {"outcome": {"const": "ok"}}},
     "then": {"required": ["metrics", "params", "throughput", "memory", "dataset"],
-             "properties": {"config": {"required": ["epochs", "batch_size", "input_shape", "model_kwargs"]}}},
+             "properties": {"config": {"required": ["epochs", "batch_size", "input_shape", "model_kwargs"]},
+                            # a finished run has its scores (NaN and inf never parse: see read())
+                            "metrics": {"properties": {"test_accuracy": _num, "miou": _num}}}},
     "else": {"required": ["error"]},
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},

@@ -78,7 +78,7 @@ def test_run_writes_a_record_and_report_reads_it(mnist, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", "--results", str(results), "--out", str(tmp_path / "reports")]) == 0
     page = (tmp_path / "reports" / "index.html").read_text()
-    assert "lenet5" in page and f"<td>{100 * record['metrics']['test_accuracy']:.2f}</td>" in page
+    assert "lenet5" in page and f"{100 * record['metrics']['test_accuracy']:.2f} (1)" in page
     assert "| lenet5 |" in (tmp_path / "reports" / "summary.md").read_text()
 
 

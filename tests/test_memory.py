@@ -12,11 +12,9 @@ from cnnbench.measure.memory import bare_minimum, memory_report, parse_bytes, pr
 @pytest.fixture(scope="module")
 def exercise():
     """3 conv layers, 3x3, stride 2, same padding, 100/200/400 maps, on 200x300 RGB (the classic exercise)."""
-    inputs = keras.Input((200, 300, 3))
-    x = inputs
-    for filters in (100, 200, 400):
-        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
-    return keras.Model(inputs, x)
+    from cnnbench.measure.memory_sweep import exercise_model
+
+    return exercise_model()
 
 
 def test_exercise_bare_minimum_matches_the_reference(exercise):

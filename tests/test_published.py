@@ -10,7 +10,8 @@ import pytest
 
 from cnnbench import records
 from cnnbench.metrics import segmentation_scores
-from cnnbench.report.build import _mean_std, records_frame, summary_frame
+from cnnbench.report import records_frame, summary_frame
+from cnnbench.report.build import pct as _mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -96,10 +97,11 @@ def test_recorded_fcns_segment_except_fcn32s():
     assert len(recorded) >= 15
 
 
-def sweep(kind: str) -> list[dict]:
-    """The rows of the newest recorded sweep of ``kind`` (memory or throughput)."""
-    newest = sorted((ROOT / "results" / kind).glob(f"{kind}-sweep.*.json"))[-1]
-    return json.loads(newest.read_text())
+def sweep(kind: str) -> dict:
+    """The newest recorded sweep of ``kind`` (memory or throughput) over registered models, as the report picks it."""
+    from cnnbench.report.frames import latest_sweep
+
+    return latest_sweep(ROOT / "results", f"{kind}_sweep")[0]
 
 
 def percent(x: float) -> str:
@@ -115,6 +117,20 @@ def test_memory_sweep_figures():
     assert (f"median |error| {percent(np.median(np.abs(errors)))} (train {percent(np.median(train))}, inference "
             f"{percent(np.median(infer))}), worst {percent(max(map(abs, errors)))}") in README
     assert f"{under} of {len(rows)} configurations more than 10 % under the measurement" in README
+
+
+def test_the_worked_exercise_figures():
+    from cnnbench.report.frames import latest_sweep
+
+    rows = [r for r in latest_sweep(ROOT / "results", "memory_sweep", lambda r: r["arch"] == "exercise")[0]["rows"]
+            if r["arch"] == "exercise"]
+    for r in rows:
+        mib = lambda b: f"{b / 2**20:,.1f}"  # noqa: E731
+        claim = (f"{r['mode']} batch {r['batch_size']}: bare minimum {mib(r['bare_minimum_bytes'])} MiB, predicted "
+                 f"{mib(r['predicted_bytes'])} MiB, measured {mib(r['measured_peak_bytes'])} MiB "
+                 f"({100 * r['relative_error']:+.1f} %)")
+        assert claim in README, claim
+    assert len(rows) == 2
 
 
 def test_throughput_sweep_figures():
@@ -145,17 +161,18 @@ def test_gpu_section_is_the_jax_records():
     assert f"**{mib(ctx['nvml_process_bytes'])} MiB**" in section
 
 
-def test_the_report_counts_parameters_in_the_references_convention(frame):
-    """ResNet-50 v1.5 (torchvision) is referenced by its trainable count, ResNet-50 (keras) by its total: the report's
-    "as run" column counts the same way on each row."""
-    from cnnbench.report.build import _display_summary
+def test_the_leaderboards_count_parameters_one_way_for_every_row(frame):
+    """ResNet-50 v1.5 (torchvision) is referenced by its trainable count, ResNet-50 (keras) by its total; the
+    leaderboard shows the trainable parameters as run for both (the stated convention), never a mix."""
+    from cnnbench.report.build import leaderboards
 
-    shown = _display_summary(summary_frame(frame)).set_index(["task", "architecture", "profile"])
+    (table,) = leaderboards(summary_frame(frame[frame["profile"] == "cpu"]), "mnist", {}, None)
+    column = table.columns.index("trainable params")
+    shown = {row[0].text: row[column].text for row in table.rows}
     runs = frame[frame["profile"] == "cpu"].drop_duplicates("arch", keep="last").set_index("arch")
-    for arch, count in (("resnet50_tv", "params_trainable"), ("resnet50", "params")):
-        row = shown.loc[("mnist", arch, "cpu")]
-        assert row["params (as run)"] == f"{runs.loc[arch, count]:,.0f}", arch
-        assert row["reference params (paper input)"].endswith("(trainable)" if count != "params" else "(total)")
+    for arch in ("resnet50_tv", "resnet50"):
+        assert shown[arch] == f"{runs.loc[arch, 'params_trainable']:,.0f}", arch
+    assert runs.loc["resnet50", "params_trainable"] != runs.loc["resnet50", "params"]  # the two counts differ here
 
 
 def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, monkeypatch):

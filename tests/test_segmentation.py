@@ -146,10 +146,16 @@ def test_segmentation_run_end_to_end_through_the_cli_and_report(mnist, tmp_path,
     assert m["train_loss"][-1] < math.log(11) and m["test_accuracy"] == m["pixel_accuracy"]
     assert set(m["per_class_iou"]) == {"background", *map(str, range(10))}
     assert np.array(m["confusion_matrix"]).sum() == 64 * 64 * 64  # every test pixel scored once
+    # the sample masks the report draws: the first test canvases, decoded back to the classes the confusion counts
+    assert len(m["samples"]) == 3
+    for sample in m["samples"]:
+        truth = np.array([[int(c, 36) for c in row] for row in sample["truth"]])
+        assert truth.shape == (64, 64) and truth.max() <= 10 and (truth > 0).any()  # digits on every canvas
+        assert all(len(sample[k]) == 64 and len(sample[k][0]) == 64 for k in ("input", "predicted"))
     assert r["dataset"]["name"] == "mnist_composites" and r["model"]["kind"] == "segmentation"
     assert r["flops"]["macs"] > 0 and not r["flops"]["uncounted"]
     assert r["throughput"]["train_images_per_s"] > 0
     assert r["memory"]["measured_peak_bytes"] > 0, r["memory"].get("measure_error")
     assert main(["report", "--results", str(results), "--out", str(tmp_path / "reports")]) == 0
     page = (tmp_path / "reports" / "index.html").read_text()
-    assert f"<td>{100 * m['miou']:.2f}</td>" in page and "generated layouts" in page
+    assert f"{100 * m['miou']:.2f} (1)" in page and "generated layouts" in page

@@ -97,11 +97,15 @@ def test_sweep_is_recorded(tmp_path, monkeypatch, mnist):
     from cnnbench.measure import throughput_sweep
 
     monkeypatch.setattr(throughput_sweep, "TIMING", {"warmup": 1, "repeats": 2, "min_window_s": 0.02})
-    result = throughput_sweep.run_sweep(["lenet5"], batch_sizes=(1, 2), results_dir=tmp_path, out_dir=tmp_path)
+    result = throughput_sweep.run_sweep(["lenet5"], batch_sizes=(1, 2), results_dir=tmp_path)
     assert len(result["rows"]) == 4 and result["summary"]["n"] == 4
     (saved,) = (tmp_path / "throughput").glob("throughput-sweep.*.json")
     assert json.loads(saved.read_text())["rows"] == result["rows"]
-    assert "| lenet5 | 28x28x1 | train | 1 |" in (tmp_path / "throughput.md").read_text()
+    from cnnbench.report import build_report
+
+    build_report(tmp_path, tmp_path / "site")  # the report's throughput page renders the sweep
+    page = (tmp_path / "site" / "throughput.html").read_text()
+    assert "<td>lenet5</td><td>28x28x1</td><td>train</td><td>1</td>" in page.replace("\n", "")
 
 
 def test_unknown_precision_is_refused():

@@ -75,8 +75,9 @@ def _other_flops(layer, inputs, outputs) -> int:
 
 
 def count_flops(model: keras.Model) -> dict:
-    """Per-image MACs, FLOPs, other FLOPs and activations of a forward pass, with a per-layer table."""
-    per_layer, uncounted = [], []
+    """Per-image MACs, FLOPs, other FLOPs and activations of a forward pass, with a per-layer table: every layer
+    application in execution order, its output shape (batch left out) and its parameters (at its first use)."""
+    per_layer, uncounted, seen = [], [], set()
     macs = other = activations = 0
     for op in graph_ops(model):
         layer = op.layer
@@ -87,8 +88,10 @@ def count_flops(model: keras.Model) -> dict:
         layer_other = _other_flops(layer, op.inputs, op.outputs)
         acts = sum(elements(t) for t in op.outputs) + _intermediate_outputs(layer, op) if layer_macs else 0
         macs, other, activations = macs + layer_macs, other + layer_other, activations + acts
-        if layer_macs or layer_other:
-            per_layer.append({"layer": layer.name, "type": type(layer).__name__, "macs": layer_macs,
-                              "other_flops": layer_other, "activations": acts})
+        params = 0 if id(layer) in seen else layer.count_params()
+        seen.add(id(layer))
+        per_layer.append({"layer": layer.name, "type": type(layer).__name__,
+                          "output_shape": [list(t.shape[1:]) for t in op.outputs], "params": params,
+                          "macs": layer_macs, "other_flops": layer_other, "activations": acts})
     return {"macs": macs, "flops": 2 * macs, "other_flops": other, "activations": activations,
             "train_flops": TRAIN_FACTOR * 2 * macs, "uncounted": uncounted, "per_layer": per_layer}

@@ -1,8 +1,9 @@
 """Predicted vs measured memory for every registered model x batch size x mode, each measured in a fresh process.
 
 Inputs are CPU-feasible: each model at its ``cpu`` profile input size and width (the same builder). The sweep is a
-benchmark, not a test: its result file (``results/memory/``) and table (``reports/memory.md``) are what the README
-quotes.
+benchmark, not a test: its result file (``results/memory/``) is what the report's memory page and the README quote.
+``exercise`` among the archs adds the textbook's worked network (Géron, ch. 14: three stride-2 3x3 convolutions of
+100/200/400 maps on 200x300 RGB) at its two cases, inference at batch 1 and training at batch 50.
 """
 
 from __future__ import annotations
@@ -35,32 +36,44 @@ def summarize(rows: list[dict]) -> dict:
             "within_15pct": sum(abs(e) <= 0.15 for e in errors) / len(errors)}
 
 
-def table(rows: list[dict], summary: dict) -> str:
-    mib = lambda n: f"{n / 2**20:,.2f}"  # noqa: E731
-    lines = ["| model | input | mode | batch | predicted MiB | measured MiB (min-max of 5 steps) | error | "
-             "bare minimum MiB |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['arch']} | {'x'.join(map(str, r['input_shape']))} | {r['mode']} | {r['batch_size']} | "
-                     f"{mib(r['predicted_bytes'])} | {mib(r['measured_peak_min_bytes'])}–"
-                     f"{mib(r['measured_peak_bytes'])} | "
-                     f"{100 * r['relative_error']:+.1f} % | {mib(r['bare_minimum_bytes'])} |")
-    if summary.get("n"):
-        lines.append("")
-        lines.append(f"{summary['n']} configurations: median |error| {100 * summary['median_abs_error']:.1f} %, "
-                     f"worst |error| {100 * summary['worst_abs_error']:.1f} %, most under-predicted "
-                     f"{100 * summary['worst_under_prediction']:+.1f} %.")
-    return "\n".join(lines) + "\n"
+EXERCISE = "exercise"
+EXERCISE_CASES = (("infer", 1), ("train", 50))
 
 
-def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results", out_dir="reports") -> dict:
+def exercise_model():
+    """Géron's worked example: 3 conv layers, 3x3, stride 2, same padding, 100/200/400 maps, ReLU, on 200x300 RGB."""
+    import keras
+
+    inputs = keras.Input((200, 300, 3))
+    x = inputs
+    for filters in (100, 200, 400):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    return keras.Model(inputs, x, name=EXERCISE)
+
+
+def _exercise_specs(folder: str) -> list[dict]:
+    path = f"{folder}/{EXERCISE}.keras"
+    exercise_model().save(path)
+    return [{"model_file": path, "input_shape": [200, 300, 3], "batch_size": batch, "mode": mode,
+             "optimizer": "adam", "precision": "float32"} for mode, batch in EXERCISE_CASES]
+
+
+def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results") -> dict:
+    import tempfile
+
     started = datetime.now(UTC)
     rows = []
-    for spec in sweep_specs(archs or architectures.list_models(), batch_sizes):
-        row = memory_report(spec, measure=True)
-        rows.append(row)
-        print(f"{row['arch']:<18} {row['mode']:<5} batch {row['batch_size']:>3}: predicted "
-              f"{row['predicted_bytes'] / 2**20:9.2f} MiB, measured {row['measured_peak_bytes'] / 2**20:9.2f} MiB "
-              f"({100 * row['relative_error']:+.1f} %)", flush=True)
+    archs = architectures.list_models() if archs is None else archs
+    with tempfile.TemporaryDirectory() as folder:
+        specs = sweep_specs([a for a in archs if a != EXERCISE], batch_sizes)
+        specs += _exercise_specs(folder) if EXERCISE in archs else []
+        for spec in specs:
+            row = memory_report(spec, measure=True)
+            if spec.get("model_file"):  # the exercise, saved to a temporary file: named, not by its path
+                row |= {"arch": EXERCISE, "model_file": None}
+            rows.append(row)
+            print(f"{row['arch']:<18} {row['mode']:<5} batch {row['batch_size']:>3}: predicted "
+                  f"{row['predicted_bytes'] / 2**20:9.2f} MiB, measured {row['measured_peak_bytes'] / 2**20:9.2f} MiB "
+                  f"({100 * row['relative_error']:+.1f} %)", flush=True)
     summary = summarize(rows)
-    return save("memory_sweep", started=started, rows=rows, summary=summary, table=table(rows, summary),
-                results_dir=results_dir, out_dir=out_dir)
+    return save("memory_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir)

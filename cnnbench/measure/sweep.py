@@ -2,8 +2,8 @@
 
 Each model runs at its ``cpu`` profile input size and width (segmentation models: the segmentation task's), the same
 builder as everywhere, without GoogLeNet's auxiliary heads (a sweep measures the network itself). A sweep writes one
-JSON result into ``results/<kind>/`` (with the environment: code sha, versions, device) and a markdown table into
-``reports/<kind>.md``.
+JSON result into ``results/<kind>/`` (with the environment: code sha, versions, device); ``cnnbench report`` renders
+it (the memory and throughput pages).
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ def cpu_model(arch: str) -> tuple[dict, list[int] | None]:
     return kwargs | {"classes": 10}, list(shape) if shape else None
 
 
-def save(kind: str, *, started: datetime, rows: list[dict], summary: dict, table: str, results_dir, out_dir,
-         env: dict | None = None, **extra) -> dict:
+def save(kind: str, *, started: datetime, rows: list[dict], summary: dict, results_dir, table: str | None = None,
+         out_dir=None, env: dict | None = None, **extra) -> dict:
+    """Write the sweep's result file; ``table`` (markdown) also goes to ``out_dir/<kind>.md`` when given."""
     result = {"kind": kind, "started_at": started.isoformat(), "env": env or environment(), "summary": summary,
               **extra, "rows": rows}
     stamp = started.strftime("%Y%m%dT%H%M%S")
     with atomic_write(Path(results_dir) / kind.removesuffix("_sweep") / f"{kind.replace('_', '-')}.{stamp}.json") as f:
         json.dump(result, f, indent=2, allow_nan=False)
-    with atomic_write(Path(out_dir) / f"{kind.removesuffix('_sweep')}.md") as f:
-        f.write(table)
+    if table is not None:
+        with atomic_write(Path(out_dir) / f"{kind.removesuffix('_sweep')}.md") as f:
+            f.write(table)
     return result

@@ -58,31 +58,7 @@ def summarize(rows: list[dict], parity: list[dict]) -> dict:
             "keras_ratios": {f"{p['arch']} {p['mode']} b{p['batch_size']}": p["keras_ratio"] for p in parity}}
 
 
-def table(rows: list[dict], parity: list[dict], summary: dict, peak: float) -> str:
-    lines = [f"Matmul peak (float32, measured): {peak / 1e9:,.1f} GFLOP/s.", "",
-             "| model | input | mode | batch | images/s | CoV | latency p50 / p90 (ms) | GMACs/image | MFU | "
-             "vs bare loop |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['arch']} | {'x'.join(map(str, r['input_shape']))} | {r['mode']} | {r['batch_size']} | "
-                     f"{r['images_per_s']:,.1f} | {100 * r['cov']:.1f} % | {r['latency_ms_p50']:.2f} / "
-                     f"{r['latency_ms_p90']:.2f} | {r['macs_per_image'] / 1e9:.4f} | {100 * r['mfu']:.2f} % | "
-                     f"{-100 * r['harness_overhead']:+.1f} % |")
-    lines += ["", f"{summary['n']} figures: median CoV {100 * summary['median_cov']:.1f} %, worst "
-              f"{100 * summary['worst_cov']:.1f} %, {100 * summary['within_5pct_cov']:.0f} % of them ≤ 5 %; our "
-              f"figure vs a bare loop of the same compiled step: median {-100 * summary['median_overhead']:+.1f} %, "
-              f"worst |{100 * summary['worst_abs_overhead']:.1f}| %.", ""]
-    if parity:
-        lines += ["Parity with keras.applications (full width, same input, same process):", "",
-                  "| model | input | mode | batch | ours images/s | keras images/s | ours / keras |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {p['arch']} | {'x'.join(map(str, p['input_shape']))} | {p['mode']} | {p['batch_size']} | "
-                  f"{p['images_per_s']:,.1f} | {p['keras_images_per_s']:,.1f} | {p['keras_ratio']:.3f} |"
-                  for p in parity]
-        lines += ["", "Each ratio is the median of windows of ours and keras' timed alternately on the same batch."]
-    return "\n".join(lines) + "\n"
-
-
-def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results", out_dir="reports") -> dict:
+def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results") -> dict:
     started = datetime.now(UTC)
     peak = peak_flops("float32")
     rows, parity = [], []
@@ -93,6 +69,5 @@ def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="r
         if arch in PARITY:
             parity += _measure(arch, shape, batch_sizes, twin=True, classes=10)
     summary = summarize(rows, parity)
-    return save("throughput_sweep", started=started, rows=rows, summary=summary,
-                table=table(rows, parity, summary, peak), results_dir=results_dir, out_dir=out_dir,
+    return save("throughput_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir,
                 timing=TIMING, peak_flops_per_s=peak, parity=parity)

@@ -1,174 +1,513 @@
-"""Result records → pandas tables → ``reports/index.html``."""
+"""Result files → a static site: index (a leaderboard per task), a page per architecture, innovations, memory,
+throughput, every run, and the figures beside them (SVG). Reads result files and nothing else; works from file://.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from cnnbench import records
 from cnnbench._util import atomic_write
-from cnnbench.environment import machine_id
+from cnnbench.cards import read_cards
+from cnnbench.report import figures
+from cnnbench.report.frames import (
+    SUMMARY_KEYS,
+    failures_frame,
+    jax_sweeps,
+    latest_ok,
+    latest_sweep,
+    natural_key,
+    records_frame,
+    summary_frame,
+)
+from cnnbench.report.innovations import INNOVATIONS, ablation_tables
 
-COLUMNS = {
-    "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
-    "metrics.test_accuracy": "test_accuracy", "metrics.baseline.test_accuracy": "scratch_accuracy",
-    "metrics.miou": "miou", "dataset.note": "dataset_note",
-    "config.weights": "weights", "dataset.name": "dataset",
-    "params.total": "params", "params.trainable": "params_trainable",
-    "model.reference_params": "reference_params", "model.count": "reference_counts", "dataset.n_train": "n_train",
-    "config.input_shape": "input_shape", "config.model_kwargs.width": "width",
-    "metrics.train_seconds": "train_s", "config.epochs": "epochs",
-    "metrics.time_to_target.reached": "ttt_reached", "metrics.time_to_target.train_seconds": "ttt_s",
-    "metrics.time_to_target.epoch": "ttt_epoch", "throughput.batch_size": "batch",
-    "throughput.train_images_per_s": "train_img_s", "throughput.infer_images_per_s": "infer_img_s",
-    "throughput.train_cov": "train_cov",
-    "memory.predicted_bytes": "mem_predicted", "memory.measured_peak_bytes": "mem_measured",
-    "env.device.name": "device", "env.git.sha": "git_sha",
-    "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
-    "error.message": "error",
-}
+TASKS = {"mnist": "MNIST (real, 10 digits)", "transfer": "Transfer learning (Fashion-MNIST, pretrained backbone)",
+         "segmentation": "Segmentation (MNIST digits on generated canvases)"}
+MIB = 2**20
 
 
-def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per valid record (invalid files are skipped with a warning by ``records.iter_records``)."""
-    rows = [r | {"file": p.name} for p, r in records.iter_records(results_dir)]
-    if not rows:
-        return pd.DataFrame(columns=[*COLUMNS.values(), "file", "machine"])
-    flat = pd.json_normalize(rows)
-    df = flat.reindex(columns=[*COLUMNS, "file"]).rename(columns=COLUMNS)
-    df["machine"] = [machine_id(r["env"]) for r in rows]  # records are kept and compared per machine, as asv does
-    df["input_shape"] = df["input_shape"].map(lambda s: "x".join(map(str, s)) if isinstance(s, list) else s)
-    df["weights"] = df["weights"].fillna("scratch")  # records from before pretrained weights existed
-    return df.sort_values(["task", "arch", "profile", "weights", "machine", "seed", "started_at"]).reset_index(
-        drop=True)
+class ReportError(ValueError):
+    """The report cannot be made from what it was given (exit 2)."""
 
 
-def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, arch, profile, weights, machine): the latest ok record of each seed, aggregated as mean ± std over
-    seeds."""
-    keys = ["task", "arch", "profile", "weights", "machine"]  # one row per machine, side by side
-    ok = df[df["outcome"] == "ok"].drop_duplicates([*keys, "seed"], keep="last")
-    grouped = ok.groupby(keys, sort=True)
-    out = grouped.agg(
-        seeds=("seed", "nunique"),
-        acc_mean=("test_accuracy", "mean"),
-        acc_std=("test_accuracy", "std"),
-        scratch_mean=("scratch_accuracy", "mean"),
-        scratch_std=("scratch_accuracy", "std"),
-        miou_mean=("miou", "mean"),
-        miou_std=("miou", "std"),
-        dataset=("dataset", "first"),
-        params=("params", "first"),
-        params_trainable=("params_trainable", "first"),
-        reference_params=("reference_params", "first"),
-        reference_counts=("reference_counts", "first"),
-        input_shape=("input_shape", "first"),
-        width=("width", "first"),
-        n_train=("n_train", "first"),
-        train_s=("train_s", "mean"),
-        epochs=("epochs", "first"),
-        train_img_s=("train_img_s", "median"),
-        infer_img_s=("infer_img_s", "median"),
-        batch=("batch", "first"),
-        ttt_runs=("ttt_reached", "count"),  # runs that evaluated after each epoch (older records did not)
-        ttt_hits=("ttt_reached", lambda v: int(sum(bool(x) for x in v.dropna()))),
-        ttt_s=("ttt_s", "median"),
-        ttt_epoch=("ttt_epoch", "median"),
-        mem_predicted=("mem_predicted", "first"),
-        mem_measured=("mem_measured", "median"),
-        device=("device", "first"),
-    )
-    out["acc_std"] = out["acc_std"].fillna(0.0)
-    out["scratch_std"] = out["scratch_std"].fillna(0.0)
-    out["miou_std"] = out["miou_std"].fillna(0.0)
-    return out.reset_index()
+# --- formatting: every number shown passes through one of these ----------------------------------------------------
 
-
-def _mean_std(mean, std, n) -> str:
-    """A percentage as mean ± sample std over seeds; one seed has no spread to show."""
-    if pd.isna(mean):
-        return ""
-    return f"{100 * mean:.2f} ± {100 * std:.2f}" if n > 1 else f"{100 * mean:.2f}"
-
-
-def _time_to_target(runs, hits, seconds, epoch) -> str:
-    """Median training seconds (and epoch) to the task's target over the seeds that reached it."""
-    if not runs:
+def pct(mean, std=None, n=1) -> str:
+    if mean is None or pd.isna(mean):
         return "—"
-    if not hits:
-        return "not reached"
-    return f"{seconds:.1f} s (epoch {epoch:g})" + (f", {hits} of {runs} seeds" if hits < runs else "")
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if n and n > 1 and std is not None else f"{100 * mean:.2f}"
 
 
-def _count(value) -> str:
-    """A count for display; "—" where the runs did not measure it (e.g. ``--no-measure-throughput``)."""
-    return "—" if pd.isna(value) else f"{value:,.0f}"
+def count(v) -> str:
+    return "—" if v is None or pd.isna(v) else f"{v:,.0f}"
 
 
-def _display_summary(s: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "task": s["task"], "dataset": s["dataset"], "architecture": s["arch"], "profile": s["profile"],
-        "weights": s["weights"], "seeds": s["seeds"],
-        "test accuracy (%; segmentation: per pixel)": [
-            _mean_std(*v) for v in zip(s["acc_mean"], s["acc_std"], s["seeds"], strict=True)],
-        "mean IoU (%)": [_mean_std(*v) for v in zip(s["miou_mean"], s["miou_std"], s["seeds"], strict=True)],
-        "same net from scratch (%)": [_mean_std(*v) for v in zip(s["scratch_mean"], s["scratch_std"], s["seeds"],
-                                                                  strict=True)],
-        "input": s["input_shape"], "width": s["width"].fillna(1.0),
-        # one convention per row: the run's count of what the reference counts (total or trainable)
-        "params (as run)": [f"{(t if c == 'trainable' else n):,.0f}" for n, t, c in zip(
-            s["params"], s["params_trainable"], s["reference_counts"], strict=True)],
-        "reference params (paper input)": [
-            f"{n:,.0f} ({c})" for n, c in zip(s["reference_params"], s["reference_counts"], strict=True)],
-        "train images": s["n_train"].map("{:,.0f}".format), "epochs": s["epochs"],
-        "train time (s)": s["train_s"].map("{:.1f}".format),
-        "time to 99 % (MNIST)": [_time_to_target(*v) for v in zip(s["ttt_runs"], s["ttt_hits"], s["ttt_s"],
-                                                                     s["ttt_epoch"], strict=True)],
-        "train img/s": s["train_img_s"].map(_count), "infer img/s": s["infer_img_s"].map(_count),
-        "batch": s["batch"],
-        "train-step memory predicted / measured (MiB)": [
-            f"{p / 2**20:,.1f} / " + ("—" if pd.isna(m) else f"{m / 2**20:,.1f} ({100 * (p - m) / m:+.0f} %)")
-            for p, m in zip(s["mem_predicted"], s["mem_measured"], strict=True)],
-        "machine": s["machine"], "device": s["device"],
-    })
+def mib(v) -> str:
+    return "—" if v is None or pd.isna(v) else f"{v / MIB:,.1f}"
+
+
+def rate(v, cov=None) -> str:
+    if v is None or pd.isna(v):
+        return "—"
+    return f"{v:,.0f}" + (f" (±{100 * cov:.1f} %)" if cov is not None and not pd.isna(cov) else "")
+
+
+def signed_pct(v) -> str:
+    return "—" if v is None or pd.isna(v) else f"{100 * v:+.1f} %"
+
+
+def gmacs(v) -> str:
+    return "—" if v is None or pd.isna(v) else (f"{v / 1e9:.3f}" if v >= 1e7 else f"{v / 1e6:.2f} M")
+
+
+def md_escape(text) -> str:
+    """Markdown-safe cell text: characters with meaning in (GitHub) markdown are backslash-escaped."""
+    return "".join("\\" + c if c in "\\`*_{}[]()<>#+!|~" else c for c in str(text)).replace("\n", " ")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (for README excerpts); cells are plain text."""
-    cells = [[str(v).replace("|", "\\|") for v in row] for row in df.itertuples(index=False)]
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+    """A GitHub-flavoured markdown table; every cell and header escaped."""
+    lines = ["| " + " | ".join(map(md_escape, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(md_escape(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
 
 
-def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Write ``index.html`` (summary + every run) and ``summary.md`` (the summary table) into ``out_dir``."""
+# --- tables -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    text: str
+    best: bool = False
+    href: str | None = None
+    title: str | None = None
+    cls: str = ""
+
+
+@dataclass
+class Table:
+    heading: str
+    columns: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+    note: str = ""
+
+
+def _mark_best(rows: list[list[Cell]], col: int, values: list, better) -> None:
+    known = [(v, i) for i, v in enumerate(values) if v is not None and not pd.isna(v)]
+    if len(known) > 1:
+        best = better(v for v, _ in known)
+        for v, i in known:
+            rows[i][col].best = v == best
+
+
+def _time_to_target(r) -> str:
+    if not r.ttt_runs:
+        return "—"
+    if not r.ttt_hits:
+        return "not reached"
+    return f"{r.ttt_s:.1f} s (epoch {r.ttt_epoch:g})" + (f", {r.ttt_hits} of {r.ttt_runs} seeds"
+                                                         if r.ttt_hits < r.ttt_runs else "")
+
+
+def _missing_macs(summary: pd.DataFrame, task: str) -> str:
+    gone = sorted(summary[(summary["task"] == task) & summary["macs"].isna()]["arch"], key=natural_key)
+    return f" Not drawn, their records predate FLOP counting: {', '.join(gone)}." if gone else ""
+
+
+def _innovation(arch: str, cards: dict, fallback) -> str:
+    innovations = cards.get(arch, {}).get("model", {}).get("innovations") or fallback or []
+    return innovations[0] if innovations else "—"
+
+
+def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.DataFrame | None) -> list[Table]:
+    """One table per (profile, machine) of ``task``: numbers from different devices or scales never share a table."""
+    tables = []
+    s = summary[summary["task"] == task]
+    score = "mean IoU (%)" if task == "segmentation" else "test accuracy (%)"
+    for (profile, machine), g in s.groupby(["profile", "machine"], sort=True):
+        g = g.reset_index(drop=True)
+        cols = ["architecture", "year", "innovation", "trainable params", "GMACs paper / as run", score + " (n)"]
+        cols += {"transfer": ["from scratch (%)"], "mnist": [f"time to {pct(g['ttt_target'].dropna().iloc[0])} %"
+                                                            if g["ttt_target"].notna().any() else "time to target"],
+                 "segmentation": ["pixel accuracy (%)"]}.get(task, [])
+        cols += ["train img/s (CoV)", "infer img/s (CoV)", "train-step MiB predicted / measured (error)",
+                 "input · width · images · epochs", "flags"]
+        if changes is not None:
+            cols.append("vs baseline")
+        rows = []
+        for r in g.itertuples():
+            paper = cards.get(r.arch, {}).get("flops", {}).get("macs")
+            row = [Cell(r.arch + ("" if r.weights == "scratch" else f" ({r.weights})"), href=f"arch/{r.arch}.html"),
+                   Cell(count(r.year).replace(",", "")), Cell(_innovation(r.arch, cards, r.innovations), cls="text"),
+                   Cell(count(r.params_trainable)), Cell(f"{gmacs(paper)} / {gmacs(r.macs)}"),
+                   Cell(f"{pct(r.score_mean, r.score_std, r.seeds)} ({r.seeds})")]
+            if task == "transfer":
+                row.append(Cell(pct(r.scratch_mean, r.scratch_std, r.seeds)))
+            elif task == "mnist":
+                row.append(Cell(_time_to_target(r)))
+            elif task == "segmentation":
+                row.append(Cell(pct(r.acc_mean, r.acc_std, r.seeds)))
+            row += [Cell(rate(r.train_img_s, r.train_cov)), Cell(rate(r.infer_img_s, r.infer_cov)),
+                    Cell(f"{mib(r.mem_predicted)} / {mib(r.mem_measured)} ({signed_pct(r.mem_error)})"),
+                    Cell(f"{r.input_shape} · {1 if pd.isna(r.width) else r.width:g} · {count(r.n_train)} · "
+                         f"{count(r.epochs)}"),
+                    Cell("; ".join(r.flags), cls="flags")]
+            if changes is not None:
+                row.append(_change_cell(changes, r))
+            rows.append(row)
+        _mark_best(rows, 3, list(g["params_trainable"]), min)
+        _mark_best(rows, 4, list(g["macs"]), min)
+        _mark_best(rows, 5, list(g["score_mean"]), max)
+        first_rate = 7 if task in ("transfer", "mnist", "segmentation") else 6
+        _mark_best(rows, first_rate, list(g["train_img_s"]), max)
+        _mark_best(rows, first_rate + 1, list(g["infer_img_s"]), max)
+        _mark_best(rows, first_rate + 2, [abs(e) if not pd.isna(e) else None for e in g["mem_error"]], min)
+        device = ", ".join(sorted(set(g["device"].dropna())))
+        tables.append(Table(f"profile {profile} · machine {machine} ({device})", cols, rows))
+    return tables
+
+
+# --- baseline ---------------------------------------------------------------------------------------------------
+
+def compare(current: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, arch, profile, weights, machine) in both: the change and whether it is a regression (score below
+    the baseline's mean − 2 std, train throughput −10 % or worse, measured memory +10 % or more)."""
+    keys = SUMMARY_KEYS
+    m = current.merge(baseline, on=keys, suffixes=("", "_base"))
+    out = m[keys].copy()
+    out["score_delta"] = m["score_mean"] - m["score_mean_base"]
+    out["throughput_change"] = m["train_img_s"] / m["train_img_s_base"] - 1
+    out["memory_change"] = m["mem_measured"] / m["mem_measured_base"] - 1
+    out["score_regressed"] = m["score_mean"] < m["score_mean_base"] - 2 * m["score_std_base"]
+    out["throughput_regressed"] = out["throughput_change"] <= -0.10
+    out["memory_regressed"] = out["memory_change"] >= 0.10
+    out["regressed"] = out[["score_regressed", "throughput_regressed", "memory_regressed"]].any(axis=1)
+    return out
+
+
+def _change_cell(changes: pd.DataFrame, r) -> Cell:
+    hit = changes[(changes[SUMMARY_KEYS] == [getattr(r, k) for k in SUMMARY_KEYS]).all(axis=1)]
+    if hit.empty:
+        return Cell("new (not in baseline)")
+    c = hit.iloc[0]
+    parts = [f"score {100 * c.score_delta:+.2f} pp" + (" ▼" if c.score_regressed else ""),
+             f"train img/s {signed_pct(c.throughput_change)}" + (" ▼" if c.throughput_regressed else ""),
+             f"memory {signed_pct(c.memory_change)}" + (" ▲" if c.memory_regressed else "")]
+    return Cell(", ".join(parts), cls="regressed" if c.regressed else "unchanged")
+
+
+# --- pages ------------------------------------------------------------------------------------------------------
+
+def _provenance(frames: list[pd.DataFrame], sweeps: list[dict] = ()) -> dict:
+    envs = [s["env"] for s in sweeps if s]
+    shas = set()
+    for f in frames:
+        shas |= {str(s)[:10] for s in f.get("git_sha", pd.Series(dtype=object)).dropna()}
+    shas |= {str(e.get("git", {}).get("sha"))[:10] for e in envs if e.get("git", {}).get("sha")}
+    tf = set().union(*[set(f["tensorflow"].dropna()) for f in frames if "tensorflow" in f]) | {
+        e.get("tensorflow") for e in envs if e.get("tensorflow")}
+    keras = set().union(*[set(f["keras"].dropna()) for f in frames if "keras" in f]) | {
+        e.get("keras") for e in envs if e.get("keras")}
+    devices = set().union(*[set(f["device"].dropna()) for f in frames if "device" in f]) | {
+        e.get("device", {}).get("name") for e in envs if e.get("device")}
+    dates = sorted(set().union(*[set(f["started_at"].dropna().str[:10]) for f in frames if "started_at" in f]) | {
+        s.get("started_at", "")[:10] for s in sweeps if s})
+    dates = [d for d in dates if d]
+    return {"shas": sorted(shas), "tensorflow": sorted(tf), "keras": sorted(keras), "devices": sorted(d for d in devices
+                                                                                                      if d),
+            "dates": f"{dates[0]} – {dates[-1]}" if len(dates) > 1 else (dates[0] if dates else "—")}
+
+
+def _sweep_rows(sweep: dict | None) -> pd.DataFrame:
+    return pd.DataFrame(sweep["rows"]) if sweep and sweep.get("rows") else pd.DataFrame()
+
+
+def _frame_table(heading: str, df: pd.DataFrame, note: str = "") -> Table:
+    return Table(heading, list(df.columns), [[Cell(str(v)) for v in row] for row in df.itertuples(index=False)], note)
+
+
+def _memory_table(rows: pd.DataFrame) -> pd.DataFrame:
+    name = rows["arch"].fillna(rows.get("model_file", pd.Series(index=rows.index, dtype=object)))
+    return pd.DataFrame({
+        "model": name, "input": rows["input_shape"].map(lambda s: "x".join(map(str, s))), "mode": rows["mode"],
+        "batch": rows["batch_size"], "predicted MiB": rows["predicted_bytes"].map(mib),
+        "measured MiB": rows["measured_peak_bytes"].map(mib),
+        "error": ((rows["predicted_bytes"] - rows["measured_peak_bytes"]) / rows["measured_peak_bytes"]).map(
+            signed_pct),
+        "bare minimum MiB (Géron)": rows["bare_minimum_bytes"].map(mib)})
+
+
+def _throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "model": rows["arch"], "input": rows["input_shape"].map(lambda s: "x".join(map(str, s))),
+        "mode": rows["mode"], "batch": rows["batch_size"],
+        "images/s (CoV)": [rate(v, c) for v, c in zip(rows["images_per_s"], rows["cov"], strict=True)],
+        "latency p50 / p90 (ms)": [f"{a:,.2f} / {b:,.2f}" for a, b in zip(rows["latency_ms_p50"],
+                                                                            rows["latency_ms_p90"], strict=True)],
+        "GMACs/image": rows["macs_per_image"].map(gmacs), "MFU": rows["mfu"].map(lambda v: f"{100 * v:.1f} %"),
+        "harness overhead": rows.get("harness_overhead", pd.Series(index=rows.index, dtype=float)).map(signed_pct)})
+
+
+def _runs_table(df: pd.DataFrame) -> Table:
+    rows = []
+    for r in df.sort_values(["task", "arch", "profile", "seed", "started_at"]).itertuples():
+        ok = r.outcome == "ok"
+        rows.append([
+            Cell(r.task), Cell(r.arch, href=f"arch/{r.arch}.html"), Cell(r.profile), Cell(count(r.seed)),
+            Cell(r.outcome, cls="" if ok else "failed", title=None if ok else r.error),
+            Cell(pct(r.score) if ok else f"{r.error_type}: {r.error}"[:300], cls="" if ok else "message"),
+            Cell(pct(r.train_accuracy)), Cell(count(r.params_trainable)), Cell(str(r.input_shape)),
+            Cell(count(r.n_train)), Cell(count(r.epochs)), Cell("—" if pd.isna(r.train_s) else f"{r.train_s:,.1f}"),
+            Cell(rate(r.train_img_s)), Cell(rate(r.infer_img_s)),
+            Cell(f"{mib(r.mem_predicted)} / {mib(r.mem_measured)}"), Cell(str(r.device), cls="text"),
+            Cell(r.machine, cls="text"),
+            Cell(str(r.git_sha)[:10]), Cell(str(r.data_sha256)[:12]), Cell(str(r.started_at)[:16].replace("T", " ")),
+            Cell("JSON", href=f"records/{r.file}")])
+    return Table("Every run", ["task", "architecture", "profile", "seed", "outcome", "score (%) or error",
+                               "train acc. (%)", "trainable params", "input", "train images", "epochs", "train s",
+                               "train img/s", "infer img/s", "MiB predicted / measured", "device", "machine",
+                               "code", "data sha256", "started (UTC)", "record"], rows)
+
+
+@dataclass
+class Site:
+    out: Path
+    env: jinja2.Environment
+    written: list[Path] = field(default_factory=list)
+
+    def page(self, name: str, template: str, **context) -> Path:
+        depth = name.count("/")
+        html = self.env.get_template(template).render(root="../" * depth, **context)
+        return self.write(name, html)
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.out / name
+        with atomic_write(path) as f:
+            f.write(text)
+        path.chmod(0o644)  # world-readable, as a web server needs
+        self.written.append(path)
+        return path
+
+
+def _segmentation_samples(df: pd.DataFrame, results_dir: Path) -> dict:
+    ok = latest_ok(df[df["task"] == "segmentation"])
+    samples = {}
+    for arch, g in ok.groupby("arch"):
+        rec = records.read(Path(results_dir) / g.iloc[-1]["file"])
+        if rec["metrics"].get("samples"):
+            samples[arch] = rec["metrics"]["samples"]
+    return dict(sorted(samples.items(), key=lambda kv: natural_key(kv[0])))
+
+
+def _transfer_confusions(df: pd.DataFrame, results_dir: Path, fig_dir: Path) -> list[tuple[str, str]]:
+    out = []
+    ok = latest_ok(df[df["task"] == "transfer"])
+    for (arch, profile, weights), g in ok.groupby(["arch", "profile", "weights"]):
+        recs = [records.read(Path(results_dir) / f) for f in g["file"]]
+        cms = [np.asarray(r["metrics"]["confusion_matrix"]) for r in recs if r["metrics"].get("confusion_matrix")]
+        if not cms:
+            continue
+        classes = recs[0]["dataset"].get("classes") or [str(i) for i in range(len(cms[0]))]
+        name = figures.confusion(sum(cms), classes, f"{arch} ({weights}, {profile}): summed over {len(cms)} seeds",
+                                 fig_dir, f"transfer-confusion-{arch}-{profile}-{weights}.svg")
+        out.append((name, f"Confusion matrix of {arch}, {weights} weights, {profile} profile, test predictions "
+                          f"summed over {len(cms)} seed(s); each row is normalised to its true class."))
+    return out
+
+
+def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 baseline_dir: str | os.PathLike | None = None) -> Path:
+    """Write the site into ``out_dir``; returns the path of its ``index.html``."""
+    results_dir, out = Path(results_dir), Path(out_dir)
+    if not results_dir.is_dir():
+        raise ReportError(f"results folder {results_dir} does not exist (run `cnnbench run` or a suite first)")
     df = records_frame(results_dir)
-    summary = _display_summary(summary_frame(df))
+    mem_sweep, mem_file = latest_sweep(results_dir, "memory_sweep")
+    ex_sweep, ex_file = latest_sweep(results_dir, "memory_sweep", lambda row: row.get("arch") == "exercise")
+    tp_sweep, tp_file = latest_sweep(results_dir, "throughput_sweep")
+    jax = jax_sweeps(results_dir)
+    cards = read_cards(results_dir)
+    if df.empty and not (mem_sweep or tp_sweep or jax or cards):
+        raise ReportError(f"no result records in {results_dir} (nothing to report)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ReportError(f"cannot write the report to {out}: {e.strerror or e}") from None
+
+    summary = summary_frame(df)
+    changes = None
+    if baseline_dir is not None:
+        if not Path(baseline_dir).is_dir():
+            raise ReportError(f"baseline folder {baseline_dir} does not exist")
+        changes = compare(summary, summary_frame(records_frame(baseline_dir)))
     env = jinja2.Environment(loader=jinja2.PackageLoader("cnnbench.report", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]))
-    runs = df.assign(git_sha=df["git_sha"].str[:10], data_sha256=df["data_sha256"].str[:12]).drop(
-        columns="dataset_note")
-    notes = df.dropna(subset=["dataset_note"]).drop_duplicates("dataset").set_index("dataset")["dataset_note"]
-    page = env.get_template("index.html.j2").render(
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        results_dir=str(results_dir),
-        n_records=len(df),
-        dataset_notes=notes.to_dict(),
-        # pandas escapes cell text (escape=True); the tables are then inserted as markup.
-        summary_html=jinja2.utils.markupsafe.Markup(
-            summary.to_html(index=False, escape=True, classes="summary", border=0)),
-        runs_html=jinja2.utils.markupsafe.Markup(
-            runs.to_html(index=False, escape=True, classes="runs", border=0, float_format="{:.4g}".format)),
-    )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "index.html"
-    with atomic_write(path) as f:
-        f.write(page)
-    with atomic_write(out / "summary.md") as f:
-        f.write(markdown_table(summary))
-    return path
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    site = Site(out, env)
+    fig_dir = out / "figures"
+    if fig_dir.exists():
+        shutil.rmtree(fig_dir)  # figures of records no longer present must not linger
+    site.write("style.css", (Path(__file__).parent / "templates" / "style.css").read_text())
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    common = {"generated_at": generated, "results_dir": str(results_dir)}
+
+    # records travel with the site, so every "JSON" link works on any static host
+    rec_dir = out / "records"
+    if rec_dir.exists():
+        shutil.rmtree(rec_dir)
+    for f in df["file"]:
+        site.write(f"records/{f}", (results_dir / f).read_text())
+    sweep_files = sorted({f for f in (mem_file, ex_file, tp_file, *(f for f, _ in jax)) if f})
+    for f in [*sweep_files, *(c["file"] for c in cards.values())]:
+        site.write(f"records/{f}", (results_dir / f).read_text())
+
+    # index: a leaderboard and figures per task
+    tasks = []
+    for task in [t for t in TASKS if t in set(summary["task"])] + sorted(set(summary["task"]) - set(TASKS)):
+        figs = []
+        for name, caption in (
+                (figures.score_vs_cost(summary, task, fig_dir, x="gmacs"),
+                 "Score against GMACs as run (log), points sized by parameters (Canziani et al. 2016 style); bars: "
+                 "±1 std over seeds. Profiles differ in input and width: compare within one marker style."
+                 + _missing_macs(summary, task)),
+                (figures.score_vs_cost(summary, task, fig_dir, x="params"),
+                 "Score against trainable parameters as run (log)."),
+                (figures.training_curves(df, task, fig_dir),
+                 "Training loss per epoch: mean over seeds with a ±1 std band.")):
+            if name:
+                figs.append((f"figures/{name}", caption))
+        if task == "transfer":
+            name = figures.pretrained_vs_scratch(summary, fig_dir)
+            if name:
+                figs.append((f"figures/{name}", "Pretrained and fine-tuned vs the same network trained from scratch "
+                                                "on the same images, mean ± std over seeds."))
+            figs += [(f"figures/{n}", c) for n, c in _transfer_confusions(df, results_dir, fig_dir)]
+        if task == "segmentation":
+            name = figures.fcn_heads(summary, fig_dir)
+            if name:
+                figs.append((f"figures/{name}", "Mean IoU per FCN (head and backbone), mean ± std over seeds."))
+            name = figures.segmentation_samples(_segmentation_samples(df, results_dir), fig_dir)
+            figs.append((f"figures/{name}", "The first test canvases, their true masks and each FCN's prediction "
+                                            "(its latest record).") if name else
+                        (None, "No sample masks: these segmentation records predate recording them."))
+        t = summary[summary["task"] == task]
+        tasks.append({"name": task, "title": TASKS.get(task, task),
+                      "tables": leaderboards(summary, task, cards, changes),
+                      "figures": figs, "reduced": sorted(set(t["profile"]) - {"gpu"}),
+                      "datasets": df[df["task"] == task].dropna(subset=["dataset_note"]).drop_duplicates(
+                          "dataset")[["dataset", "dataset_note"]].values.tolist()})
+    failures = failures_frame(df)
+    archs = sorted(set(df["arch"]) | set(cards), key=natural_key)
+    site.page("index.html", "index.html.j2", title="cnnbench", tasks=tasks, archs=archs, n_records=len(df),
+              n_failed=len(failures), cards=bool(cards), changes=changes, provenance=_provenance([df]), **common,
+              baseline=str(baseline_dir) if baseline_dir else None,
+              regressions=[] if changes is None else changes[changes["regressed"]].to_dict("records"))
+
+    # a page per architecture: every one with a card or a record
+    for arch in archs:
+        runs = df[df["arch"] == arch]
+        card = cards.get(arch)
+        layers = None
+        if card:
+            layers = Table("Layers at the paper input", ["#", "layer", "type", "output shape", "params", "MACs"], [
+                [Cell(str(i + 1)), Cell(r["layer"], cls="text"), Cell(r["type"], cls="text"),
+                 Cell(", ".join("x".join(map(str, s)) for s in r["output_shape"])), Cell(count(r["params"])),
+                 Cell(count(r["macs"]))] for i, r in enumerate(card["layers"])])
+        model = card["model"] if card else records.read(results_dir / runs.iloc[-1]["file"])["model"]
+        site.page(f"arch/{arch}.html", "arch.html.j2", title=arch, arch=arch, model=model, card=card, layers=layers,
+                  runs=_runs_table(runs) if len(runs) else None, provenance=_provenance([runs]), **common,
+                  counted=None if not card else {"params": card["params"], "macs": gmacs(card["flops"]["macs"]),
+                                                  "input": "x".join(map(str, card["input_shape"]))})
+
+    # innovations, memory, throughput, runs
+    intro = {i.key: sorted((a for a, c in cards.items() if any(i.matches(x) for x in c["model"]["innovations"])),
+                           key=natural_key) for i in INNOVATIONS}
+    site.page("innovations.html", "innovations.html.j2", title="Innovations", innovations=INNOVATIONS,
+              introduced_by=intro, ablations=ablation_tables(results_dir), provenance=_provenance([df]), **common)
+
+    mem_rows = _sweep_rows(mem_sweep)
+    mem_rows = mem_rows[mem_rows["arch"] != "exercise"] if len(mem_rows) else mem_rows
+    ex_rows = _sweep_rows(ex_sweep)
+    ex_rows = ex_rows[ex_rows["arch"] == "exercise"] if len(ex_rows) else ex_rows
+    mem_figs = [(f"figures/{n}", c) for n, c in (
+        (figures.memory_vs_batch(mem_rows, fig_dir) if len(mem_rows) else None,
+         "Peak memory per step against batch size: the prediction as lines, the measured peak (TF allocator) as "
+         "points."),
+        (figures.predicted_vs_measured(mem_rows, fig_dir) if len(mem_rows) else None,
+         "Predicted against measured peak, log-log, with y = x and a ±10 % band.")) if n]
+    gpu = []
+    for file, sweep in jax:
+        rows = pd.DataFrame([r for r in sweep.get("rows", []) if r.get("outcome") == "ok"])
+        if rows.empty:
+            continue
+        rows = rows.rename(columns={"peak_bytes": "measured_peak_bytes"})
+        rows["arch"] = rows["arch"] + " · " + rows["precision"]
+        name = figures.predicted_vs_measured(rows, fig_dir, f"memory-gpu-{Path(file).stem}.svg",
+                                             f"{sweep['env']['device']['name']}: predicted vs XLA peak")
+        gpu.append({"file": file, "device": sweep["env"]["device"], "summary": sweep.get("summary", {}),
+                    "figure": f"figures/{name}" if name else None,
+                    "table": _frame_table("", _memory_table(rows)),
+                    "oom": sweep.get("oom"), "budget": sweep.get("budget"), "context": sweep.get("context")})
+    site.page("memory.html", "memory.html.j2", title="Memory", sweep=mem_sweep, file=mem_file, figures=mem_figs,
+              cases=_frame_table("Every case", _memory_table(mem_rows)) if len(mem_rows) else None, gpu=gpu,
+              exercise=_frame_table("", _memory_table(ex_rows), f"From {ex_file} ({ex_sweep['env']['device']['name']})."
+                                    ) if len(ex_rows) else None,
+              exercise_file=ex_file,
+              provenance=_provenance([], [mem_sweep, ex_sweep, *[s for _, s in jax]]), **common)
+
+    tp_rows = _sweep_rows(tp_sweep)
+    tp_fig = figures.throughput_vs_batch(tp_rows, fig_dir) if len(tp_rows) else None
+    gpu_tp = [{"file": file, "device": s["env"]["device"], "table": _frame_table("rows", pd.DataFrame([{
+        "model": r["arch"], "precision": r["precision"], "batch": r["batch_size"],
+        "ours img/s": rate(r.get("images_per_s"), r.get("cov")),
+        "keras.applications img/s": rate(r.get("keras_images_per_s"), r.get("keras_cov")),
+        "MFU": "—" if r.get("mfu") is None else f"{100 * r['mfu']:.1f} %"} for r in s["throughput"]
+        if r.get("outcome") == "ok"]))} for file, s in jax if s.get("throughput")]
+    site.page("throughput.html", "throughput.html.j2", title="Throughput", sweep=tp_sweep, file=tp_file,
+              tp_figure=f"figures/{tp_fig}" if tp_fig else None,
+              cases=_frame_table("Every case", _throughput_table(tp_rows)) if len(tp_rows) else None, gpu=gpu_tp,
+              parity=_frame_table("Parity with keras.applications", pd.DataFrame([{
+                  "model": p["arch"], "mode": p["mode"], "batch": p["batch_size"],
+                  "ours img/s": rate(p["images_per_s"], p["cov"]),
+                  "keras img/s": rate(p["keras_images_per_s"], p["keras_cov"]),
+                  "ratio": f"{p['keras_ratio']:.3f}"} for p in tp_sweep.get("parity", [])]))
+              if tp_sweep and tp_sweep.get("parity") else None,
+              provenance=_provenance([], [tp_sweep, *[s for _, s in jax]]), **common)
+
+    site.page("runs.html", "runs.html.j2", title="Every run", runs=_runs_table(df), n_failed=len(failures),
+              failed_by_outcome=failures["outcome"].value_counts().to_dict(), provenance=_provenance([df]), **common)
+
+    # the README's excerpt: the same aggregation, as markdown
+    site.write("summary.md", markdown_table(_summary_markdown(summary)))
+    _check_links(out, site.written)
+    return out / "index.html"
+
+
+def _summary_markdown(s: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "task": s["task"], "architecture": s["arch"], "profile": s["profile"], "weights": s["weights"],
+        "seeds": s["seeds"],
+        "score (%)": [pct(m, sd, n) for m, sd, n in zip(s["score_mean"], s["score_std"], s["seeds"], strict=True)],
+        "input": s["input_shape"], "train images": s["n_train"].map(count), "epochs": s["epochs"],
+        "train img/s": s["train_img_s"].map(count), "machine": s["machine"]}) if len(s) else pd.DataFrame(
+        columns=["task", "architecture"])
+
+
+def _check_links(out: Path, written: list[Path]) -> None:
+    """Every relative link and image of every page points at a file the site has (a broken one is a bug here)."""
+    import re
+
+    for page in (p for p in written if p.suffix == ".html"):
+        for target in re.findall(r'(?:href|src)="([^"#:]+)(?:#[^"]*)?"', page.read_text()):
+            if not (page.parent / target).resolve().is_file():
+                raise AssertionError(f"{page.relative_to(out)} links to missing {target}")

@@ -51,6 +51,24 @@ def pipeline(images, masks, *, channels: int, batch_size: int, seed: int | None)
     return batched(images, masks, batch_size=batch_size, seed=seed, adapt=adapt)
 
 
+#: test canvases whose input, true mask and predicted mask a record keeps (the report draws them).
+N_SAMPLES = 3
+
+
+def _rows(a: np.ndarray) -> list[str]:
+    """A small 2-D array of values < 36 as one base-36 character per pixel, a string per row (compact in JSON)."""
+    return ["".join(np.base_repr(int(v), 36) for v in row) for row in a]
+
+
+def samples(model, dataset: tf.data.Dataset, n: int = N_SAMPLES) -> list[dict]:
+    """The first ``n`` test canvases: input (grey, quantised to 0-35), true and predicted class per pixel."""
+    images, masks = next(iter(dataset.unbatch().batch(n)))
+    predicted = np.argmax(model.predict(images, verbose=0), axis=-1)
+    grey = np.asarray(images)[..., 0]
+    return [{"input": _rows(np.round(35 * (g - g.min()) / max(np.ptp(g), 1e-9))), "truth": _rows(np.asarray(m)),
+             "predicted": _rows(p)} for g, m, p in zip(grey, masks, predicted, strict=True)]
+
+
 def confusion(model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
     """The confusion matrix of the model's per-pixel argmax over a dataset of (images, masks)."""
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)  # one trace, whatever the batch
@@ -107,4 +125,4 @@ class SegmentationTask:
         scores = segmentation_scores(test, classes)
         val = segmentation_scores(confusion(model, data.val, data.num_classes), classes)
         return scores | {"test_accuracy": scores["pixel_accuracy"], "val_miou": val["miou"],
-                         "confusion_matrix": test.tolist()}
+                         "confusion_matrix": test.tolist(), "samples": samples(model, data.test)}

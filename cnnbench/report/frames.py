@@ -1,0 +1,196 @@
+"""Result files → pandas frames: one row per run, one per (task, arch, profile, weights, machine), and the sweeps.
+
+Nothing here computes a measurement: every number comes from a record; this module only selects, aggregates (mean ±
+sample std over seeds, medians of timings) and derives the caveats a row needs from what its records say.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cnnbench import records
+from cnnbench.environment import machine_id
+
+log = logging.getLogger(__name__)
+
+COLUMNS = {
+    "task": "task", "arch": "arch", "profile": "profile", "seed": "seed", "outcome": "outcome",
+    "metrics.test_accuracy": "test_accuracy", "metrics.train_accuracy": "train_accuracy",
+    "metrics.baseline.test_accuracy": "scratch_accuracy",
+    "metrics.miou": "miou", "dataset.note": "dataset_note",
+    "config.weights": "weights", "dataset.name": "dataset",
+    "params.total": "params", "params.trainable": "params_trainable",
+    "model.reference_params": "reference_params", "model.count": "reference_counts", "model.year": "year",
+    "model.innovations": "innovations",
+    "dataset.n_train": "n_train", "config.input_shape": "input_shape", "config.model_kwargs.width": "width",
+    "metrics.train_seconds": "train_s", "config.epochs": "epochs", "flops.macs": "macs",
+    "metrics.time_to_target.reached": "ttt_reached", "metrics.time_to_target.train_seconds": "ttt_s",
+    "metrics.time_to_target.epoch": "ttt_epoch", "metrics.time_to_target.target": "ttt_target",
+    "throughput.batch_size": "batch",
+    "throughput.train_images_per_s": "train_img_s", "throughput.infer_images_per_s": "infer_img_s",
+    "throughput.train_cov": "train_cov", "throughput.infer_cov": "infer_cov",
+    "memory.predicted_bytes": "mem_predicted", "memory.measured_peak_bytes": "mem_measured",
+    "env.device.name": "device", "env.device.type": "device_type", "env.git.sha": "git_sha",
+    "env.tensorflow": "tensorflow", "env.keras": "keras",
+    "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
+    "error.type": "error_type", "error.message": "error",
+}
+#: what a row's timing method is: records whose throughput was measured differently are not averaged silently.
+TIMING_KEYS = ("warmup_steps", "timed_repeats", "jit", "precision")
+SUMMARY_KEYS = ["task", "arch", "profile", "weights", "machine"]
+
+
+def natural_key(name: str) -> tuple:
+    """resnet18 < resnet34 < resnet101 (numbers compared as numbers)."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def _shape(s):
+    return "x".join(map(str, s)) if isinstance(s, list) else s
+
+
+def _timing_method(record: dict) -> str | None:
+    t = record.get("throughput")
+    return ", ".join(f"{k}={t.get(k)}" for k in TIMING_KEYS) if t else None
+
+
+def _one_class_share(record: dict) -> float | None:
+    """The share of test predictions in the most-predicted class (from the confusion matrix, columns = predicted)."""
+    cm = (record.get("metrics") or {}).get("confusion_matrix")
+    if not cm:
+        return None
+    predicted = np.asarray(cm, dtype=float).sum(axis=0)
+    return float(predicted.max() / predicted.sum()) if predicted.sum() else None
+
+
+def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per valid run record (invalid files are skipped with a warning by ``records.iter_records``)."""
+    pairs = list(records.iter_records(results_dir))
+    rows = [r | {"file": p.name} for p, r in pairs]
+    if not rows:
+        return pd.DataFrame(columns=[*COLUMNS.values(), "file", "machine", "timing", "one_class_share"])
+    flat = pd.json_normalize(rows)
+    df = flat.reindex(columns=[*COLUMNS, "file"]).rename(columns=COLUMNS)
+    df["machine"] = [machine_id(r["env"]) for r in rows]  # records are kept and compared per machine, as asv does
+    df["timing"] = [_timing_method(r) for r in rows]
+    df["one_class_share"] = [_one_class_share(r) for r in rows]
+    df["train_loss_curve"] = [(r.get("metrics") or {}).get("train_loss") for r in rows]
+    df["val_curve"] = [((r.get("metrics") or {}).get("time_to_target") or {}).get("per_epoch") for r in rows]
+    df["input_shape"] = df["input_shape"].map(_shape)
+    df["weights"] = df["weights"].astype(object).fillna("scratch")  # records from before pretrained weights existed
+    df["score"] = df["miou"].where(df["task"] == "segmentation", df["test_accuracy"])
+    return df.sort_values(["task", "arch", "profile", "weights", "machine", "seed", "started_at"]).reset_index(
+        drop=True)
+
+
+def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
+    """The latest ok record of each seed per (task, arch, profile, weights, machine)."""
+    return df[df["outcome"] == "ok"].drop_duplicates([*SUMMARY_KEYS, "seed"], keep="last")
+
+
+def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, arch, profile, weights, machine): the latest ok record of each seed, aggregated as mean ± std over
+    seeds, with the caveats the records call for in ``flags``."""
+    ok = latest_ok(df)
+    if ok.empty:
+        return pd.DataFrame(columns=[*SUMMARY_KEYS, "seeds", "acc_mean", "flags"])
+    grouped = ok.groupby(SUMMARY_KEYS, sort=True)
+    out = grouped.agg(
+        seeds=("seed", "nunique"),
+        acc_mean=("test_accuracy", "mean"), acc_std=("test_accuracy", "std"),
+        train_acc_mean=("train_accuracy", "mean"),
+        scratch_mean=("scratch_accuracy", "mean"), scratch_std=("scratch_accuracy", "std"),
+        miou_mean=("miou", "mean"), miou_std=("miou", "std"),
+        score_mean=("score", "mean"), score_std=("score", "std"),
+        dataset=("dataset", "first"), year=("year", "first"), innovations=("innovations", "last"),
+        params=("params", "first"), params_trainable=("params_trainable", "first"),
+        reference_params=("reference_params", "first"), reference_counts=("reference_counts", "first"),
+        input_shape=("input_shape", "first"), width=("width", "first"), n_train=("n_train", "first"),
+        train_s=("train_s", "mean"), epochs=("epochs", "first"), macs=("macs", "first"),
+        train_img_s=("train_img_s", "median"), infer_img_s=("infer_img_s", "median"),
+        train_cov=("train_cov", "median"), infer_cov=("infer_cov", "median"), batch=("batch", "first"),
+        ttt_runs=("ttt_reached", "count"),  # runs that evaluated after each epoch (older records did not)
+        ttt_hits=("ttt_reached", lambda v: int(sum(bool(x) for x in v.dropna()))),
+        ttt_s=("ttt_s", "median"), ttt_epoch=("ttt_epoch", "median"), ttt_target=("ttt_target", "first"),
+        mem_predicted=("mem_predicted", "first"), mem_measured=("mem_measured", "median"),
+        device=("device", "first"), device_type=("device_type", "first"),
+        git_shas=("git_sha", lambda v: sorted({s[:10] for s in v.dropna()})),
+        timings=("timing", lambda v: sorted(set(v.dropna()))),
+        one_class_share=("one_class_share", "max"),
+        files=("file", list),
+    )
+    for col in ("acc_std", "scratch_std", "miou_std", "score_std"):
+        out[col] = out[col].fillna(0.0)
+    out = out.reset_index()
+    out["mem_error"] = (out["mem_predicted"] - out["mem_measured"]) / out["mem_measured"]
+    out["flags"] = [row_flags(r) for r in out.itertuples()]
+    order = sorted(range(len(out)), key=lambda i: (out["task"][i], out["year"][i] if pd.notna(out["year"][i]) else 0,
+                                                   natural_key(out["arch"][i]), out["profile"][i], out["weights"][i],
+                                                   out["machine"][i]))
+    return out.iloc[order].reset_index(drop=True)
+
+
+def row_flags(r) -> list[str]:
+    """Caveats a number needs, derived from its records only."""
+    flags = []
+    if r.one_class_share is not None and not pd.isna(r.one_class_share) and r.one_class_share >= 0.99:
+        flags.append(f"predicts one class only ({100 * r.one_class_share:.1f} % of test predictions in one class)")
+    if pd.notna(r.train_acc_mean) and pd.notna(r.acc_mean) and r.train_acc_mean - r.acc_mean > 0.05:
+        flags.append(f"train accuracy {100 * r.train_acc_mean:.1f} % far above test {100 * r.acc_mean:.1f} %")
+    if len(r.git_shas) > 1:
+        flags.append(f"seeds from {len(r.git_shas)} code versions ({', '.join(r.git_shas)})")
+    if len(r.timings) > 1:
+        flags.append("throughput measured by different timing methods")
+    if pd.isna(r.train_img_s):
+        flags.append("throughput not measured")
+    if pd.isna(r.mem_measured):
+        flags.append("memory not measured")
+    if r.seeds < 2:
+        flags.append("one seed: no spread")
+    return flags
+
+
+def failures_frame(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["outcome"] != "ok"]
+
+
+# --- sweeps and cards: result files under results/<kind>/ --------------------------------------------------------
+
+def _json_files(folder: Path) -> list[tuple[Path, dict]]:
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out.append((path, json.loads(path.read_text(), parse_constant=records._reject_constant)))
+        except (OSError, ValueError) as e:
+            log.warning("skipping unreadable result file %s: %s", path, e)
+    return out
+
+
+def latest_sweep(results_dir: str | os.PathLike, kind: str, where=lambda row: row.get("arch") != "exercise"
+                 ) -> tuple[dict | None, str | None]:
+    """The latest sweep record of ``kind`` (``memory_sweep``, ``throughput_sweep``) with a row ``where`` holds (by
+    default a registry model's), and its path under results."""
+    found = [(p, d) for p, d in _json_files(Path(results_dir) / kind.removesuffix("_sweep"))
+             if d.get("kind") == kind and any(map(where, d.get("rows", [])))]
+    if not found:
+        return None, None
+    path, data = max(found, key=lambda pd_: pd_[1].get("started_at", ""))
+    return data, f"{kind.removesuffix('_sweep')}/{path.name}"
+
+
+def jax_sweeps(results_dir: str | os.PathLike) -> list[tuple[str, dict]]:
+    """The GPU sweeps through Keras' JAX backend (results/jax/), oldest first."""
+    found = [(f"jax/{p.name}", d) for p, d in _json_files(Path(results_dir) / "jax")]
+    return sorted(found, key=lambda x: x[1].get("started_at", ""))
+
+
+def finite(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

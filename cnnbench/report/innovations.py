@@ -1,0 +1,139 @@
+"""What each architectural idea is (text, with its paper), and its measured effect from ablation records.
+
+An ablation record is a run record whose ``config`` carries ``ablation`` (its name) and ``variant``; variants of one
+ablation share seeds, so each seed gives a paired difference against the ablation's reference variant (the one marked
+``config.reference``, else the first by name).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cnnbench import records
+
+
+@dataclass(frozen=True)
+class Innovation:
+    key: str
+    title: str
+    paper: str
+    text: str
+    #: matches the registry's innovation strings of the architectures that introduced (or adopted) it
+    pattern: str
+
+    def matches(self, innovation: str) -> bool:
+        return re.search(self.pattern, innovation, re.IGNORECASE) is not None
+
+
+INNOVATIONS = (
+    Innovation("conv", "Convolution and subsampling trained end to end", "LeCun et al. 1989; 1998 (LeNet-5)",
+               "Small kernels share their weights across every position of the image, so a feature detector learnt in "
+               "one place works everywhere, with far fewer parameters than a fully connected layer. Subsampling "
+               "(pooling) after each convolution makes the features tolerant of small shifts and distortions.",
+               r"convolution \+ subsampling|weight sharing"),
+    Innovation("relu", "ReLU", "Nair & Hinton 2010; used at scale by AlexNet (Krizhevsky et al. 2012, §3.1)",
+               "max(0, x) does not saturate for positive inputs, so gradients do not vanish as they do through tanh or "
+               "sigmoid units; AlexNet reports reaching 25 % training error six times faster than with tanh.",
+               r"\bReLU\b"),
+    Innovation("lrn", "Local response normalisation", "Krizhevsky et al. 2012, §3.3",
+               "Each activation is divided by (k + α · the sum of squares of the same position's activations in n "
+               "neighbouring channels)^β — a lateral inhibition across channels, not a normalisation by a mean and a "
+               "variance. AlexNet credits it with 1.4 % top-1; VGG (2014) found no gain and batch normalisation "
+               "replaced it.", r"local response normalisation"),
+    Innovation("pool", "Overlapping max pooling", "Krizhevsky et al. 2012, §3.4",
+               "Pooling windows of 3 with stride 2, so neighbouring windows overlap; AlexNet reports 0.3–0.4 % lower "
+               "error than non-overlapping 2/2 pooling and slightly less overfitting.", r"overlapping max pooling"),
+    Innovation("dropout", "Dropout", "Hinton et al. 2012; Srivastava et al. 2014 (JMLR); used by AlexNet, §4.2",
+               "During training each hidden unit is zeroed with probability 0.5, so units cannot co-adapt and the "
+               "network behaves like an average of many thinned networks. AlexNet used it in its first two fully "
+               "connected layers; it did not invent it.", r"dropout"),
+    Innovation("vgg", "Depth from stacked 3x3 convolutions", "Simonyan & Zisserman 2014 (VGG)",
+               "Two 3x3 convolutions see a 5x5 window and three a 7x7 one, with fewer parameters and more "
+               "non-linearities than one large kernel; uniform blocks made depth the variable to study.",
+               r"stacked 3x3"),
+    Innovation("inception", "Inception modules with 1x1 reductions", "Szegedy et al. 2014 (GoogLeNet)",
+               "Parallel 1x1, 3x3, 5x5 and pooling branches are concatenated, so each block mixes receptive field "
+               "sizes; 1x1 convolutions reduce the channels before the expensive branches, keeping the compute "
+               "budget. Global average pooling (from Network in Network, Lin et al. 2013) replaces the large dense "
+               "head.", r"inception|1x1 bottleneck|global average pooling|auxiliary"),
+    Innovation("residual", "Residual connections", "He et al. 2015 (ResNet)",
+               "Each block learns a residual F(x) added to its input (an identity shortcut), so a deeper network can "
+               "at worst copy a shallower one; this removed the degradation problem, where deeper plain networks "
+               "trained to a higher error. Batch normalisation (Ioffe & Szegedy 2015) is used throughout but was "
+               "introduced separately.", r"residual \(identity|bottleneck blocks"),
+    Innovation("se", "Squeeze-and-excitation", "Hu et al. 2017 (SENet)",
+               "A block pools each channel to one number (squeeze), passes the vector through a small bottleneck MLP "
+               "ending in a sigmoid (excitation) and rescales the channels by it: channel attention for about 10 % "
+               "more parameters.", r"squeeze-and-excitation"),
+    Innovation("separable", "Depthwise-separable convolutions", "Chollet 2016 (Xception); Sifre 2014",
+               "A per-channel spatial convolution followed by a 1x1 convolution across channels replaces a full "
+               "convolution: for k x k kernels and C output channels about 1/C + 1/k² of the multiply-accumulates.",
+               r"depthwise"),
+    Innovation("compound", "Compound scaling", "Tan & Le 2019 (EfficientNet)",
+               "Depth, width and input resolution are scaled together by fixed ratios instead of one at a time; the "
+               "blocks are MobileNetV2's inverted residuals (Sandler et al. 2018).", r"compound scaling"),
+    Innovation("fcn", "Fully convolutional networks", "Long, Shelhamer & Darrell 2015",
+               "Dense layers become convolutions, so a classifier outputs a coarse score map for any input size; "
+               "in-network upsampling returns it to pixels, and skip connections fuse coarse semantics with fine "
+               "appearance (FCN-32s → 16s → 8s).", r"fully convolutional|skip connections fusing|upsampling"),
+)
+
+
+#: Student's t, 97.5th percentile, for 1..30 degrees of freedom (beyond: the normal's 1.960)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(dof: int) -> float:
+    return _T975[dof - 1] if dof <= len(_T975) else 1.960
+
+
+def _paired(ref: pd.Series, other: pd.Series) -> tuple[float, float, float, int]:
+    """Mean paired difference over shared seeds and its 95 % t interval (half-width nan for fewer than 2 pairs)."""
+    both = pd.concat([ref, other], axis=1, keys=["ref", "other"]).dropna()
+    d = (both["other"] - both["ref"]).to_numpy()
+    n = len(d)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    half = t975(n - 1) * d.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half), n
+
+
+def ablation_tables(results_dir: str | Path) -> list[dict]:
+    """Per ablation: each variant's mean ± std and its paired difference against the reference variant."""
+    rows = []
+    for _, r in records.iter_records(results_dir):
+        cfg = r["config"]
+        if r["outcome"] == "ok" and cfg.get("ablation"):
+            score = r["metrics"].get("miou", r["metrics"]["test_accuracy"])
+            rows.append({"ablation": cfg["ablation"], "variant": cfg.get("variant", r["arch"]), "seed": r["seed"],
+                         "score": score, "reference": bool(cfg.get("reference")), "params": r["params"]["trainable"],
+                         "claim": cfg.get("claim", "")})
+    if not rows:
+        return []
+    df = pd.DataFrame(rows).drop_duplicates(["ablation", "variant", "seed"], keep="last")
+    out = []
+    for name, g in df.groupby("ablation"):
+        refs = g[g["reference"]]["variant"].unique()
+        ref = refs[0] if len(refs) else sorted(g["variant"].unique())[0]
+        by_seed = g.pivot(index="seed", columns="variant", values="score")
+        variants = []
+        for variant, v in g.groupby("variant"):
+            diff, lo, hi, n = _paired(by_seed[ref], by_seed[variant]) if variant != ref else (math.nan,) * 3 + (0,)
+            significant = not (math.isnan(lo) or lo <= 0 <= hi)
+            variants.append({
+                "variant": variant, "reference": variant == ref, "n": len(v), "params": int(v["params"].iloc[0]),
+                "mean": float(v["score"].mean()), "std": float(v["score"].std(ddof=1)) if len(v) > 1 else 0.0,
+                "diff": diff, "lo": lo, "hi": hi, "pairs": n,
+                "verdict": "reference" if variant == ref else (
+                    "too few paired seeds" if math.isnan(lo) else
+                    ("difference measured" if significant else "no difference measured"))})
+        out.append({"name": name, "reference": ref, "claim": g["claim"].iloc[0], "variants": variants,
+                    "seeds": sorted(np.unique(g["seed"]).tolist())})
+    return out
