@@ -44,6 +44,8 @@ def score_vs_cost(summary: pd.DataFrame, task: str, out: Path, *, x: str) -> str
         return None
     s["score"] = 100 * s["score_mean"]
     s["label"] = s["arch"] + np.where(s["weights"] != "scratch", " (" + s["weights"] + ")", "")
+    if s["machine"].nunique() > 1:  # records of different machines are told apart, never silently mixed
+        s["label"] += " · " + s["machine"]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     sns.scatterplot(data=s, x=column, y="score", hue="label", size="parameters (M)" if x == "gmacs" else None,
                     sizes=(40, 400), style="profile", ax=ax, legend="brief")
