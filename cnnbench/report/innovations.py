@@ -61,7 +61,7 @@ INNOVATIONS = (
                "Parallel 1x1, 3x3, 5x5 and pooling branches are concatenated, so each block mixes receptive field "
                "sizes; 1x1 convolutions reduce the channels before the expensive branches, keeping the compute "
                "budget. Global average pooling (from Network in Network, Lin et al. 2013) replaces the large dense "
-               "head.", r"inception|1x1 bottleneck|global average pooling|auxiliary"),
+               "head.", r"inception modules|1x1 bottleneck|global average pooling|auxiliary"),
     Innovation("residual", "Residual connections", "He et al. 2015 (ResNet)",
                "Each block learns a residual F(x) added to its input (an identity shortcut), so a deeper network can "
                "at worst copy a shallower one; this removed the degradation problem, where deeper plain networks "
