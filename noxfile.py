@@ -58,6 +58,16 @@ def bench_cpu(session: nox.Session) -> None:
     _bench(session, "cpu", "--tasks", "mnist", "transfer", "segmentation")
 
 
+@nox.session(name="bench-ablations", default=False)
+def bench_ablations(session: nox.Session) -> None:
+    """The nine paired ablations on Fashion-MNIST at the cpu profile (3 seeds), then the report's innovations page.
+    Extra args go to `cnnbench ablation` (default: all): `nox -s bench-ablations -- residual --seeds 0 1 2 3 4`."""
+    _install(session)
+    session.run("cnnbench", "ablation", *(session.posargs or ["all"]), "--resume", success_codes=[0, 1],
+                env=QUIET_TF)
+    _report(session)
+
+
 @nox.session(name="bench-gpu", default=False)
 def bench_gpu(session: nox.Session) -> None:
     """The GPU suite; refuses with a clear message when NVML sees no GPU."""

@@ -9,6 +9,7 @@ from architectures import (  # noqa: F401  (registers)
     fcn,
     googlenet,
     lenet,
+    mlp,
     resnet,
     vgg,
     xception,

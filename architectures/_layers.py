@@ -86,3 +86,23 @@ class LocalResponseNormalization(layers.Layer):
 def scaled(n: int, width: float, divisor: int = 1) -> int:
     """A layer width times the width multiplier (reduced-width profiles), rounded to a multiple of ``divisor``."""
     return max(divisor, round(n * width / divisor) * divisor)
+
+
+@keras.saving.register_keras_serializable("cnnbench")
+class ChannelPad(layers.Layer):
+    """Zero-pads the channel axis to ``channels``: the parameter-free shortcut of He et al.'s CIFAR ResNets (option
+    A), after a stride-2 subsampling."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, x):
+        extra = self.channels - x.shape[-1]
+        return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self):
+        return super().get_config() | {"channels": self.channels}

@@ -17,32 +17,49 @@ INNOVATIONS = ("local response normalisation", "overlapping max pooling",
                "ReLU and dropout in a large CNN (adopted from Nair & Hinton 2010; Hinton et al. 2012)")
 
 
-def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, classifier_activation, name):
+NORMALIZATIONS = ("lrn", "batch", None)
+DOWNSAMPLES = ("max", "conv")
+
+
+def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, classifier_activation, name,
+             activation="relu", normalization="lrn", pool_size=3, dropout=0.5, downsample="max"):
+    """The 2012 network; the keywords after ``name`` are the ablations' switches, the paper's choice by default."""
     input_shape = check_args(input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
                              min_size=67, name=name)
+    if normalization not in NORMALIZATIONS or downsample not in DOWNSAMPLES or pool_size not in (2, 3):
+        raise ValueError(f"{name}: normalization in {NORMALIZATIONS}, downsample in {DOWNSAMPLES}, pool_size 2 or 3; "
+                         f"got {normalization!r}, {downsample!r}, {pool_size!r}")
     w = lambda n: scaled(n, width, divisor=towers)  # noqa: E731
 
     def conv(x, filters, kernel, stage, strides=1, padding="same", groups=1):
-        return layers.Conv2D(w(filters), kernel, strides=strides, padding=padding, groups=groups, activation="relu",
-                             name=f"conv{stage}")(x)
+        return layers.Conv2D(w(filters), kernel, strides=strides, padding=padding, groups=groups,
+                             activation=activation, name=f"conv{stage}")(x)
+
+    def norm(x, stage):
+        if normalization == "lrn":
+            return LocalResponseNormalization(k=2, n=5, alpha=1e-4, beta=0.75, name=f"conv{stage}_lrn")(x)
+        return layers.BatchNormalization(name=f"conv{stage}_bn")(x) if normalization == "batch" else x
+
+    def pool(x, stage):  # overlapping 3/2 (the paper), non-overlapping 2/2, or a learnt stride-2 3x3 convolution
+        if downsample == "conv":
+            return layers.Conv2D(x.shape[-1], pool_size, strides=2, activation=activation, name=f"pool{stage}_conv")(x)
+        return layers.MaxPooling2D(pool_size, strides=2, name=f"pool{stage}")(x)
 
     inputs = keras.Input(input_shape, name="input")
     x = conv(inputs, 96, 11, 1, strides=4, padding="valid")  # 227 → 55
-    x = LocalResponseNormalization(k=2, n=5, alpha=1e-4, beta=0.75, name="conv1_lrn")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)  # overlapping: 3x3 windows, stride 2 → 27
+    x = pool(norm(x, 1), 1)  # overlapping: 3x3 windows, stride 2 → 27
     x = conv(x, 256, 5, 2, groups=towers)
-    x = LocalResponseNormalization(k=2, n=5, alpha=1e-4, beta=0.75, name="conv2_lrn")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)  # → 13
+    x = pool(norm(x, 2), 2)  # → 13
     x = conv(x, 384, 3, 3)  # conv3 sees both towers
     x = conv(x, 384, 3, 4, groups=towers)
     x = conv(x, 256, 3, 5, groups=towers)
-    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)  # → 6
+    x = pool(x, 5)  # → 6
     if include_top:
         x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(w(4096), activation="relu", name="fc6")(x)
-        x = layers.Dropout(0.5, name="fc6_dropout")(x)
-        x = layers.Dense(w(4096), activation="relu", name="fc7")(x)
-        x = layers.Dropout(0.5, name="fc7_dropout")(x)
+        x = layers.Dense(w(4096), activation=activation, name="fc6")(x)
+        x = layers.Dropout(dropout, name="fc6_dropout")(x)
+        x = layers.Dense(w(4096), activation=activation, name="fc7")(x)
+        x = layers.Dropout(dropout, name="fc7_dropout")(x)
         x = classifier(x, classes, classifier_activation, name="fc8")
     else:
         x = feature_pooling(x, pooling)
@@ -62,16 +79,18 @@ def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, 
                  "is the 'One weird trick' variant (Krizhevsky 2014, 64/192/384/256/256 maps), neither 2012 model here",
 )
 def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-            width: float = 1.0, classifier_activation: str | None = "softmax") -> keras.Model:
+            width: float = 1.0, classifier_activation: str | None = "softmax", **switches) -> keras.Model:
     """AlexNet as in the 2012 paper: two towers, i.e. conv2, conv4 and conv5 see only their own GPU's half (grouped
     convolutions, groups=2), conv3 and the FC layers see both.
 
     227x227 input (the paper's "224" does not tile with an 11x11/4 valid conv), ReLU, LRN after conv1 and conv2
     (k=2, n=5, alpha=1e-4, beta=0.75), overlapping max pooling 3/2, dropout 0.5 in fc6/fc7. 60,965,224 parameters.
-    ``width`` scales every layer (reduced-width profiles).
+    ``width`` scales every layer (reduced-width profiles). The ablations' switches, the paper's choice by default:
+    ``activation`` ("relu"; "tanh"), ``normalization`` ("lrn"; "batch", None), ``pool_size`` (3: overlapping 3/2;
+    2: non-overlapping 2/2), ``dropout`` (0.5; 0), ``downsample`` ("max"; "conv": a learnt stride-2 convolution).
     """
     return _alexnet(towers=2, input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
-                    width=width, classifier_activation=classifier_activation, name="alexnet")
+                    width=width, classifier_activation=classifier_activation, name="alexnet", **switches)
 
 
 @register(
@@ -85,10 +104,11 @@ def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool
 )
 def alexnet_one_tower(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True,
                       pooling: str | None = None, width: float = 1.0,
-                      classifier_activation: str | None = "softmax") -> keras.Model:
+                      classifier_activation: str | None = "softmax", **switches) -> keras.Model:
     """AlexNet with the 2012 paper's channel widths (96/256/384/384/256) in a single tower: every conv sees all maps.
 
-    Otherwise identical to ``alexnet`` (LRN, overlapping pooling, dropout, 227x227). 62,378,344 parameters.
+    Otherwise identical to ``alexnet`` (LRN, overlapping pooling, dropout, 227x227, the same ablation switches).
+    62,378,344 parameters.
     """
     return _alexnet(towers=1, input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
-                    width=width, classifier_activation=classifier_activation, name="alexnet_one_tower")
+                    width=width, classifier_activation=classifier_activation, name="alexnet_one_tower", **switches)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from architectures._layers import check_args, classifier, feature_pooling, scaled
+from architectures._layers import ChannelPad, check_args, classifier, feature_pooling, scaled
 from architectures._registry import register
 
 RESNET_PAPER = "He, Zhang, Ren & Sun, CVPR 2016, arXiv:1512.03385"
@@ -178,3 +178,77 @@ def seresnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: b
     trainable parameters either way.
     """
     return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, **locals(), name="seresnet50")
+
+
+# --- He et al. §4.2: the CIFAR-10 family (6n+2 layers), with the switches the ablations turn -------------------
+
+CIFAR_INNOVATIONS = ("residual (identity shortcut) connections", "the degradation problem shown on plain nets")
+
+
+def _cifar_resnet(*, n: int, residual: bool, se_ratio: int | None, separable: bool, input_shape, classes,
+                  include_top, pooling, width, classifier_activation, name):
+    """3 stages of ``n`` basic blocks on 32x32 maps of 16/32/64 filters (x ``width``), stride 2 entering stages 2
+    and 3, option-A shortcuts (subsampling + zero channels, no parameters), global average pooling, a 10-way FC."""
+    input_shape = check_args(input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
+                             min_size=8, name=name)
+    conv = layers.SeparableConv2D if separable else layers.Conv2D
+
+    def conv_bn(t, f, s, part, relu):
+        t = conv(f, 3, strides=s, padding="same", use_bias=False, name=f"{part}_conv")(t)
+        t = layers.BatchNormalization(name=f"{part}_bn")(t)
+        return layers.Activation("relu", name=f"{part}_relu")(t) if relu else t
+
+    inputs = keras.Input(input_shape, name="input")
+    x = conv_bn(inputs, scaled(16, width), 1, "conv1", relu=True)
+    for stage in range(3):
+        filters = scaled(16 * 2**stage, width)
+        for b in range(n):
+            stride, block = (2 if stage and b == 0 else 1), f"stage{stage + 1}_block{b + 1}"
+            y = conv_bn(x, filters, stride, f"{block}_1", relu=True)
+            y = conv_bn(y, filters, 1, f"{block}_2", relu=False)
+            if se_ratio:
+                y = squeeze_excitation(y, se_ratio, block)
+            if residual:
+                shortcut = x
+                if stride != 1:
+                    shortcut = layers.MaxPooling2D(1, strides=2, name=f"{block}_subsample")(shortcut)
+                if shortcut.shape[-1] != filters:
+                    shortcut = ChannelPad(filters, name=f"{block}_pad")(shortcut)
+                y = layers.Add(name=f"{block}_add")([shortcut, y])
+            x = layers.Activation("relu", name=f"{block}_out")(y)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = classifier(x, classes, classifier_activation)
+    else:
+        x = feature_pooling(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+_CIFAR = ("trainable weights, no conv biases, BN statistics not counted; derived (the paper's Table 6 gives {} M, "
+          "rounded)")
+
+
+@register("resnet20_cifar", paper=RESNET_PAPER + ", §4.2", year=2015, innovations=CIFAR_INNOVATIONS,
+          default_input_shape=(32, 32, 3), reference_params=269_722, param_convention=_CIFAR.format("0.27"),
+          count="trainable")
+def resnet20_cifar(*, input_shape=(32, 32, 3), classes: int = 10, include_top: bool = True, pooling: str | None = None,
+                   residual: bool = True, se_ratio: int | None = None, separable: bool = False, width: float = 1.0,
+                   classifier_activation: str | None = "softmax"):
+    """ResNet-20 for CIFAR-10 (He et al. §4.2, n = 3: 6n + 2 = 20 layers): basic blocks on 16/32/64 filters at
+    32/16/8 px, option-A shortcuts. Ablation switches, each off by default: ``residual=False`` is the paper's plain
+    net of the same depth; ``se_ratio=16`` adds squeeze-excitation (Hu et al.); ``separable=True`` makes every 3x3 a
+    depthwise-separable convolution at the same width (Chollet).
+    """
+    return _cifar_resnet(n=3, **locals(), name="resnet20_cifar")
+
+
+@register("resnet56_cifar", paper=RESNET_PAPER + ", §4.2", year=2015, innovations=CIFAR_INNOVATIONS,
+          default_input_shape=(32, 32, 3), reference_params=853_018, param_convention=_CIFAR.format("0.85"),
+          count="trainable")
+def resnet56_cifar(*, input_shape=(32, 32, 3), classes: int = 10, include_top: bool = True, pooling: str | None = None,
+                   residual: bool = True, se_ratio: int | None = None, separable: bool = False, width: float = 1.0,
+                   classifier_activation: str | None = "softmax"):
+    """ResNet-56 for CIFAR-10 (He et al. §4.2, n = 9): as ``resnet20_cifar`` with 9 blocks per stage; with
+    ``residual=False`` the 56-layer plain net whose higher training error is the paper's degradation problem (Fig. 6).
+    """
+    return _cifar_resnet(n=9, **locals(), name="resnet56_cifar")

@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip cells with a valid ok record from this machine and this code; run missing, invalid, "
                         "failed and other machines' ones")
     p.add_argument("--require-gpu", action="store_true", help="refuse to run unless NVML sees a GPU")
+    p.add_argument("--ablations", nargs="+", metavar="NAME", default=[],
+                   help="also these ablations' paired cells ('all': every one; see `cnnbench ablation --list`)")
 
     def model_options(p):
         """Which model (a registered one or a .keras file) and how it runs: shared by memory and fit."""
@@ -162,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("throughput-sweep", help="every model x batch x mode at cpu-profile sizes, recorded")
     sweep_options(p)
+
+    p = sub.add_parser("ablation", help="paired experiments: variants of one builder on Fashion-MNIST, same seeds")
+    p.add_argument("names", nargs="*", metavar="NAME", help="ablations to run, or 'all' (see --list)")
+    p.add_argument("--list", action="store_true", help="the ablations, their variants and the claim each tests")
+    p.add_argument("--profile", choices=["smoke", "cpu"], default="cpu", help="run sizes")
+    p.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2], help="the same seeds for every variant")
+    p.add_argument("--results", default="results", help="where the records go")
+    p.add_argument("--resume", action="store_true", help="skip variants this machine and code recorded already")
+    p.add_argument("--table", action="store_true", help="only print the paired table from the records")
+    p.add_argument("--data-dir", help="dataset cache (default: the user data dir)")
 
     p = sub.add_parser("describe", help="architecture cards: each model at its paper input, counted layer by layer")
     p.add_argument("pattern", nargs="?", help="registry names (glob, case-insensitive; default: every model)")
@@ -260,6 +272,13 @@ def cmd_suite(args) -> int:
                  batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
                  measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
                  dataset=args.dataset, weights=args.weights)
+    if args.ablations:
+        from cnnbench.ablations import ABLATIONS, run_configs
+
+        names = list(ABLATIONS) if args.ablations == ["all"] else args.ablations
+        seeds = tuple(args.seeds or (0, 1, 2))
+        cells += [c for n in names for c in run_configs(n, args.profile, seeds, data_dir=args.data_dir)]
+        args.tasks = [*args.tasks, "fashion_mnist"]
     _check_results_dir(args.results)
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
         options = {"source": args.dataset} if args.dataset and task != "mnist" else {}
@@ -387,6 +406,33 @@ def cmd_throughput_sweep(args) -> int:
     return 0
 
 
+def cmd_ablation(args) -> int:
+    from cnnbench.ablations import ABLATIONS, get_ablation, run_configs, table_text
+
+    if args.list:
+        for a in ABLATIONS.values():
+            variants = ", ".join(f"{v}{' (reference)' if v == a.reference else ''}" for v in a.variants)
+            print(f"{a.name:<26} {a.arch:<18} {variants}\n{'':<26} {a.claim}")
+        return 0
+    names = list(ABLATIONS) if args.names == ["all"] else args.names
+    if not names:
+        raise ValueError("name an ablation (or 'all'); --list shows them")
+    for name in names:
+        get_ablation(name)  # unknown: KeyError with the list, exit 2, nothing written
+    if not args.table:
+        from cnnbench.suite import run_suite
+        from cnnbench.tasks import get_task
+
+        _check_results_dir(args.results)
+        get_task("fashion_mnist").verify_data(args.data_dir)
+        cells = [c for n in names for c in run_configs(n, args.profile, tuple(args.seeds), data_dir=args.data_dir)]
+        code = run_suite(cells, results_dir=args.results, resume=args.resume)
+        if code == 130:
+            return code
+    print(table_text(args.results, names))
+    return 0 if args.table else code
+
+
 def cmd_describe(args) -> int:
     from cnnbench.cards import write_cards
 
@@ -406,7 +452,8 @@ def cmd_report(args) -> int:
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "suite": cmd_suite, "memory": cmd_memory,
             "fit": cmd_fit, "memory-sweep": cmd_memory_sweep, "throughput": cmd_throughput,
-            "throughput-sweep": cmd_throughput_sweep, "describe": cmd_describe, "report": cmd_report}
+            "throughput-sweep": cmd_throughput_sweep, "ablation": cmd_ablation, "describe": cmd_describe,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

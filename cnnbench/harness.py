@@ -45,6 +45,11 @@ class RunConfig:
     measure_throughput: bool = True  # calibrated train/infer throughput after training (False: record null)
     dataset: str | None = None  # the task's data source (transfer: fashion_mnist, tfds:NAME, dir:PATH)
     weights: str | None = None  # transfer: imagenet (default), scratch, or a .weights.h5 file
+    #: builder keywords over the profile's (an ablation's variant switches, its input and width)
+    model_kwargs: dict | None = None
+    train_subset: int | None = None  # None: the profile's
+    #: an ablation cell: {"ablation": name, "variant": name, "reference": bool, "claim": text}, recorded in config
+    ablation: dict | None = None
 
 
 def set_determinism(seed: int) -> None:
@@ -111,7 +116,8 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
                          f"{learning_rate}")
-    model_kwargs = {"input_shape": info.default_input_shape} | profile.builder_kwargs(cfg.arch, cfg.task)
+    builder_kwargs = profile.builder_kwargs(cfg.arch, cfg.task) | (cfg.model_kwargs or {})
+    model_kwargs = {"input_shape": info.default_input_shape} | builder_kwargs
     input_shape = tuple(model_kwargs["input_shape"])
     context["config"] = config = {
         "epochs": epochs,
@@ -121,16 +127,17 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         "optimizer": {"name": "adam", "learning_rate": learning_rate, "schedule": "cosine"},
         "loss": task.loss,
         "profile": profile.as_dict(),
-    }
+    } | (cfg.ablation or {})
+    train_subset = cfg.train_subset or sizes["train_subset"]
 
     set_determinism(cfg.seed)
     data = task.prepare(input_shape=input_shape, batch_size=batch_size, seed=cfg.seed,
-                        train_subset=sizes["train_subset"], test_subset=sizes["test_subset"], data_dir=cfg.data_dir)
+                        train_subset=train_subset, test_subset=sizes["test_subset"], data_dir=cfg.data_dir)
     config["adaptation"] = data.adaptation
     registry_model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
     # Predicted and measured memory of one train step, before training: an OOM record then carries both.
     memory_spec = {"arch": cfg.arch,
-                   "model_kwargs": profile.builder_kwargs(cfg.arch, cfg.task) | {"classes": data.num_classes},
+                   "model_kwargs": builder_kwargs | {"classes": data.num_classes},
                    "input_shape": list(input_shape), "batch_size": batch_size, "mode": "train", "optimizer": "adam",
                    "precision": "float32"}
     context["memory"] = memory = memory_report(memory_spec, measure=cfg.measure_memory,
@@ -197,6 +204,7 @@ def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, v
     history = model.fit(data.train, epochs=epochs, verbose=verbose, shuffle=False,
                         callbacks=[DivergenceGuard(), timer, *([ttt] if ttt else [])])
     metrics = {"train_accuracy": float(history.history["accuracy"][-1]),
+               "train_accuracy_curve": [float(v) for v in history.history["accuracy"]],
                "train_loss": [float(v) for v in history.history["loss"]],
                "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds),
                "time_to_target": ttt.result() if ttt else None}

@@ -75,6 +75,7 @@ SMOKE_ARCHS = (
     ("vgg16", {"input_shape": (32, 32, 3), "width": 0.125, "batch_size": 64}),
     ("googlenet", {"input_shape": (80, 80, 3), "width": 0.125, "aux_logits": True}),
     ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.125, "learning_rate": 3e-3}),
+    ("resnet*_cifar", {"width": 0.5}),  # He et al.'s CIFAR nets are narrow already (16-64 filters)
     ("xception", {"input_shape": (71, 71, 3), "width": 0.125, "epochs": 1, "batch_size": 64}),  # 1.36 in one epoch
     ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "learning_rate": 3e-3}),
 )
@@ -86,6 +87,7 @@ CPU_ARCHS = (
                    "epochs": 3, "seeds": (0,)}),
     ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
     ("resnet1[05]?", {"width": 0.25, "train_subset": 10_000, "epochs": 3, "seeds": (0,)}),
+    ("resnet*_cifar", {"width": 1.0}),  # the paper's own widths: 16-64 filters
     ("xception", {"input_shape": (71, 71, 3), "width": 0.25, "train_subset": 10_000, "epochs": 3, "seeds": (0,)}),
     ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
 )

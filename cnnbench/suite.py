@@ -81,11 +81,24 @@ def _here() -> tuple[str, str]:
     return this_machine()["id"], code_fingerprint()
 
 
-def finished(results_dir: str | os.PathLike) -> set[tuple[str, str, str, int]]:
-    """The (arch, task, profile, seed) cells with a valid ``ok`` record from this machine and this code."""
+def _key(arch: str, task: str, profile: str, seed: int, variant: str | None) -> tuple:
+    """A cell's identity: (arch, task, profile, seed), and an ablation's variant where there is one (the variants of
+    one builder share the rest)."""
+    return (arch, task, profile, seed, *([variant] if variant else []))
+
+
+def cell_key(cell: RunConfig) -> tuple:
+    return _key(cell.arch, cell.task, cell.profile, cell.seed, (cell.ablation or {}).get("variant"))
+
+
+def record_key(r: dict) -> tuple:
+    return _key(r["arch"], r["task"], r["profile"], r["seed"], r["config"].get("variant"))
+
+
+def finished(results_dir: str | os.PathLike) -> set[tuple]:
+    """The cells (``cell_key``) with a valid ``ok`` record from this machine and this code."""
     here = _here()
-    return {(r["arch"], r["task"], r["profile"], r["seed"]) for _, r in records.iter_records(results_dir)
-            if _done_here(r, here)}
+    return {record_key(r) for _, r in records.iter_records(results_dir) if _done_here(r, here)}
 
 
 def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
@@ -93,7 +106,8 @@ def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
     prefix, here = f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}.", _here()
     for path in results_dir.glob(f"{glob.escape(prefix)}*.json"):
         with contextlib.suppress(records.InvalidRecordError):
-            if _done_here(records.read(path), here):
+            record = records.read(path)
+            if _done_here(record, here) and record_key(record) == cell_key(cell):
                 return True
     return False
 
@@ -126,7 +140,8 @@ def _record_crash(cell: RunConfig, returncode: int, results_dir: Path, started: 
            else f"exited with status {returncode}")
     hint = " (SIGKILL without a Python error is what the kernel's OOM killer does)" if returncode == -9 else ""
     record = {"schema_version": records.SCHEMA_VERSION, "arch": cell.arch, "task": cell.task,
-              "profile": cell.profile, "seed": cell.seed, "outcome": "error", "config": {}, "env": environment(),
+              "profile": cell.profile, "seed": cell.seed, "outcome": "error", "config": dict(cell.ablation or {}),
+              "env": environment(),
               "started_at": started.isoformat(), "duration_s": seconds,
               "error": {"type": "CellCrashed", "message": f"the cell process {how}{hint}", "returncode": returncode}}
     return records.write(record, results_dir)
@@ -140,13 +155,14 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
     lock_dir.mkdir(parents=True, exist_ok=True)
     outcomes: Counter[str] = Counter()
     for i, cell in enumerate(cells, 1):
-        key = (cell.arch, cell.task, cell.profile, cell.seed)
-        tag = f"[{i}/{len(cells)}] {cell.arch} {cell.task} {cell.profile} seed {cell.seed}"
+        key = cell_key(cell)
+        variant = f" [{key[4]}]" if len(key) > 4 else ""
+        tag = f"[{i}/{len(cells)}] {cell.arch}{variant} {cell.task} {cell.profile} seed {cell.seed}"
         if key in done:
             print(f"{tag}: recorded already, skipped", flush=True)
             outcomes["skipped"] += 1
             continue
-        lock = filelock.FileLock(lock_dir / f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}.lock")
+        lock = filelock.FileLock(lock_dir / (".".join(map(str, key)) + ".lock"))
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:

@@ -44,10 +44,10 @@ def test_merge_takes_each_part_from_its_latest_run():
     assert jax_sweep.summarize(merged)["median_abs_error"] == pytest.approx(0.1)
 
 
-def test_sweep_end_to_end_on_the_cpu(tmp_path):
+def test_sweep_end_to_end_on_the_cpu(tmp_path, monkeypatch):
     """Memory (each case twice, fresh processes), the twin-timed throughput, the record and the table, on JAX's CPU
     backend at toy sizes. The sweep's own processes run ``python -m cnnbench.measure.jax_sweep``."""
-    os.environ.setdefault("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # for this test's processes only (not the worker's later tests)
     import subprocess
     import sys
 

@@ -205,10 +205,11 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / ".screenshots"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (Debian: apt-get install chromium)")
-def test_every_page_renders_in_chromium(site):
+def test_every_page_renders_in_chromium(site, monkeypatch):
     """What a reader sees: no console errors, every image loaded, nothing wider than a 1280 px window; a screenshot
     of each page is written (.screenshots/) for a person to look at."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    monkeypatch.setenv("TMPDIR", "/tmp")  # Chromium's profile socket path must stay short (< 108 bytes)
     pages = sorted(site.rglob("*.html"))
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:

@@ -108,13 +108,13 @@ def _mark_best(rows: list[list[Cell]], col: int, values: list, better) -> None:
             rows[i][col].best = v == best
 
 
-def _time_to_target(r) -> str:
-    if not r.ttt_runs:
+def _time_to_target(runs, hits, seconds, epoch) -> str:
+    """Median training seconds (and epoch) to the task's target over the seeds that reached it."""
+    if not runs:
         return "—"
-    if not r.ttt_hits:
+    if not hits:
         return "not reached"
-    return f"{r.ttt_s:.1f} s (epoch {r.ttt_epoch:g})" + (f", {r.ttt_hits} of {r.ttt_runs} seeds"
-                                                         if r.ttt_hits < r.ttt_runs else "")
+    return f"{seconds:.1f} s (epoch {epoch:g})" + (f", {hits} of {runs} seeds" if hits < runs else "")
 
 
 def _missing_macs(summary: pd.DataFrame, task: str) -> str:
@@ -152,7 +152,7 @@ def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.Data
             if task == "transfer":
                 row.append(Cell(pct(r.scratch_mean, r.scratch_std, r.seeds)))
             elif task == "mnist":
-                row.append(Cell(_time_to_target(r)))
+                row.append(Cell(_time_to_target(r.ttt_runs, r.ttt_hits, r.ttt_s, r.ttt_epoch)))
             elif task == "segmentation":
                 row.append(Cell(pct(r.acc_mean, r.acc_std, r.seeds)))
             row += [Cell(rate(r.train_img_s, r.train_cov)), Cell(rate(r.infer_img_s, r.infer_cov)),
@@ -261,7 +261,8 @@ def _runs_table(df: pd.DataFrame) -> Table:
     for r in df.sort_values(["task", "arch", "profile", "seed", "started_at"]).itertuples():
         ok = r.outcome == "ok"
         rows.append([
-            Cell(r.task), Cell(r.arch, href=f"arch/{r.arch}.html"), Cell(r.profile), Cell(count(r.seed)),
+            Cell(r.task), Cell(r.arch + ("" if pd.isna(r.variant) else f" · {r.ablation}: {r.variant}"),
+                               href=f"arch/{r.arch}.html"), Cell(r.profile), Cell(count(r.seed)),
             Cell(r.outcome, cls="" if ok else "failed", title=None if ok else r.error),
             Cell(pct(r.score) if ok else f"{r.error_type}: {r.error}"[:300], cls="" if ok else "message"),
             Cell(pct(r.train_accuracy)), Cell(count(r.params_trainable)), Cell(str(r.input_shape)),

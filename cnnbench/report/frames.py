@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from pathlib import Path
@@ -41,7 +40,7 @@ COLUMNS = {
     "env.device.name": "device", "env.device.type": "device_type", "env.git.sha": "git_sha",
     "env.tensorflow": "tensorflow", "env.keras": "keras",
     "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
-    "error.type": "error_type", "error.message": "error",
+    "error.type": "error_type", "error.message": "error", "config.ablation": "ablation", "config.variant": "variant",
 }
 #: what a row's timing method is: records whose throughput was measured differently are not averaged silently.
 TIMING_KEYS = ("warmup_steps", "timed_repeats", "jit", "precision")
@@ -92,14 +91,14 @@ def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
-    """The latest ok record of each seed per (task, arch, profile, weights, machine)."""
-    return df[df["outcome"] == "ok"].drop_duplicates([*SUMMARY_KEYS, "seed"], keep="last")
+    """The latest ok record of each seed per (task, arch, profile, weights, machine, ablation variant)."""
+    return df[df["outcome"] == "ok"].drop_duplicates([*SUMMARY_KEYS, "variant", "seed"], keep="last")
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Per (task, arch, profile, weights, machine): the latest ok record of each seed, aggregated as mean ± std over
     seeds, with the caveats the records call for in ``flags``."""
-    ok = latest_ok(df)
+    ok = latest_ok(df[df["ablation"].isna()])  # ablation variants: the innovations page pairs them
     if ok.empty:
         return pd.DataFrame(columns=[*SUMMARY_KEYS, "seeds", "acc_mean", "flags"])
     grouped = ok.groupby(SUMMARY_KEYS, sort=True)
@@ -190,7 +189,3 @@ def jax_sweeps(results_dir: str | os.PathLike) -> list[tuple[str, dict]]:
     """The GPU sweeps through Keras' JAX backend (results/jax/), oldest first."""
     found = [(f"jax/{p.name}", d) for p, d in _json_files(Path(results_dir) / "jax")]
     return sorted(found, key=lambda x: x[1].get("started_at", ""))
-
-
-def finite(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench import records
+from cnnbench.environment import machine_id
 
 
 @dataclass(frozen=True)
@@ -105,35 +106,72 @@ def _paired(ref: pd.Series, other: pd.Series) -> tuple[float, float, float, int]
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half), n
 
 
-def ablation_tables(results_dir: str | Path) -> list[dict]:
-    """Per ablation: each variant's mean ± std and its paired difference against the reference variant."""
-    rows = []
-    for _, r in records.iter_records(results_dir):
-        cfg = r["config"]
-        if r["outcome"] == "ok" and cfg.get("ablation"):
-            score = r["metrics"].get("miou", r["metrics"]["test_accuracy"])
-            rows.append({"ablation": cfg["ablation"], "variant": cfg.get("variant", r["arch"]), "seed": r["seed"],
-                         "score": score, "reference": bool(cfg.get("reference")), "params": r["params"]["trainable"],
-                         "claim": cfg.get("claim", "")})
+#: the training error the relu_vs_tanh and residual ablations time (AlexNet's Fig. 1 uses 25 % on ImageNet)
+TRAIN_ERROR = 0.25
+
+
+def _epochs_to(curve, error: float):
+    """First epoch (1-based) whose training accuracy reaches 1 - ``error``; None when none did."""
+    return next((i + 1 for i, a in enumerate(curve or []) if 1 - a <= error), None)
+
+
+def _row(r: dict) -> dict:
+    cfg, m = r["config"], r.get("metrics") or {}
+    shifted = m.get("shifted_test_accuracy") or {}
+    return {
+        "ablation": cfg["ablation"], "profile": r["profile"], "machine": machine_id(r["env"]),
+        "variant": cfg.get("variant", r["arch"]), "arch": r["arch"], "seed": r["seed"], "outcome": r["outcome"],
+        "started_at": r["started_at"],
+        "reference": bool(cfg.get("reference")), "claim": cfg.get("claim", ""),
+        "score": m.get("test_accuracy") if r["outcome"] == "ok" else None,
+        "params": (r.get("params") or {}).get("trainable"), "macs": (r.get("flops") or {}).get("macs"),
+        "train_img_s": (r.get("throughput") or {}).get("train_images_per_s"),
+        "memory": (r.get("memory") or {}).get("measured_peak_bytes"),
+        "gap": m["train_accuracy"] - m["test_accuracy"] if "train_accuracy" in m else None,
+        "shifted": float(np.mean(list(shifted.values()))) if shifted else None,
+        "epochs_to_error": _epochs_to(m.get("train_accuracy_curve"), TRAIN_ERROR),
+        "seconds_to_error": (sum((m.get("epoch_seconds") or [])[:_epochs_to(m.get("train_accuracy_curve"),
+                                                                               TRAIN_ERROR)])
+                             if _epochs_to(m.get("train_accuracy_curve"), TRAIN_ERROR) else None),
+    }
+
+
+def _mean(v: pd.Series):
+    v = v.dropna()
+    return float(v.mean()) if len(v) else None
+
+
+def ablation_tables(results_dir: str | Path, names: list[str] | None = None) -> list[dict]:
+    """Per (ablation, profile, machine): each variant's mean ± std, paired difference against the reference variant
+    over the seeds both finished, and the measurements beside it. A failed cell (oom, diverged, error) is counted,
+    and its seed's pair reported incomplete, not dropped silently."""
+    rows = [_row(r) for _, r in records.iter_records(results_dir) if r["config"].get("ablation")
+            and (names is None or r["config"]["ablation"] in names)]
     if not rows:
         return []
-    df = pd.DataFrame(rows).drop_duplicates(["ablation", "variant", "seed"], keep="last")
+    df = pd.DataFrame(rows).sort_values("started_at").drop_duplicates(  # a cell's latest record counts
+        ["ablation", "profile", "machine", "variant", "seed"], keep="last")
     out = []
-    for name, g in df.groupby("ablation"):
+    for (name, profile, machine), g in df.groupby(["ablation", "profile", "machine"], sort=True):
         refs = g[g["reference"]]["variant"].unique()
         ref = refs[0] if len(refs) else sorted(g["variant"].unique())[0]
         by_seed = g.pivot(index="seed", columns="variant", values="score")
         variants = []
-        for variant, v in g.groupby("variant"):
+        for variant, v in g.groupby("variant", sort=False):
+            ok = v[v["score"].notna()]
             diff, lo, hi, n = _paired(by_seed[ref], by_seed[variant]) if variant != ref else (math.nan,) * 3 + (0,)
             significant = not (math.isnan(lo) or lo <= 0 <= hi)
             variants.append({
-                "variant": variant, "reference": variant == ref, "n": len(v), "params": int(v["params"].iloc[0]),
-                "mean": float(v["score"].mean()), "std": float(v["score"].std(ddof=1)) if len(v) > 1 else 0.0,
-                "diff": diff, "lo": lo, "hi": hi, "pairs": n,
+                "variant": variant, "arch": v["arch"].iloc[0], "reference": variant == ref, "n": len(ok),
+                "failed": int((v["outcome"] != "ok").sum()), "params": _mean(v["params"]), "macs": _mean(v["macs"]),
+                "mean": _mean(ok["score"]), "std": float(ok["score"].std(ddof=1)) if len(ok) > 1 else 0.0,
+                "diff": diff, "lo": lo, "hi": hi, "pairs": n, "train_img_s": _mean(v["train_img_s"]),
+                "memory": _mean(v["memory"]), "gap": _mean(v["gap"]), "shifted": _mean(v["shifted"]),
+                "epochs_to_error": _mean(v["epochs_to_error"]), "seconds_to_error": _mean(v["seconds_to_error"]),
                 "verdict": "reference" if variant == ref else (
                     "too few paired seeds" if math.isnan(lo) else
                     ("difference measured" if significant else "no difference measured"))})
-        out.append({"name": name, "reference": ref, "claim": g["claim"].iloc[0], "variants": variants,
-                    "seeds": sorted(np.unique(g["seed"]).tolist())})
+        out.append({"name": name, "profile": profile, "machine": machine, "reference": ref,
+                    "claim": g["claim"].iloc[0], "variants": variants, "seeds": sorted(g["seed"].unique().tolist()),
+                    "train_error": TRAIN_ERROR})
     return out

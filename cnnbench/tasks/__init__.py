@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from cnnbench._util import lookup
 from cnnbench.tasks.base import Task, TaskData
-from cnnbench.tasks.classification import MnistTask
+from cnnbench.tasks.classification import FashionMnistTask, MnistTask
 from cnnbench.tasks.segmentation import SegmentationTask
 from cnnbench.tasks.transfer import TransferTask
 
-TASKS: dict[str, type[Task]] = {"mnist": MnistTask, "transfer": TransferTask, "segmentation": SegmentationTask}
+TASKS: dict[str, type[Task]] = {"mnist": MnistTask, "fashion_mnist": FashionMnistTask, "transfer": TransferTask,
+                                "segmentation": SegmentationTask}
 
 
 #: the task that sizes a model of each kind when no task is named (sweeps, tests)

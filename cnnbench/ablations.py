@@ -1,0 +1,133 @@
+"""Ablations: what each architectural idea buys, measured in pairs.
+
+An ablation is a set of variants of one registered builder (its keyword switches) — or, for the conv-vs-FC question,
+of two registered networks of equal parameter count — run through the same harness on the same data (Fashion-MNIST,
+which unlike MNIST does not saturate) with the same seeds, so each seed gives a paired difference. Each cell is an
+ordinary run record whose ``config`` carries ``ablation``, ``variant``, ``reference`` and ``claim``; the report's
+innovations page and ``cnnbench ablation NAME`` read them back as paired differences with 95 % intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnnbench._util import lookup
+
+TASK = "fashion_mnist"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    name: str
+    claim: str  # the paper's claim it tests
+    arch: str  # the builder whose switches the variants turn (a variant may name another arch: conv_vs_fc)
+    variants: dict[str, dict]  # variant → builder keywords (an "arch" key picks another registered network)
+    reference: str
+    #: what else the ablation reads from its records, for the table: "train_error" (epochs to reach a training
+    #: error), "gap" (train - test accuracy), "shifted" (accuracy on shifted test images)
+    extra: tuple[str, ...] = ()
+
+    def cells(self, profile: str) -> list[tuple[str, str, dict]]:
+        """(variant, arch, builder keywords) for every variant, the shared keywords under the variant's own."""
+        out = []
+        for variant, switches in self.variants.items():
+            switches = dict(switches)
+            arch = switches.pop("arch", self.arch)
+            out.append((variant, arch, SIZES[arch][profile]["model"] | switches))
+        return out
+
+
+# Run sizes per builder and profile: smoke proves the plumbing in seconds; cpu is sized so the nine ablations fit
+# two cores (inputs: Fashion-MNIST's 28x28 zero-padded to 32 for the CIFAR ResNets, resized to 67 for AlexNet).
+SIZES = {
+    "alexnet_one_tower": {
+        "smoke": {"model": {"input_shape": (67, 67, 3), "width": 0.125}, "epochs": 1, "train_subset": 512,
+                  "batch_size": 64},
+        "cpu": {"model": {"input_shape": (67, 67, 3), "width": 0.25}, "epochs": 4, "train_subset": 15_000,
+                "batch_size": 64},
+    },
+    "resnet20_cifar": {
+        "smoke": {"model": {"width": 0.5}, "epochs": 1, "train_subset": 512, "batch_size": 64},
+        "cpu": {"model": {"width": 1.0}, "epochs": 4, "train_subset": 15_000, "batch_size": 128},
+    },
+    "lenet5": {
+        "smoke": {"model": {}, "epochs": 1, "train_subset": 512, "batch_size": 64},
+        "cpu": {"model": {}, "epochs": 8, "train_subset": None, "batch_size": 128},
+    },
+}
+SIZES["resnet56_cifar"] = SIZES["resnet20_cifar"]
+SIZES["mlp"] = SIZES["lenet5"]
+
+ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
+    Ablation("relu_vs_tanh", "AlexNet §3.1, Fig. 1: ReLUs reach 25 % training error six times faster than tanh",
+             "alexnet_one_tower", {"relu": {}, "tanh": {"activation": "tanh"}}, "tanh", extra=("train_error",)),
+    Ablation("lrn_vs_batchnorm", "AlexNet §3.3: LRN reduces top-1 error by 1.4 % (top-5 1.2 %)", "alexnet_one_tower",
+             {"none": {"normalization": None}, "lrn": {}, "batch_norm": {"normalization": "batch"}}, "none"),
+    Ablation("overlapping_pooling", "AlexNet §3.4: overlapping 3/2 pooling cuts top-1 error by 0.4 % vs 2/2",
+             "alexnet_one_tower", {"overlapping_3_2": {}, "non_overlapping_2_2": {"pool_size": 2}},
+             "non_overlapping_2_2"),
+    Ablation("dropout", "AlexNet §4.2 (Hinton et al. 2012): dropout 0.5 in fc6/fc7 curbs overfitting",
+             "alexnet_one_tower", {"dropout_0.5": {}, "no_dropout": {"dropout": 0.0}}, "no_dropout", extra=("gap",)),
+    Ablation("max_pool_vs_strided_conv", "Springenberg et al. 2015: a stride-2 convolution can replace max pooling",
+             "alexnet_one_tower", {"max_pool": {}, "strided_conv": {"downsample": "conv"}}, "max_pool"),
+    Ablation("residual", "He et al. §4.2, Fig. 6: plain nets degrade with depth (56 trains worse than 20); with "
+             "shortcuts the deeper net is better", "resnet20_cifar",
+             {"plain20": {"residual": False}, "resnet20": {},
+              "plain56": {"arch": "resnet56_cifar", "residual": False}, "resnet56": {"arch": "resnet56_cifar"}},
+             "plain20",
+             extra=("train_error",)),
+    Ablation("squeeze_excitation", "Hu et al. 2018: SE blocks improve accuracy for ~10 % more parameters (CIFAR-10 "
+             "ResNet-110: 6.37 → 5.21 % error)", "resnet20_cifar", {"plain": {}, "se": {"se_ratio": 16}}, "plain"),
+    Ablation("separable_convolutions", "Chollet 2017: depthwise-separable convolutions use parameters more "
+             "efficiently; at equal width they cost far fewer parameters and MACs", "resnet20_cifar",
+             {"standard": {}, "separable": {"separable": True}}, "standard"),
+    Ablation("conv_vs_fc", "Weight sharing and pooling: at equal parameters a CNN beats a fully connected net, most "
+             "on shifted images", "lenet5", {"lenet5": {}, "mlp": {"arch": "mlp"}}, "mlp", extra=("shifted",)),
+)}
+
+
+def get_ablation(name: str) -> Ablation:
+    return lookup(ABLATIONS, name, "ablation")
+
+
+def run_configs(name: str, profile: str, seeds: tuple[int, ...], **options) -> list:
+    """The harness cells of an ablation: every variant x seed, same data, same sizes."""
+    from cnnbench.harness import RunConfig
+
+    a = get_ablation(name)
+    if profile not in SIZES[a.arch]:
+        raise ValueError(f"ablations run at the {' or '.join(SIZES[a.arch])} profile, not {profile!r}")
+    cells = []
+    for seed in seeds:
+        # throughput and memory do not depend on the seed: measured once per variant, on the first seed
+        measure = {"measure_memory": seed == seeds[0], "measure_throughput": seed == seeds[0]}
+        for variant, arch, kwargs in a.cells(profile):
+            sizes = SIZES[arch][profile]
+            cells.append(RunConfig(
+                arch=arch, task=TASK, profile=profile, seed=seed, epochs=sizes["epochs"],
+                batch_size=sizes["batch_size"], train_subset=sizes["train_subset"], model_kwargs=kwargs,
+                ablation={"ablation": name, "variant": variant, "reference": variant == a.reference,
+                          "claim": a.claim}, **measure | options))
+    return cells
+
+
+def table_text(results_dir, names: list[str]) -> str:
+    """The paired table of each ablation from its records, as text."""
+    from cnnbench.report.innovations import ablation_tables
+
+    lines = []
+    for t in ablation_tables(results_dir, names):
+        lines += [f"{t['name']} · profile {t['profile']} · {t['machine']} · seeds {t['seeds']}",
+                  f"  claim: {t['claim']}"]
+        for v in t["variants"]:
+            score = "—" if v["mean"] is None else f"{100 * v['mean']:.2f} ± {100 * v['std']:.2f}"
+            diff = ("reference" if v["reference"] else "no shared seed" if not v["pairs"] else
+                    f"{100 * v['diff']:+.2f} pp" + ("" if v["lo"] != v["lo"] else
+                                                    f" [{100 * v['lo']:+.2f}, {100 * v['hi']:+.2f}]"))
+            extra = "".join(f", {k} {v[k]:{f}}" for k, f in (("gap", "+.3f"), ("shifted", ".3f"),
+                                                               ("epochs_to_error", ".1f")) if v[k] is not None)
+            params = "—" if v["params"] is None else f"{v['params']:,.0f}"
+            failed = f" failed={v['failed']}" if v["failed"] else ""
+            lines.append(f"  {v['variant']:<20} n={v['n']}{failed} params {params}, accuracy {score} %, {diff} "
+                         f"({v['verdict']}){extra}")
+    return "\n".join(lines) if lines else "no ablation records"
