@@ -468,7 +468,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
 
     tp_rows = _sweep_rows(tp_sweep)
     tp_fig = figures.throughput_vs_batch(tp_rows, fig_dir) if len(tp_rows) else None
-    gpu_tp = [{"file": file, "device": s["env"]["device"], "table": _frame_table("rows", pd.DataFrame([{
+    gpu_tp = [{"file": file, "device": s["env"]["device"], "table": _frame_table("", pd.DataFrame([{
         "model": r["arch"], "precision": r["precision"], "batch": r["batch_size"],
         "ours img/s": rate(r.get("images_per_s"), r.get("cov")),
         "keras.applications img/s": rate(r.get("keras_images_per_s"), r.get("keras_cov")),
