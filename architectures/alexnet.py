@@ -79,7 +79,9 @@ def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, 
                  "is the 'One weird trick' variant (Krizhevsky 2014, 64/192/384/256/256 maps), neither 2012 model here",
 )
 def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-            width: float = 1.0, classifier_activation: str | None = "softmax", **switches) -> keras.Model:
+            width: float = 1.0, classifier_activation: str | None = "softmax", activation: str = "relu",
+            normalization: str | None = "lrn", pool_size: int = 3, dropout: float = 0.5,
+            downsample: str = "max") -> keras.Model:
     """AlexNet as in the 2012 paper: two towers, i.e. conv2, conv4 and conv5 see only their own GPU's half (grouped
     convolutions, groups=2), conv3 and the FC layers see both.
 
@@ -90,7 +92,8 @@ def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool
     2: non-overlapping 2/2), ``dropout`` (0.5; 0), ``downsample`` ("max"; "conv": a learnt stride-2 convolution).
     """
     return _alexnet(towers=2, input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
-                    width=width, classifier_activation=classifier_activation, name="alexnet", **switches)
+                    width=width, classifier_activation=classifier_activation, name="alexnet", activation=activation,
+                    normalization=normalization, pool_size=pool_size, dropout=dropout, downsample=downsample)
 
 
 @register(
@@ -104,11 +107,15 @@ def alexnet(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool
 )
 def alexnet_one_tower(*, input_shape=(227, 227, 3), classes: int = 1000, include_top: bool = True,
                       pooling: str | None = None, width: float = 1.0,
-                      classifier_activation: str | None = "softmax", **switches) -> keras.Model:
+                      classifier_activation: str | None = "softmax", activation: str = "relu",
+                      normalization: str | None = "lrn", pool_size: int = 3, dropout: float = 0.5,
+                      downsample: str = "max") -> keras.Model:
     """AlexNet with the 2012 paper's channel widths (96/256/384/384/256) in a single tower: every conv sees all maps.
 
     Otherwise identical to ``alexnet`` (LRN, overlapping pooling, dropout, 227x227, the same ablation switches).
     62,378,344 parameters.
     """
     return _alexnet(towers=1, input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
-                    width=width, classifier_activation=classifier_activation, name="alexnet_one_tower", **switches)
+                    width=width, classifier_activation=classifier_activation, name="alexnet_one_tower",
+                    activation=activation, normalization=normalization, pool_size=pool_size, dropout=dropout,
+                    downsample=downsample)

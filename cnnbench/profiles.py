@@ -75,7 +75,7 @@ SMOKE_ARCHS = (
     ("vgg16", {"input_shape": (32, 32, 3), "width": 0.125, "batch_size": 64}),
     ("googlenet", {"input_shape": (80, 80, 3), "width": 0.125, "aux_logits": True}),
     ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.125, "learning_rate": 3e-3}),
-    ("resnet*_cifar", {"width": 0.5}),  # He et al.'s CIFAR nets are narrow already (16-64 filters)
+    ("resnet*_cifar", {"width": 0.25, "epochs": 2}),  # 4-16 filters: learns (ResNet-56: loss 0.52 after 2 epochs)
     ("xception", {"input_shape": (71, 71, 3), "width": 0.125, "epochs": 1, "batch_size": 64}),  # 1.36 in one epoch
     ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "learning_rate": 3e-3}),
 )
