@@ -23,9 +23,6 @@ class Ablation:
     arch: str  # the builder whose switches the variants turn (a variant may name another arch: conv_vs_fc)
     variants: dict[str, dict]  # variant → builder keywords (an "arch" key picks another registered network)
     reference: str
-    #: what else the ablation reads from its records, for the table: "train_error" (epochs to reach a training
-    #: error), "gap" (train - test accuracy), "shifted" (accuracy on shifted test images)
-    extra: tuple[str, ...] = ()
 
     def cells(self, profile: str) -> list[tuple[str, str, dict]]:
         """(variant, arch, builder keywords) for every variant, the shared keywords under the variant's own."""
@@ -60,29 +57,28 @@ SIZES["mlp"] = SIZES["lenet5"]
 
 ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
     Ablation("relu_vs_tanh", "AlexNet §3.1, Fig. 1: ReLUs reach 25 % training error six times faster than tanh",
-             "alexnet_one_tower", {"relu": {}, "tanh": {"activation": "tanh"}}, "tanh", extra=("train_error",)),
+             "alexnet_one_tower", {"relu": {}, "tanh": {"activation": "tanh"}}, "tanh"),
     Ablation("lrn_vs_batchnorm", "AlexNet §3.3: LRN reduces top-1 error by 1.4 % (top-5 1.2 %)", "alexnet_one_tower",
              {"none": {"normalization": None}, "lrn": {}, "batch_norm": {"normalization": "batch"}}, "none"),
     Ablation("overlapping_pooling", "AlexNet §3.4: overlapping 3/2 pooling cuts top-1 error by 0.4 % vs 2/2",
              "alexnet_one_tower", {"overlapping_3_2": {}, "non_overlapping_2_2": {"pool_size": 2}},
              "non_overlapping_2_2"),
     Ablation("dropout", "AlexNet §4.2 (Hinton et al. 2012): dropout 0.5 in fc6/fc7 curbs overfitting",
-             "alexnet_one_tower", {"dropout_0.5": {}, "no_dropout": {"dropout": 0.0}}, "no_dropout", extra=("gap",)),
+             "alexnet_one_tower", {"dropout_0.5": {}, "no_dropout": {"dropout": 0.0}}, "no_dropout"),
     Ablation("max_pool_vs_strided_conv", "Springenberg et al. 2015: a stride-2 convolution can replace max pooling",
              "alexnet_one_tower", {"max_pool": {}, "strided_conv": {"downsample": "conv"}}, "max_pool"),
     Ablation("residual", "He et al. §4.2, Fig. 6: plain nets degrade with depth (56 trains worse than 20); with "
              "shortcuts the deeper net is better", "resnet20_cifar",
              {"plain20": {"residual": False}, "resnet20": {},
               "plain56": {"arch": "resnet56_cifar", "residual": False}, "resnet56": {"arch": "resnet56_cifar"}},
-             "plain20",
-             extra=("train_error",)),
+             "plain20"),
     Ablation("squeeze_excitation", "Hu et al. 2018: SE blocks improve accuracy for ~10 % more parameters (CIFAR-10 "
              "ResNet-110: 6.37 → 5.21 % error)", "resnet20_cifar", {"plain": {}, "se": {"se_ratio": 16}}, "plain"),
     Ablation("separable_convolutions", "Chollet 2017: depthwise-separable convolutions use parameters more "
              "efficiently; at equal width they cost far fewer parameters and MACs", "resnet20_cifar",
              {"standard": {}, "separable": {"separable": True}}, "standard"),
     Ablation("conv_vs_fc", "Weight sharing and pooling: at equal parameters a CNN beats a fully connected net, most "
-             "on shifted images", "lenet5", {"lenet5": {}, "mlp": {"arch": "mlp"}}, "mlp", extra=("shifted",)),
+             "on shifted images", "lenet5", {"lenet5": {}, "mlp": {"arch": "mlp"}}, "mlp"),
 )}
 
 
