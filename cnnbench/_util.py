@@ -14,6 +14,16 @@ from typing import IO, TypeVar
 T = TypeVar("T")
 
 
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` if needed and prove a file can be written there; ``OSError`` if not (before any work)."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    probe = p / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+    return p
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
     """Write ``path`` all or nothing: a reader (or a process killed half-way) sees the old file or the whole new one.

@@ -9,7 +9,8 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
+
+from cnnbench._util import check_writable_dir
 
 EXIT_USAGE = 2
 
@@ -217,14 +218,10 @@ class ResultsDirError(OSError):
 
 def _check_results_dir(path: str) -> None:
     """Fail before any work when records could not be written (the run would be lost)."""
-    p = Path(path)
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        check_writable_dir(path)
     except OSError as e:
-        raise ResultsDirError(f"results directory {p} is not writable: {e.strerror or e}") from None
+        raise ResultsDirError(f"results directory {path} is not writable: {e.strerror or e}") from None
 
 
 def _check_device(args) -> None:

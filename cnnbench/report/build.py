@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench import records
-from cnnbench._util import atomic_write
+from cnnbench._util import atomic_write, check_writable_dir
 from cnnbench.cards import read_cards
 from cnnbench.report import figures
 from cnnbench.report.frames import (
@@ -339,10 +339,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if df.empty and not (mem_sweep or tp_sweep or jax or cards):
         raise ReportError(f"no result records in {results_dir} (nothing to report)")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        check_writable_dir(out)
     except OSError as e:
         raise ReportError(f"cannot write the report to {out}: {e.strerror or e}") from None
 
