@@ -109,10 +109,11 @@ def run_configs(name: str, profile: str, seeds: tuple[int, ...], **options) -> l
 
 def table_text(results_dir, names: list[str]) -> str:
     """The paired table of each ablation from its records, as text."""
+    from cnnbench import records
     from cnnbench.report.innovations import ablation_tables
 
     lines = []
-    for t in ablation_tables(results_dir, names):
+    for t in ablation_tables((r for _, r in records.iter_records(results_dir)), names):
         lines += [f"{t['name']} · profile {t['profile']} · {t['machine']} · seeds {t['seeds']}",
                   f"  claim: {t['claim']}"]
         for v in t["variants"]:

@@ -14,7 +14,6 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from cnnbench import records
 from cnnbench._util import atomic_write, check_writable_dir
 from cnnbench.cards import read_cards
 from cnnbench.report import figures
@@ -298,21 +297,21 @@ class Site:
         return path
 
 
-def _segmentation_samples(df: pd.DataFrame, results_dir: Path) -> dict:
+def _segmentation_samples(df: pd.DataFrame) -> dict:
     ok = latest_ok(df[df["task"] == "segmentation"])
     samples = {}
     for arch, g in ok.groupby("arch"):
-        rec = records.read(Path(results_dir) / g.iloc[-1]["file"])
+        rec = g.iloc[-1]["record"]
         if rec["metrics"].get("samples"):
             samples[arch] = rec["metrics"]["samples"]
     return dict(sorted(samples.items(), key=lambda kv: natural_key(kv[0])))
 
 
-def _transfer_confusions(df: pd.DataFrame, results_dir: Path, fig_dir: Path) -> list[tuple[str, str]]:
+def _transfer_confusions(df: pd.DataFrame, fig_dir: Path) -> list[tuple[str, str]]:
     out = []
     ok = latest_ok(df[df["task"] == "transfer"])
     for (arch, profile, weights), g in ok.groupby(["arch", "profile", "weights"]):
-        recs = [records.read(Path(results_dir) / f) for f in g["file"]]
+        recs = list(g["record"])
         cms = [np.asarray(r["metrics"]["confusion_matrix"]) for r in recs if r["metrics"].get("confusion_matrix")]
         if not cms:
             continue
@@ -389,12 +388,12 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
             if name:
                 figs.append((f"figures/{name}", "Pretrained and fine-tuned vs the same network trained from scratch "
                                                 "on the same images, mean ± std over seeds."))
-            figs += [(f"figures/{n}", c) for n, c in _transfer_confusions(df, results_dir, fig_dir)]
+            figs += [(f"figures/{n}", c) for n, c in _transfer_confusions(df, fig_dir)]
         if task == "segmentation":
             name = figures.fcn_heads(summary, fig_dir)
             if name:
                 figs.append((f"figures/{name}", "Mean IoU per FCN (head and backbone), mean ± std over seeds."))
-            name = figures.segmentation_samples(_segmentation_samples(df, results_dir), fig_dir)
+            name = figures.segmentation_samples(_segmentation_samples(df), fig_dir)
             figs.append((f"figures/{name}", "The first test canvases, their true masks and each FCN's prediction "
                                             "(its latest record).") if name else
                         (None, "No sample masks: these segmentation records predate recording them."))
@@ -421,7 +420,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 [Cell(str(i + 1)), Cell(r["layer"], cls="text"), Cell(r["type"], cls="text"),
                  Cell(", ".join("x".join(map(str, s)) for s in r["output_shape"])), Cell(count(r["params"])),
                  Cell(count(r["macs"]))] for i, r in enumerate(card["layers"])])
-        model = card["model"] if card else records.read(results_dir / runs.iloc[-1]["file"])["model"]
+        model = card["model"] if card else runs.iloc[-1]["record"]["model"]
         site.page(f"arch/{arch}.html", "arch.html.j2", title=arch, arch=arch, model=model, card=card, layers=layers,
                   runs=_runs_table(runs) if len(runs) else None, provenance=_provenance([runs]), **common,
                   counted=None if not card else {"params": card["params"], "macs": gmacs(card["flops"]["macs"]),
@@ -431,7 +430,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     intro = {i.key: sorted((a for a, c in cards.items() if any(i.matches(x) for x in c["model"]["innovations"])),
                            key=natural_key) for i in INNOVATIONS}
     site.page("innovations.html", "innovations.html.j2", title="Innovations", innovations=INNOVATIONS,
-              introduced_by=intro, ablations=ablation_tables(results_dir), provenance=_provenance([df]), **common)
+              introduced_by=intro, ablations=ablation_tables(df["record"]), provenance=_provenance([df]), **common)
 
     mem_rows = _sweep_rows(mem_sweep)
     mem_rows = mem_rows[mem_rows["arch"] != "exercise"] if len(mem_rows) else mem_rows

@@ -71,18 +71,18 @@ def _one_class_share(record: dict) -> float | None:
 
 
 def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per valid run record (invalid files are skipped with a warning by ``records.iter_records``)."""
-    pairs = list(records.iter_records(results_dir))
-    rows = [r | {"file": p.name} for p, r in pairs]
+    """One row per valid run record (invalid files are skipped with a warning by ``records.iter_records``); the
+    parsed record itself is in ``record``, so nothing downstream reads or validates a file again."""
+    rows = [r | {"file": p.name} for p, r in records.iter_records(results_dir)]
     if not rows:
-        return pd.DataFrame(columns=[*COLUMNS.values(), "file", "machine", "timing", "one_class_share"])
+        return pd.DataFrame(columns=[*COLUMNS.values(), "file", "machine", "timing", "one_class_share", "record"])
     flat = pd.json_normalize(rows)
     df = flat.reindex(columns=[*COLUMNS, "file"]).rename(columns=COLUMNS)
     df["machine"] = [machine_id(r["env"]) for r in rows]  # records are kept and compared per machine, as asv does
     df["timing"] = [_timing_method(r) for r in rows]
     df["one_class_share"] = [_one_class_share(r) for r in rows]
     df["train_loss_curve"] = [(r.get("metrics") or {}).get("train_loss") for r in rows]
-    df["val_curve"] = [((r.get("metrics") or {}).get("time_to_target") or {}).get("per_epoch") for r in rows]
+    df["record"] = rows
     df["input_shape"] = df["input_shape"].map(_shape)
     df["weights"] = df["weights"].astype(object).fillna("scratch")  # records from before pretrained weights existed
     df["score"] = df["miou"].where(df["task"] == "segmentation", df["test_accuracy"])

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cnnbench import records
 from cnnbench.environment import machine_id
 
 
@@ -141,11 +140,11 @@ def _mean(v: pd.Series):
     return float(v.mean()) if len(v) else None
 
 
-def ablation_tables(results_dir: str | Path, names: list[str] | None = None) -> list[dict]:
+def ablation_tables(run_records: Iterable[dict], names: list[str] | None = None) -> list[dict]:
     """Per (ablation, profile, machine): each variant's mean ± std, paired difference against the reference variant
     over the seeds both finished, and the measurements beside it. A failed cell (oom, diverged, error) is counted,
     and its seed's pair reported incomplete, not dropped silently."""
-    rows = [_row(r) for _, r in records.iter_records(results_dir) if r["config"].get("ablation")
+    rows = [_row(r) for r in run_records if r["config"].get("ablation")
             and (names is None or r["config"]["ablation"] in names)]
     if not rows:
         return []
