@@ -206,22 +206,19 @@ def _change_cell(changes: pd.DataFrame, r) -> Cell:
 # --- pages ------------------------------------------------------------------------------------------------------
 
 def _provenance(frames: list[pd.DataFrame], sweeps: list[dict] = ()) -> dict:
-    envs = [s["env"] for s in sweeps if s]
-    shas = set()
-    for f in frames:
-        shas |= {str(s)[:10] for s in f.get("git_sha", pd.Series(dtype=object)).dropna()}
-    shas |= {str(e.get("git", {}).get("sha"))[:10] for e in envs if e.get("git", {}).get("sha")}
-    tf = set().union(*[set(f["tensorflow"].dropna()) for f in frames if "tensorflow" in f]) | {
-        e.get("tensorflow") for e in envs if e.get("tensorflow")}
-    keras = set().union(*[set(f["keras"].dropna()) for f in frames if "keras" in f]) | {
-        e.get("keras") for e in envs if e.get("keras")}
-    devices = set().union(*[set(f["device"].dropna()) for f in frames if "device" in f]) | {
-        e.get("device", {}).get("name") for e in envs if e.get("device")}
-    dates = sorted(set().union(*[set(f["started_at"].dropna().str[:10]) for f in frames if "started_at" in f]) | {
-        s.get("started_at", "")[:10] for s in sweeps if s})
-    dates = [d for d in dates if d]
-    return {"shas": sorted(shas), "tensorflow": sorted(tf), "keras": sorted(keras), "devices": sorted(d for d in devices
-                                                                                                      if d),
+    """Code shas, TF/Keras versions, devices and dates of the run records (frames) and sweep records on a page."""
+    sweeps = [s for s in sweeps if s]
+
+    def values(column: str, from_sweep, cut=None) -> list[str]:
+        found = {str(v)[:cut] for f in frames if column in f for v in f[column].dropna()}
+        found |= {str(v)[:cut] for v in map(from_sweep, sweeps) if v}
+        return sorted(v for v in found if v)
+
+    dates = values("started_at", lambda s: s.get("started_at"), 10)
+    return {"shas": values("git_sha", lambda s: s["env"].get("git", {}).get("sha"), 10),
+            "tensorflow": values("tensorflow", lambda s: s["env"].get("tensorflow")),
+            "keras": values("keras", lambda s: s["env"].get("keras")),
+            "devices": values("device", lambda s: s["env"].get("device", {}).get("name")),
             "dates": f"{dates[0]} – {dates[-1]}" if len(dates) > 1 else (dates[0] if dates else "—")}
 
 

@@ -117,6 +117,7 @@ def _epochs_to(curve, error: float):
 def _row(r: dict) -> dict:
     cfg, m = r["config"], r.get("metrics") or {}
     shifted = m.get("shifted_test_accuracy") or {}
+    epochs = _epochs_to(m.get("train_accuracy_curve"), TRAIN_ERROR)
     return {
         "ablation": cfg["ablation"], "profile": r["profile"], "machine": machine_id(r["env"]),
         "variant": cfg.get("variant", r["arch"]), "arch": r["arch"], "seed": r["seed"], "outcome": r["outcome"],
@@ -128,10 +129,8 @@ def _row(r: dict) -> dict:
         "memory": (r.get("memory") or {}).get("measured_peak_bytes"),
         "gap": m["train_accuracy"] - m["test_accuracy"] if "train_accuracy" in m else None,
         "shifted": float(np.mean(list(shifted.values()))) if shifted else None,
-        "epochs_to_error": _epochs_to(m.get("train_accuracy_curve"), TRAIN_ERROR),
-        "seconds_to_error": (sum((m.get("epoch_seconds") or [])[:_epochs_to(m.get("train_accuracy_curve"),
-                                                                               TRAIN_ERROR)])
-                             if _epochs_to(m.get("train_accuracy_curve"), TRAIN_ERROR) else None),
+        "epochs_to_error": epochs,
+        "seconds_to_error": sum((m.get("epoch_seconds") or [])[:epochs]) if epochs else None,
     }
 
 
