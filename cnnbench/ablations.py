@@ -86,6 +86,14 @@ def get_ablation(name: str) -> Ablation:
     return lookup(ABLATIONS, name, "ablation")
 
 
+def resolve(requested: list[str]) -> list[str]:
+    """Ablation names from the command line ('all': every one); an unknown name fails with the list (KeyError)."""
+    names = list(ABLATIONS) if requested == ["all"] else requested
+    for name in names:
+        get_ablation(name)
+    return names
+
+
 def run_configs(name: str, profile: str, seeds: tuple[int, ...], **options) -> list:
     """The harness cells of an ablation: every variant x seed, same data, same sizes."""
     from cnnbench.harness import RunConfig

@@ -270,9 +270,9 @@ def cmd_suite(args) -> int:
                  measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
                  dataset=args.dataset, weights=args.weights)
     if args.ablations:
-        from cnnbench.ablations import ABLATIONS, run_configs
+        from cnnbench.ablations import resolve, run_configs
 
-        names = list(ABLATIONS) if args.ablations == ["all"] else args.ablations
+        names = resolve(args.ablations)
         seeds = tuple(args.seeds or (0, 1, 2))
         cells += [c for n in names for c in run_configs(n, args.profile, seeds, data_dir=args.data_dir)]
         args.tasks = [*args.tasks, "fashion_mnist"]
@@ -404,18 +404,16 @@ def cmd_throughput_sweep(args) -> int:
 
 
 def cmd_ablation(args) -> int:
-    from cnnbench.ablations import ABLATIONS, get_ablation, run_configs, table_text
+    from cnnbench.ablations import ABLATIONS, resolve, run_configs, table_text
 
     if args.list:
         for a in ABLATIONS.values():
             variants = ", ".join(f"{v}{' (reference)' if v == a.reference else ''}" for v in a.variants)
             print(f"{a.name:<26} {a.arch:<18} {variants}\n{'':<26} {a.claim}")
         return 0
-    names = list(ABLATIONS) if args.names == ["all"] else args.names
+    names = resolve(args.names)  # unknown: KeyError with the list, exit 2, nothing written
     if not names:
         raise ValueError("name an ablation (or 'all'); --list shows them")
-    for name in names:
-        get_ablation(name)  # unknown: KeyError with the list, exit 2, nothing written
     if not args.table:
         from cnnbench.suite import run_suite
         from cnnbench.tasks import get_task
