@@ -9,6 +9,7 @@ innovations page and ``cnnbench ablation NAME`` read them back as paired differe
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from cnnbench._util import lookup
@@ -43,9 +44,9 @@ SIZES = {
         "cpu": {"model": {"input_shape": (67, 67, 3), "width": 0.25}, "epochs": 4, "train_subset": 15_000,
                 "batch_size": 64},
     },
-    "resnet20_cifar": {
+    "resnet20_cifar": {  # half the paper's width (8/16/32 filters): ResNet-56 at full width costs ~15 min a cell here
         "smoke": {"model": {"width": 0.5}, "epochs": 1, "train_subset": 512, "batch_size": 64},
-        "cpu": {"model": {"width": 1.0}, "epochs": 4, "train_subset": 15_000, "batch_size": 128},
+        "cpu": {"model": {"width": 0.5}, "epochs": 4, "train_subset": 15_000, "batch_size": 128},
     },
     "lenet5": {
         "smoke": {"model": {}, "epochs": 1, "train_subset": 512, "batch_size": 64},
@@ -94,25 +95,49 @@ def resolve(requested: list[str]) -> list[str]:
     return names
 
 
-def run_configs(name: str, profile: str, seeds: tuple[int, ...], **options) -> list:
-    """The harness cells of an ablation: every variant x seed, same data, same sizes."""
+def experiment(arch: str, kwargs: dict, profile: str) -> str:
+    """What a cell runs — builder, keywords and run sizes — as one string. Variants of different ablations that run
+    the same experiment (the paper's AlexNet is the reference of five of them) share one cell and its records."""
+    sizes = SIZES[arch][profile]
+    return json.dumps([arch, kwargs, sizes["epochs"], sizes["train_subset"], sizes["batch_size"]], sort_keys=True)
+
+
+def run_configs(names: list[str], profile: str, seeds: tuple[int, ...], **options) -> list:
+    """The harness cells of these ablations: every variant x seed, same data, same sizes, each experiment once (it is
+    labelled with the first ablation that runs it). Seed-major, so every variant's first seed comes first."""
     from cnnbench.harness import RunConfig
 
-    a = get_ablation(name)
-    if profile not in SIZES[a.arch]:
-        raise ValueError(f"ablations run at the {' or '.join(SIZES[a.arch])} profile, not {profile!r}")
-    cells = []
+    cells, seen = [], set()
     for seed in seeds:
         # throughput and memory do not depend on the seed: measured once per variant, on the first seed
         measure = {"measure_memory": seed == seeds[0], "measure_throughput": seed == seeds[0]}
-        for variant, arch, kwargs in a.cells(profile):
-            sizes = SIZES[arch][profile]
-            cells.append(RunConfig(
-                arch=arch, task=TASK, profile=profile, seed=seed, epochs=sizes["epochs"],
-                batch_size=sizes["batch_size"], train_subset=sizes["train_subset"], model_kwargs=kwargs,
-                ablation={"ablation": name, "variant": variant, "reference": variant == a.reference,
-                          "claim": a.claim}, **measure | options))
+        for name in names:
+            a = get_ablation(name)
+            if profile not in SIZES[a.arch]:
+                raise ValueError(f"ablations run at the {' or '.join(SIZES[a.arch])} profile, not {profile!r}")
+            for variant, arch, kwargs in a.cells(profile):
+                exp = experiment(arch, kwargs, profile)
+                if (seed, exp) in seen:
+                    continue
+                seen.add((seed, exp))
+                sizes = SIZES[arch][profile]
+                cells.append(RunConfig(
+                    arch=arch, task=TASK, profile=profile, seed=seed, epochs=sizes["epochs"],
+                    batch_size=sizes["batch_size"], train_subset=sizes["train_subset"], model_kwargs=kwargs,
+                    ablation={"ablation": name, "variant": variant, "reference": variant == a.reference,
+                              "claim": a.claim, "experiment": exp}, **measure | options))
     return cells
+
+
+def labels(config: dict, profile: str) -> list[dict]:
+    """Every (ablation, variant) a record's experiment answers, with that ablation's reference and claim; a record
+    without an experiment string (before cells were shared) answers only its own label."""
+    exp = config.get("experiment")
+    found = [{"ablation": a.name, "variant": v, "reference": v == a.reference, "claim": a.claim}
+             for a in ABLATIONS.values() if profile in SIZES[a.arch]
+             for v, arch, kwargs in a.cells(profile) if exp is not None and experiment(arch, kwargs, profile) == exp]
+    return found or [{"ablation": config["ablation"], "variant": config.get("variant"),
+                      "reference": bool(config.get("reference")), "claim": config.get("claim", "")}]
 
 
 def table_text(results_dir, names: list[str]) -> str:

@@ -274,7 +274,7 @@ def cmd_suite(args) -> int:
 
         names = resolve(args.ablations)
         seeds = tuple(args.seeds or (0, 1, 2))
-        cells += [c for n in names for c in run_configs(n, args.profile, seeds, data_dir=args.data_dir)]
+        cells += run_configs(names, args.profile, seeds, data_dir=args.data_dir)
         args.tasks = [*args.tasks, "fashion_mnist"]
     _check_results_dir(args.results)
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
@@ -420,7 +420,7 @@ def cmd_ablation(args) -> int:
 
         _check_results_dir(args.results)
         get_task("fashion_mnist").verify_data(args.data_dir)
-        cells = [c for n in names for c in run_configs(n, args.profile, tuple(args.seeds), data_dir=args.data_dir)]
+        cells = run_configs(names, args.profile, tuple(args.seeds), data_dir=args.data_dir)
         code = run_suite(cells, results_dir=args.results, resume=args.resume)
         if code == 130:
             return code

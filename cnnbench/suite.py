@@ -82,17 +82,17 @@ def _here() -> tuple[str, str]:
 
 
 def _key(arch: str, task: str, profile: str, seed: int, variant: str | None) -> tuple:
-    """A cell's identity: (arch, task, profile, seed), and an ablation's variant where there is one (the variants of
-    one builder share the rest)."""
+    """A cell's identity: (arch, task, profile, seed), and an ablation cell's experiment where there is one (the
+    variants of one builder share the rest)."""
     return (arch, task, profile, seed, *([variant] if variant else []))
 
 
 def cell_key(cell: RunConfig) -> tuple:
-    return _key(cell.arch, cell.task, cell.profile, cell.seed, (cell.ablation or {}).get("variant"))
+    return _key(cell.arch, cell.task, cell.profile, cell.seed, (cell.ablation or {}).get("experiment"))
 
 
 def record_key(r: dict) -> tuple:
-    return _key(r["arch"], r["task"], r["profile"], r["seed"], r["config"].get("variant"))
+    return _key(r["arch"], r["task"], r["profile"], r["seed"], r["config"].get("experiment"))
 
 
 def finished(results_dir: str | os.PathLike) -> set[tuple]:

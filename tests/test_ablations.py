@@ -9,7 +9,7 @@ import keras
 import pytest
 
 from architectures import create_model
-from cnnbench.ablations import ABLATIONS, SIZES, get_ablation
+from cnnbench.ablations import ABLATIONS, SIZES, get_ablation, labels, run_configs
 from cnnbench.cli import main
 
 
@@ -72,6 +72,23 @@ def test_the_switches_change_exactly_what_they_say():
     # conv vs fully connected at equal parameters (within 1 %)
     lenet, mlp = _variant("conv_vs_fc", "lenet5"), _variant("conv_vs_fc", "mlp")
     assert abs(mlp.count_params() / lenet.count_params() - 1) < 0.01 and "Conv2D" not in _types(mlp)
+
+
+def test_variants_that_run_the_same_experiment_share_one_cell():
+    # the paper's AlexNet is the reference or default of five ablations: one cell per seed answers all five
+    cells = run_configs(["relu_vs_tanh", "dropout", "max_pool_vs_strided_conv"], "smoke", (0, 1))
+    assert [(c.seed, c.ablation["variant"]) for c in cells] == [
+        (0, "relu"), (0, "tanh"), (0, "no_dropout"), (0, "strided_conv"),
+        (1, "relu"), (1, "tanh"), (1, "no_dropout"), (1, "strided_conv")]
+    assert [c.measure_throughput for c in cells] == [True] * 4 + [False] * 4  # measured on the first seed only
+    shared = {"ablation": "relu_vs_tanh", "variant": "relu", "experiment": cells[0].ablation["experiment"]}
+    assert {(x["ablation"], x["variant"], x["reference"]) for x in labels(shared, "smoke")} == {
+        ("relu_vs_tanh", "relu", False), ("lrn_vs_batchnorm", "lrn", False),
+        ("overlapping_pooling", "overlapping_3_2", False), ("dropout", "dropout_0.5", False),
+        ("max_pool_vs_strided_conv", "max_pool", True)}
+    tanh = {"ablation": "relu_vs_tanh", "variant": "tanh", "experiment": cells[1].ablation["experiment"]}
+    assert labels(tanh, "smoke") == [{"ablation": "relu_vs_tanh", "variant": "tanh", "reference": True,
+                                      "claim": get_ablation("relu_vs_tanh").claim}]
 
 
 def test_an_ablation_runs_paired_cells_and_reports_them(tmp_path, capsys):

@@ -115,14 +115,12 @@ def _epochs_to(curve, error: float):
 
 
 def _row(r: dict) -> dict:
-    cfg, m = r["config"], r.get("metrics") or {}
+    m = r.get("metrics") or {}
     shifted = m.get("shifted_test_accuracy") or {}
     epochs = _epochs_to(m.get("train_accuracy_curve"), TRAIN_ERROR)
     return {
-        "ablation": cfg["ablation"], "profile": r["profile"], "machine": machine_id(r["env"]),
-        "variant": cfg.get("variant", r["arch"]), "arch": r["arch"], "seed": r["seed"], "outcome": r["outcome"],
-        "started_at": r["started_at"],
-        "reference": bool(cfg.get("reference")), "claim": cfg.get("claim", ""),
+        "profile": r["profile"], "machine": machine_id(r["env"]),
+        "arch": r["arch"], "seed": r["seed"], "outcome": r["outcome"], "started_at": r["started_at"],
         "score": m.get("test_accuracy") if r["outcome"] == "ok" else None,
         "params": (r.get("params") or {}).get("trainable"), "macs": (r.get("flops") or {}).get("macs"),
         "train_img_s": (r.get("throughput") or {}).get("train_images_per_s"),
@@ -143,8 +141,10 @@ def ablation_tables(run_records: Iterable[dict], names: list[str] | None = None)
     """Per (ablation, profile, machine): each variant's mean ± std, paired difference against the reference variant
     over the seeds both finished, and the measurements beside it. A failed cell (oom, diverged, error) is counted,
     and its seed's pair reported incomplete, not dropped silently."""
-    rows = [_row(r) for r in run_records if r["config"].get("ablation")
-            and (names is None or r["config"]["ablation"] in names)]
+    from cnnbench.ablations import labels
+
+    rows = [_row(r) | label for r in run_records if r["config"].get("ablation")
+            for label in labels(r["config"], r["profile"]) if names is None or label["ablation"] in names]
     if not rows:
         return []
     df = pd.DataFrame(rows).sort_values("started_at").drop_duplicates(  # a cell's latest record counts
