@@ -1,5 +1,6 @@
-"""Sessions: `nox -s tests` (default), `lint`, `bench-cpu` (the CPU suite + report), `bench-gpu`, `bench-memory`,
-`bench-throughput`, `bench-jax` (GPU memory and throughput through Keras' JAX backend), `report`.
+"""Sessions: `nox -s tests` (default), `lint`, `bench-cpu` (the CPU suite + report), `bench-gpu` (everything, on a
+GPU), `bench-ablations`, `bench-memory`, `bench-throughput`, `bench-jax` (GPU memory and throughput through Keras'
+JAX backend), `asv` (airspeed velocity, arguments passed through), `report`.
 
 Heavy environments are reused between runs (TensorFlow is a large install); benchmark sessions are opt-in.
 """
@@ -68,11 +69,47 @@ def bench_ablations(session: nox.Session) -> None:
     _report(session)
 
 
+#: NVML's answer before anything large is installed: exit 2 with the reason where it sees no GPU
+NVML_CHECK = """
+import os, sys
+if os.environ.get("CNNBENCH_ASSUME_GPU") == "1":
+    sys.exit(0)
+try:
+    import pynvml
+    pynvml.nvmlInit()
+    count = pynvml.nvmlDeviceGetCount()
+except Exception as e:
+    count, why = 0, f"{type(e).__name__}: {e}"
+else:
+    why = "the driver reports no device"
+if not count:
+    print(f"bench-gpu: no NVIDIA GPU visible through NVML ({why}). bench-gpu measures a GPU; on this machine run "
+          "`nox -s bench-cpu` (the cpu profile) instead.", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
 @nox.session(name="bench-gpu", default=False)
 def bench_gpu(session: nox.Session) -> None:
-    """The GPU suite; refuses with a clear message when NVML sees no GPU."""
-    _install(session, "gpu")
-    _bench(session, "gpu", "--require-gpu")
+    """The GPU user's one command: refuses (exit 2) unless NVML sees a GPU; installs TensorFlow's CUDA build; runs
+    the gpu-profile suite on every task, the memory sweep with NVML readings, the throughput sweep in float32 and
+    mixed precision with and without XLA, asv run + publish, and the report (cnnbench/pipeline.py). Extra args go to
+    the pipeline: `-- --quick` (a <= 8 min smoke check), `-- --archs resnet50 xception --tasks mnist`."""
+    session.install("nvidia-ml-py")
+    session.run("python", "-c", NVML_CHECK)
+    _install(session, "gpu", "bench")
+    session.run("python", "-m", "cnnbench.pipeline", *session.posargs, env=QUIET_TF)
+
+
+@nox.session(default=False)
+def asv(session: nox.Session) -> None:
+    """airspeed velocity with this repository's asv.conf.json; extra args go to asv (default: `run --quick`, HEAD,
+    in asv's own virtualenv built from the package index). `nox -s asv -- run HEAD~5..HEAD`, `-- publish`,
+    `-- compare A B`, `-- continuous main HEAD`. CNNBENCH_ASV_PROFILE and CNNBENCH_ASV_ARCHS pick the profile and
+    the models. The machine is recorded under the suite's machine id, with its GPU where there is one."""
+    _install(session, "bench")
+    session.run("python", "-c", "from cnnbench.environment import write_asv_machine as w; print(w())", env=QUIET_TF)
+    session.run("asv", *(session.posargs or ["run", "--quick"]), env=QUIET_TF)
 
 
 @nox.session(name="bench-memory", default=False)

@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let the gpu profile run without a GPU (paper-scale work on the CPU: hours)")
         p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
         p.add_argument("--batch-size", type=_positive_int, help="override the profile's batch size")
+        p.add_argument("--train-subset", type=_positive_int, help="override the profile's training images")
         p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
         p.add_argument("--results", default="results", help="directory for result records (default: results)")
         p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
         p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="comma-separated")
         p.add_argument("--results", default="results", help="where the sweep's record goes (RESULTS/<kind>/)")
+        p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu",
+                       help="whose input sizes and widths the models get (gpu: the papers')")
 
     p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
     sweep_options(p)
@@ -163,8 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset cache for --end-to-end")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("throughput-sweep", help="every model x batch x mode at cpu-profile sizes, recorded")
+    p = sub.add_parser("throughput-sweep", help="every model x batch x mode at a profile's sizes, recorded")
     sweep_options(p)
+    p.add_argument("--precisions", nargs="+", choices=["float32", "mixed_float16", "mixed_bfloat16"],
+                   default=["float32"], help="Keras precision policies to time (default: float32)")
+    p.add_argument("--xla", action="store_true", help="also time every case with XLA-compiled steps")
+    p.add_argument("--min-window", type=_positive_float, help="seconds per timed window (default 2)")
 
     p = sub.add_parser("ablation", help="paired experiments: variants of one builder on Fashion-MNIST, same seeds")
     p.add_argument("names", nargs="*", metavar="NAME", help="ablations to run, or 'all' (see --list)")
@@ -177,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset cache (default: the user data dir)")
 
     p = sub.add_parser("describe", help="architecture cards: each model at its paper input, counted layer by layer")
-    p.add_argument("pattern", nargs="?", help="registry names (glob, case-insensitive; default: every model)")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN",
+                   help="registry names (glob, case-insensitive; default: every model)")
     p.add_argument("--results", default="results", help="cards go to RESULTS/architectures/<name>.json")
 
     p = sub.add_parser("report", help="write the HTML report (a static site) from result records")
@@ -238,9 +246,9 @@ def cmd_run(args) -> int:
 
     _check_device(args)
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
-                     batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
-                     measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
-                     dataset=args.dataset, weights=args.weights)
+                     batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
+                     data_dir=args.data_dir, measure_memory=args.measure_memory,
+                     measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights)
     validate_cell(cell)
     _check_results_dir(args.results)
     record = run_cell(cell)
@@ -266,8 +274,8 @@ def cmd_suite(args) -> int:
     from cnnbench.tasks import get_task
 
     cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
-                 batch_size=args.batch_size, learning_rate=args.learning_rate, data_dir=args.data_dir,
-                 measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
+                 batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
+                 data_dir=args.data_dir, measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
                  dataset=args.dataset, weights=args.weights)
     if args.ablations:
         from cnnbench.ablations import resolve, run_configs
@@ -352,7 +360,7 @@ def cmd_memory_sweep(args) -> int:
     archs = [] if args.archs == ["none"] else expand_archs(args.archs)
     _check_results_dir(args.results)
     result = run_sweep(archs + [EXERCISE] * args.exercise, batch_sizes=tuple(args.batch_sizes),
-                       results_dir=args.results)
+                       results_dir=args.results, profile=args.profile)
     s = result["summary"]
     print(f"median |error| {100 * s['median_abs_error']:.1f} %, worst {100 * s['worst_abs_error']:.1f} %, "
           f"most under-predicted {100 * s['worst_under_prediction']:+.1f} % → {args.results}/memory/ "
@@ -395,7 +403,8 @@ def cmd_throughput_sweep(args) -> int:
 
     archs = expand_archs(args.archs)
     _check_results_dir(args.results)
-    result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results)
+    result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results, profile=args.profile,
+                       precisions=tuple(args.precisions), xla=args.xla, min_window_s=args.min_window)
     s = result["summary"]
     print(f"{s['n']} figures: median CoV {100 * s['median_cov']:.1f} %, worst {100 * s['worst_cov']:.1f} %, "
           f"median harness overhead {100 * s['median_overhead']:+.1f} % → {args.results}/throughput/ "
@@ -432,8 +441,9 @@ def cmd_describe(args) -> int:
     from cnnbench.cards import write_cards
 
     _check_results_dir(args.results)
-    for path in write_cards(args.pattern, args.results):
-        print(path)
+    for pattern in args.patterns or [None]:
+        for path in write_cards(pattern, args.results):
+            print(path)
     return 0
 
 

@@ -118,3 +118,28 @@ def environment(device_info: dict | None = None) -> dict:
         "git": git_state(),
         "argv": sys.argv[1:],
     }
+
+
+def asv_machine() -> dict:
+    """This machine as asv records it beside its results (``machine.json``): asv's own fields under the machine id
+    the suite's records use, and the GPU's model, count, driver and memory where NVML sees one."""
+    from asv.machine import Machine
+
+    from cnnbench.measure.nvml import gpu_info
+
+    info = Machine.get_defaults() | {"machine": this_machine()["id"]}
+    gpu = gpu_info()
+    if gpu:
+        info |= {"gpu": f"{gpu['count']}x {gpu['name']}", "gpu_driver": gpu["driver"],
+                 "gpu_cuda_driver": gpu["cuda_driver"], "gpu_memory_bytes": str(gpu["memory_total_bytes"])}
+    return info
+
+
+def write_asv_machine() -> str:
+    """Store ``asv_machine()`` in asv's machine file (~/.asv-machine.json), keyed by the host name asv looks up by
+    default, so that `asv run` needs no questions or `--machine`; returns the machine id."""
+    from asv.machine import MachineCollection, _get_unique_machine_name
+
+    info = asv_machine()
+    MachineCollection.save(_get_unique_machine_name(), info)
+    return info["machine"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import glob
+import hashlib
 import json
 import os
 import signal
@@ -156,13 +157,14 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
     outcomes: Counter[str] = Counter()
     for i, cell in enumerate(cells, 1):
         key = cell_key(cell)
-        variant = f" [{key[4]}]" if len(key) > 4 else ""
+        variant = f" [{cell.ablation['ablation']}: {cell.ablation['variant']}]" if cell.ablation else ""
         tag = f"[{i}/{len(cells)}] {cell.arch}{variant} {cell.task} {cell.profile} seed {cell.seed}"
         if key in done:
             print(f"{tag}: recorded already, skipped", flush=True)
             outcomes["skipped"] += 1
             continue
-        lock = filelock.FileLock(lock_dir / (".".join(map(str, key)) + ".lock"))
+        name = ".".join(map(str, key[:4])) + "".join(f".{hashlib.sha256(k.encode()).hexdigest()[:16]}" for k in key[4:])
+        lock = filelock.FileLock(lock_dir / f"{name}.lock")
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:

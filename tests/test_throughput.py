@@ -105,7 +105,7 @@ def test_sweep_is_recorded(tmp_path, monkeypatch, mnist):
 
     build_report(tmp_path, tmp_path / "site")  # the report's throughput page renders the sweep
     page = (tmp_path / "site" / "throughput.html").read_text()
-    assert "<td>lenet5</td><td>28x28x1</td><td>train</td><td>1</td>" in page.replace("\n", "")
+    assert "<td>lenet5</td><td>28x28x1</td><td>float32</td><td>train</td><td>1</td>" in page.replace("\n", "")
 
 
 def test_unknown_precision_is_refused():

@@ -1,6 +1,7 @@
 """Predicted vs measured memory for every registered model x batch size x mode, each measured in a fresh process.
 
-Inputs are CPU-feasible: each model at its ``cpu`` profile input size and width (the same builder). The sweep is a
+Inputs are CPU-feasible: each model at its ``cpu`` profile input size and width (the same builder); on a GPU the
+``gpu`` profile's (paper) sizes, where NVML's reading is recorded beside the allocator's. The sweep is a
 benchmark, not a test: its result file (``results/memory/``) is what the report's memory page and the README quote.
 ``exercise`` among the archs adds the textbook's worked network (Géron, ch. 14: three stride-2 3x3 convolutions of
 100/200/400 maps on 200x300 RGB) at its two cases, inference at batch 1 and training at batch 50.
@@ -16,10 +17,11 @@ from cnnbench.measure.memory import memory_report
 from cnnbench.measure.sweep import cpu_model, save
 
 
-def sweep_specs(archs: list[str], batch_sizes=(1, 8, 32), modes=("train", "infer"), optimizer="adam") -> list[dict]:
+def sweep_specs(archs: list[str], batch_sizes=(1, 8, 32), modes=("train", "infer"), optimizer="adam",
+                profile: str = "cpu") -> list[dict]:
     specs = []
     for arch in archs:
-        kwargs, shape = cpu_model(arch)
+        kwargs, shape = cpu_model(arch, profile)
         for mode in modes:
             for batch in batch_sizes:
                 specs.append({"arch": arch, "model_kwargs": kwargs, "input_shape": shape, "batch_size": batch,
@@ -58,14 +60,14 @@ def _exercise_specs(folder: str) -> list[dict]:
              "optimizer": "adam", "precision": "float32"} for mode, batch in EXERCISE_CASES]
 
 
-def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results") -> dict:
+def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results", profile: str = "cpu") -> dict:
     import tempfile
 
     started = datetime.now(UTC)
     rows = []
     archs = architectures.list_models() if archs is None else archs
     with tempfile.TemporaryDirectory() as folder:
-        specs = sweep_specs([a for a in archs if a != EXERCISE], batch_sizes)
+        specs = sweep_specs([a for a in archs if a != EXERCISE], batch_sizes, profile=profile)
         specs += _exercise_specs(folder) if EXERCISE in archs else []
         for spec in specs:
             row = memory_report(spec, measure=True)
@@ -76,4 +78,4 @@ def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="r
                   f"{row['predicted_bytes'] / 2**20:9.2f} MiB, measured {row['measured_peak_bytes'] / 2**20:9.2f} MiB "
                   f"({100 * row['relative_error']:+.1f} %)", flush=True)
     summary = summarize(rows)
-    return save("memory_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir)
+    return save("memory_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir, profile=profile)

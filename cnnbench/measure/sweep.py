@@ -17,11 +17,12 @@ from cnnbench.environment import environment
 from cnnbench.profiles import get_profile
 
 
-def cpu_model(arch: str) -> tuple[dict, list[int] | None]:
-    """Builder keywords (10 classes) and input shape the cpu profile gives ``arch`` on its kind's task."""
+def cpu_model(arch: str, profile: str = "cpu") -> tuple[dict, list[int] | None]:
+    """Builder keywords (10 classes) and input shape a profile (the cpu one unless named) gives ``arch`` on its
+    kind's task."""
     from cnnbench.tasks import home_task
 
-    kwargs = get_profile("cpu").builder_kwargs(arch, home_task(arch))
+    kwargs = get_profile(profile).builder_kwargs(arch, home_task(arch))
     kwargs.pop("aux_logits", None)
     shape = kwargs.pop("input_shape", None)
     return kwargs | {"classes": 10}, list(shape) if shape else None
@@ -39,3 +40,8 @@ def save(kind: str, *, started: datetime, rows: list[dict], summary: dict, resul
         with atomic_write(Path(out_dir) / f"{kind.removesuffix('_sweep')}.md") as f:
             f.write(table)
     return result
+
+def variant(row: dict) -> str:
+    """' mixed_float16+XLA' and the like; '' for the default float32 without XLA (and rows before variants)."""
+    precision, jit = row.get("precision", "float32"), row.get("jit", False)
+    return "" if (precision, jit) == ("float32", False) else f" {precision}{'+XLA' if jit else ''}"

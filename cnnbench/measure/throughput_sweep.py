@@ -15,7 +15,7 @@ import keras
 
 import architectures
 from cnnbench.measure.flops import count_flops
-from cnnbench.measure.sweep import cpu_model, save
+from cnnbench.measure.sweep import cpu_model, save, variant
 from cnnbench.measure.throughput import measure_throughput, peak_flops
 
 MODES = ("train", "infer")
@@ -23,8 +23,11 @@ PARITY = ("resnet50", "xception")
 TIMING = {"warmup": 10, "repeats": 5, "min_window_s": 2.0}  # 2 s windows: this VM's noise averages out
 
 
-def _measure(arch: str, shape, batch_sizes, *, twin: bool = False, **kwargs) -> list[dict]:
-    """Every (mode, batch) of one model; ``twin``: full width, timed against its keras.applications twin."""
+def _measure(arch: str, shape, batch_sizes, *, twin: bool = False, precision: str = "float32", jit: bool = False,
+             timing: dict, **kwargs) -> list[dict]:
+    """Every (mode, batch) of one model; ``twin``: full width, timed against its keras.applications twin;
+    ``precision``: the Keras policy the model is built under; ``jit``: steps compiled with XLA."""
+    keras.mixed_precision.set_global_policy(precision)
     model = architectures.create_model(arch, input_shape=tuple(shape), **kwargs)
     other = getattr(keras.applications, architectures.model_info(arch).keras_equivalent)(
         weights=None, input_shape=tuple(shape), classes=10) if twin else None
@@ -37,15 +40,18 @@ def _measure(arch: str, shape, batch_sizes, *, twin: bool = False, **kwargs) -> 
     for mode in MODES:
         for batch in batch_sizes:
             t = measure_throughput(model, input_shape=shape, batch_size=batch, num_classes=classes, modes=(mode,),
-                                   macs_per_image=macs, bare=not twin, twin=other, **TIMING)
-            row = {"arch": arch, "input_shape": list(shape), "mode": mode, "batch_size": batch,
-                   "macs_per_image": macs} | {k.removeprefix(f"{mode}_"): v for k, v in t.items()
+                                   macs_per_image=macs, bare=not twin, twin=other, precision=precision, jit=jit,
+                                   **timing)
+            row = {"arch": arch, "input_shape": list(shape), "mode": mode, "batch_size": batch, "macs_per_image": macs,
+                   "precision": precision, "jit": jit} | {k.removeprefix(f"{mode}_"): v for k, v in t.items()
                                               if k.startswith(f"{mode}_")}
             rows.append(row)
             extra = f", ours/keras {row['keras_ratio']:.3f}" if twin else ""
-            print(f"{arch:<18} {mode:<5} batch {batch:>3}: {row['images_per_s']:>10,.1f} img/s "
+            print(f"{arch:<18} {precision}{'+XLA' if jit else ''} {mode:<5} batch {batch:>3}: "
+                  f"{row['images_per_s']:>10,.1f} img/s "
                   f"(CoV {100 * row['cov']:.1f} %, MFU {100 * row['mfu']:.1f} %{extra})", flush=True)
     keras.backend.clear_session(free_memory=True)
+    keras.mixed_precision.set_global_policy("float32")
     return rows
 
 
@@ -55,19 +61,28 @@ def summarize(rows: list[dict], parity: list[dict]) -> dict:
     return {"n": len(rows), "median_cov": statistics.median(covs), "worst_cov": max(covs),
             "within_5pct_cov": sum(c <= 0.05 for c in covs) / len(covs),
             "median_overhead": statistics.median(overheads), "worst_abs_overhead": max(map(abs, overheads)),
-            "keras_ratios": {f"{p['arch']} {p['mode']} b{p['batch_size']}": p["keras_ratio"] for p in parity}}
+            "keras_ratios": {f"{p['arch']} {p['mode']} b{p['batch_size']}{variant(p)}": p["keras_ratio"]
+                             for p in parity}}
 
 
-def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results") -> dict:
+
+def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results", profile: str = "cpu",
+              precisions=("float32",), xla: bool = False, min_window_s: float | None = None) -> dict:
+    """Every model x batch x mode at a profile's sizes, in each precision, and with XLA too when ``xla``; the keras
+    parity pairs in each of those variants."""
     started = datetime.now(UTC)
     peak = peak_flops("float32")
+    timing = TIMING | ({"min_window_s": min_window_s} if min_window_s else {})
     rows, parity = [], []
+    variants = [(p, jit) for jit in ((False, True) if xla else (False,)) for p in precisions]
     for arch in archs or architectures.list_models():
-        kwargs, shape = cpu_model(arch)
+        kwargs, shape = cpu_model(arch, profile)
         shape = shape or list(architectures.model_info(arch).default_input_shape)
-        rows += _measure(arch, shape, batch_sizes, **kwargs)
-        if arch in PARITY:
-            parity += _measure(arch, shape, batch_sizes, twin=True, classes=10)
+        for precision, jit in variants:
+            rows += _measure(arch, shape, batch_sizes, precision=precision, jit=jit, timing=timing, **kwargs)
+            if arch in PARITY:
+                parity += _measure(arch, shape, batch_sizes, twin=True, precision=precision, jit=jit, timing=timing,
+                                   classes=10)
     summary = summarize(rows, parity)
     return save("throughput_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir,
-                timing=TIMING, peak_flops_per_s=peak, parity=parity)
+                timing=timing, peak_flops_per_s=peak, parity=parity, profile=profile)

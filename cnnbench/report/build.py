@@ -16,6 +16,7 @@ import pandas as pd
 
 from cnnbench._util import atomic_write, check_writable_dir
 from cnnbench.cards import read_cards
+from cnnbench.measure.sweep import variant
 from cnnbench.report import figures
 from cnnbench.report.frames import (
     SUMMARY_KEYS,
@@ -244,6 +245,7 @@ def _memory_table(rows: pd.DataFrame) -> pd.DataFrame:
 def _throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "model": rows["arch"], "input": rows["input_shape"].map(lambda s: "x".join(map(str, s))),
+        "variant": [variant(r).strip() or "float32" for r in rows.to_dict("records")],
         "mode": rows["mode"], "batch": rows["batch_size"],
         "images/s (CoV)": [rate(v, c) for v, c in zip(rows["images_per_s"], rows["cov"], strict=True)],
         "latency p50 / p90 (ms)": [f"{a:,.2f} / {b:,.2f}" for a, b in zip(rows["latency_ms_p50"],
@@ -353,7 +355,9 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
         shutil.rmtree(fig_dir)  # figures of records no longer present must not linger
     site.write("style.css", (Path(__file__).parent / "templates" / "style.css").read_text())
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    common = {"generated_at": generated, "results_dir": str(results_dir)}
+    # asv's own site (`asv publish`, html_dir reports/asv) from the asv results beside the records, when both exist
+    asv = (Path(results_dir) / "asv").is_dir() and (Path(out_dir) / "asv" / "index.html").is_file()
+    common = {"generated_at": generated, "results_dir": str(results_dir), "asv": asv}
 
     # records travel with the site, so every "JSON" link works on any static host
     rec_dir = out / "records"
