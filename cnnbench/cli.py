@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32",
                    help="Keras precision policy")
     p.add_argument("--measure", action="store_true", help="also measure the peak in a fresh process")
+    p.add_argument("--graph", action="store_true",
+                   help="also simulate the traced step's graph: its peak and the tensors alive at it")
 
     p = sub.add_parser("fit", help="the largest batch that fits a memory budget, and what each remedy allows")
     model_options(p)
@@ -311,6 +313,12 @@ def cmd_memory(args) -> int:
 
     spec = _model_spec(args) | {"batch_size": args.batch_size, "precision": args.precision}
     report = memory_report(spec, measure=args.measure)
+    if args.graph:
+        from cnnbench.measure.graph_memory import predict_from_graph
+        from cnnbench.measure.memory import build_for_memory
+
+        model, shape = build_for_memory(spec)
+        report |= predict_from_graph(model, spec, shape)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -328,6 +336,13 @@ def cmd_memory(args) -> int:
               + (f"  (prediction {100 * err:+.1f} %)" if err is not None else ""))
         if report["nvml_used_bytes"] is not None:
             print(f"  NVML used          {_mib(report['nvml_used_bytes'])}")
+    if args.graph:
+        print(f"  graph simulation   {_mib(report['graph_predicted_bytes'])}  (the traced step after Grappler)")
+        for key, value in report["graph_breakdown"].items():
+            print(f"    {key:<17}{_mib(value)}")
+        print(f"  alive at its peak, while {report['graph_peak_at']} runs:")
+        for tensor, nbytes in report["graph_alive_at_peak"][:10]:
+            print(f"    {_mib(nbytes)}  {tensor}")
     return 0
 
 

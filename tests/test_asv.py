@@ -35,7 +35,6 @@ def _asv(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "asv", *args], cwd=repo, env=env, capture_output=True, text=True)
 
 
-@pytest.mark.xdist_group("asv")
 def test_asv_compare_flags_a_slowed_train_step_and_not_an_identical_version(tmp_path):
     repo, home = tmp_path / "repo", tmp_path / "home"
     home.mkdir()
@@ -102,7 +101,6 @@ def test_bench_gpu_refuses_without_a_gpu(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.xdist_group("asv")
 def test_bench_gpu_quick_runs_end_to_end_with_the_gpu_check_forced(tmp_path):
     results, reports, home = tmp_path / "results", tmp_path / "reports", tmp_path / "home"
     home.mkdir()

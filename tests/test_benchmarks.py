@@ -1,25 +1,53 @@
 """The asv suite stays a thin, registry-driven wrapper over the harness."""
 
+import math
+
+import pytest
+
 import architectures
-from benchmarks.benchmarks import MnistCell, SegmentationCell
+from benchmarks import benchmarks
+from benchmarks.benchmarks import Cell, Step
 
 
-def test_asv_parameters_come_from_the_registry():
-    cells = {"classification": MnistCell, "segmentation": SegmentationCell}
-    # every registered model is benchmarked exactly once, by the cell of its kind
-    benchmarked = [name for cell in cells.values() for name in cell.params[0]]
-    assert sorted(benchmarked) == architectures.list_models() and len(set(benchmarked)) == len(benchmarked)
-    for name in benchmarked:
-        assert name in cells[architectures.model_info(name).kind].params[0], name
-    assert {"lenet5", "resnet50", "xception"} <= set(MnistCell.params[0])
-    assert {"fcn8s_vgg16", "fcn32s_vgg16"} <= set(SegmentationCell.params[0])
+def test_asv_parameters_come_from_the_registry(monkeypatch):
+    for bench in (Step, Cell):  # every registered model, of every kind, exactly once
+        assert bench.params[0] == architectures.list_models()
+    monkeypatch.setenv("CNNBENCH_ASV_ARCHS", "lenet5, resnet5?")
+    assert benchmarks._archs() == ["lenet5", "resnet50"]
+    assert {benchmarks._task(a) for a in ("lenet5", "fcn8s_vgg16")} == {"mnist", "segmentation"}
+
+
+def test_every_track_has_a_unit():
+    tracks = [getattr(Cell, n) for n in dir(Cell) if n.startswith("track_")]
+    assert len(tracks) >= 9 and all(t.unit for t in tracks)
 
 
 def test_tracks_read_the_harness_record(smoke_record):
-    bench, cache = MnistCell(), {"lenet5": smoke_record}
+    bench, cache = Cell(), {"lenet5": smoke_record}
     bench.setup(cache, "lenet5")
     assert bench.track_test_accuracy(cache, "lenet5") == smoke_record["metrics"]["test_accuracy"]
     assert bench.track_params(cache, "lenet5") == 61_706
+    assert bench.track_gmacs(cache, "lenet5") == smoke_record["flops"]["macs"] / 1e9
     assert bench.track_train_images_per_s(cache, "lenet5") == smoke_record["throughput"]["train_images_per_s"]
     assert bench.track_train_mfu(cache, "lenet5") == smoke_record["throughput"]["train_mfu"]
-    assert bench.track_train_step_memory(cache, "lenet5") == smoke_record["memory"]["measured_peak_bytes"]
+    memory = smoke_record["memory"]
+    assert bench.track_train_step_memory_measured(cache, "lenet5") == memory["measured_peak_bytes"]
+    assert bench.track_train_step_memory_predicted(cache, "lenet5") == memory["predicted_bytes"]
+    assert math.isnan(bench.track_train_step_memory_nvml(cache, "lenet5"))  # no GPU here: n/a, not a number
+    with pytest.raises(NotImplementedError):  # a model setup_cache did not run is skipped, not failed
+        bench.setup(cache, "alexnet")
+
+
+def test_step_times_a_real_train_step_and_the_gpu_profile_is_skipped_without_a_gpu(monkeypatch):
+    step = Step()
+    step.setup("lenet5")
+    step.time_train_step("lenet5")
+    step.time_infer_batch("lenet5")
+    _, (args,) = step.steps["train"]
+    assert tuple(args[0].shape)[1:] == (28, 28, 1)
+    monkeypatch.setattr(benchmarks, "PROFILE", "gpu")
+    from cnnbench.measure.nvml import gpu_names
+
+    if not gpu_names():
+        with pytest.raises(NotImplementedError, match="GPU"):
+            Step().setup("lenet5")

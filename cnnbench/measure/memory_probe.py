@@ -43,24 +43,13 @@ def _segmentation(spec: dict) -> bool:
     return bool(spec.get("arch")) and architectures.model_info(spec["arch"]).kind == "segmentation"
 
 
-def _probe(spec: dict) -> dict:
-    baseline = used_bytes()
+def make_step(model, spec: dict, input_shape) -> tuple:
+    """The step a memory spec names, as a ``tf.function`` and its arguments: a compiled train step (optimizer built)
+    on a fixed batch, or inference. Shared by the measurement and the graph prediction, so both see one graph."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from cnnbench.measure.memory import build_for_memory
-
-    if spec.get("precision", "float32") != "float32":
-        keras.mixed_precision.set_global_policy(spec["precision"])
-    model, input_shape = build_for_memory(spec)
-    if spec.get("frozen_backbone"):  # transfer learning: only the layers after the last pooling/flatten train
-        from cnnbench.measure.graph import graph_ops, head_start
-
-        ops = graph_ops(model)
-        for op in ops[: head_start(ops)]:
-            op.layer.trainable = False
-    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
     batch = spec["batch_size"]
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((batch, *input_shape), dtype=np.float32))
@@ -75,15 +64,32 @@ def _probe(spec: dict) -> dict:
             "optimizer", "adam")
         model.compile(optimizer=optimizer, loss=loss)
         model.optimizer.build(model.trainable_variables)
-        step = tf.function(model.train_step)
+        return tf.function(model.train_step), ((x, y),)
+    return tf.function(lambda t: model(t, training=False)), (x,)
 
-        def run():
-            return step((x, y))
-    else:
-        step = tf.function(lambda t: model(t, training=False))
 
-        def run():
-            return step(x)
+def _probe(spec: dict) -> dict:
+    baseline = used_bytes()
+    import keras
+    import tensorflow as tf
+
+    from cnnbench.measure.memory import build_for_memory
+
+    if spec.get("precision", "float32") != "float32":
+        keras.mixed_precision.set_global_policy(spec["precision"])
+    model, input_shape = build_for_memory(spec)
+    if spec.get("frozen_backbone"):  # transfer learning: only the layers after the last pooling/flatten train
+        from cnnbench.measure.graph import graph_ops, head_start
+
+        ops = graph_ops(model)
+        for op in ops[: head_start(ops)]:
+            op.layer.trainable = False
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    step, args = make_step(model, spec, input_shape)
+
+    def run():
+        return step(*args)
+
     out = run()  # warm: traces, allocates optimizer state, autotunes
     tf.nest.flatten(out)[0].numpy()
     # TF's executor runs independent ops in any order (inter-op parallelism), so one step's peak varies from step
