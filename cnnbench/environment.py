@@ -51,6 +51,17 @@ def cpu_name() -> str:
 
 
 @cache
+def cpu_isa() -> str | None:
+    """The widest x86 vector extension the CPU reports (avx512f, avx2, avx, sse4_2), None where unknown."""
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        return None
+    return next((isa for isa in ("avx512f", "avx2", "avx", "sse4_2") if isa in flags), None)
+
+
+@cache
 def device() -> dict:
     """The device TensorFlow computes on: the first GPU if one is visible, else the CPU."""
     import tensorflow as tf
@@ -112,6 +123,10 @@ def environment(device_info: dict | None = None) -> dict:
         "numpy": _version("numpy"),
         "cnnbench": _version("cnnbench"),
         "platform": platform.platform(),
+        "cpu_isa": cpu_isa(),
+        # TensorFlow's default depends on the CPU (on with AVX-512-class features): the CPU kernels, their speed and
+        # their scratch memory differ with it
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "device": dev,
         "machine": this_machine(dev),
         "code_sha256": code_fingerprint(),

@@ -82,10 +82,10 @@ def _here() -> tuple[str, str]:
     return this_machine()["id"], code_fingerprint()
 
 
-def _key(arch: str, task: str, profile: str, seed: int, variant: str | None) -> tuple:
+def _key(arch: str, task: str, profile: str, seed: int, experiment: str | None) -> tuple:
     """A cell's identity: (arch, task, profile, seed), and an ablation cell's experiment where there is one (the
     variants of one builder share the rest)."""
-    return (arch, task, profile, seed, *([variant] if variant else []))
+    return (arch, task, profile, seed, *([experiment] if experiment else []))
 
 
 def cell_key(cell: RunConfig) -> tuple:

@@ -34,7 +34,7 @@ FORWARDING_OPS = frozenset({
 #: resident for the whole step, never freed by it
 RESIDENT_OPS = frozenset({"Placeholder", "Const", "VarHandleOp", "_Arg"})
 #: per-device allowance over the simulated peak (allocator rounding, kernels' scratch buffers), one constant per
-#: device type, not per model; set from the registry sweep (see README "Memory")
+#: device type, not per model: none yet — the sweeps that would set it have not been run with this predictor
 ALLOWANCE = {"CPU": 0, "GPU": 0}
 
 
