@@ -4,7 +4,8 @@
 2. the gpu-profile suite: every model on every task, the profile's seeds (``--archs``/``--tasks`` narrow it);
 3. the memory sweep at the papers' input sizes: predicted vs the TF allocator's peak, NVML beside it;
 4. the throughput sweep at the same sizes in float32 and mixed precision, each with and without XLA;
-5. asv over this environment at HEAD (``asv run -E existing``), then ``asv publish`` → reports/asv/;
+5. asv over this environment at HEAD (``asv run -E existing``), then ``asv publish`` → reports/asv/ (its CDN
+   libraries replaced by vendored copies, so it works offline);
 6. the architecture cards and the report → reports/index.html.
 
 ``--quick`` smoke-checks a GPU box in ≤ 8 minutes: LeNet-5 and ResNet-18 on MNIST, one seed, one epoch on 4,096
@@ -59,6 +60,8 @@ def steps(*, quick: bool, archs: list[str] | None, tasks: list[str] | None, prof
         ("asv run", [*asv, "run", *conf, "-E", f"existing:{sys.executable}", "--set-commit-hash", _head(),
                      "--show-stderr", *(["--quick"] if quick else [])]),
         ("asv publish", [*asv, "publish", *conf]),
+        ("asv site offline", [sys.executable, "-c", "from cnnbench.report.asv_site import make_offline as m; "
+                              f"print(m({str(Path(reports) / 'asv')!r}))"]),
         ("architecture cards", [*cnnbench, "describe", *(archs or []), "--results", results]),
         ("report", [*cnnbench, "report", "--results", results, "--out", reports]),
     ]

@@ -113,7 +113,7 @@ def test_bench_gpu_quick_runs_end_to_end_with_the_gpu_check_forced(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     steps = [line.split(":")[0] for line in run.stdout.splitlines() if line.startswith("== ")]
     assert steps == ["== suite", "== memory sweep", "== throughput sweep", "== asv machine", "== asv run",
-                     "== asv publish", "== architecture cards", "== report"]
+                     "== asv publish", "== asv site offline", "== architecture cards", "== report"]
     record, = [json.loads(p.read_text()) for p in results.glob("lenet5.mnist.smoke.seed0.*.json")]
     assert record["outcome"] == "ok" and record["config"]["epochs"] == 1 and record["dataset"]["n_train"] == 4096
     memory, = [json.loads(p.read_text()) for p in (results / "memory").glob("*.json")]
@@ -126,4 +126,26 @@ def test_bench_gpu_quick_runs_end_to_end_with_the_gpu_check_forced(tmp_path):
     tracked = json.loads(asv_results[0].read_text())["results"]
     assert "benchmarks.Cell.track_test_accuracy" in tracked and "benchmarks.Step.time_train_step" in tracked
     assert (reports / "asv" / "index.html").is_file() and (reports / "index.html").is_file()
+    assert "https://" not in (reports / "asv" / "index.html").read_text().split("github.com")[0]  # no CDN left
     assert 'href="asv/index.html"' in (reports / "index.html").read_text()
+
+
+def test_the_asv_site_is_made_to_work_offline(tmp_path):
+    from cnnbench.report.asv_site import make_offline
+
+    page = tmp_path / "index.html"
+    page.write_text('<script src="https://code.jquery.com/jquery-3.3.1.min.js"></script>\n'
+                    '<script src="https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.min.js" '
+                    'integrity="sha512-x" crossorigin="anonymous"></script>\n'
+                    '<link href="https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/css/bootstrap.min.css" rel="s">\n'
+                    '<a href="https://github.com/airspeed-velocity/asv/">asv</a>')
+    assert make_offline(tmp_path) == 3
+    text = page.read_text()
+    assert 'src="vendor/js/jquery.min.js"' in text and 'src="vendor/js/jquery.flot.js"></script>' in text
+    assert 'href="vendor/css/bootstrap.min.css"' in text and "github.com/airspeed-velocity" in text
+    for ref in ("js/jquery.min.js", "js/jquery.flot.js", "css/bootstrap.min.css",
+                "fonts/glyphicons-halflings-regular.woff"):
+        assert (tmp_path / "vendor" / ref).stat().st_size > 1000, ref
+    page.write_text('<script src="https://cdn.jsdelivr.net/npm/newlib@1/new.min.js"></script>')
+    with pytest.raises(ValueError, match="not vendored"):
+        make_offline(tmp_path)
