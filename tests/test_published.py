@@ -186,7 +186,7 @@ def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, mo
     monkeypatch.delenv("CNNBENCH_MACHINE")
     # on the reference machine: only records written by today's model/harness code count (none of the cpu-suite
     # records, which predate code fingerprints; at most the latest ablation cells)
-    here_now = {r["config"].get("variant") for _, r in records.iter_records(ROOT / "results")
+    here_now = {r["config"].get("experiment") for _, r in records.iter_records(ROOT / "results")
                 if r.get("env", {}).get("code_sha256")}
     assert all(len(key) == 5 and key[4] in here_now for key in finished(ROOT / "results"))
     here, elsewhere, old = tmp_path / "here", tmp_path / "elsewhere", tmp_path / "old"
