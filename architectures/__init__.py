@@ -10,6 +10,7 @@ from architectures import (  # noqa: F401  (registers)
     googlenet,
     lenet,
     mlp,
+    mnist_cnn,
     resnet,
     vgg,
     xception,

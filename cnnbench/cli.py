@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=_positive_int, help="override the profile's batch size")
         p.add_argument("--train-subset", type=_positive_int, help="override the profile's training images")
         p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
+        p.add_argument("--recipe", help="override the profile's training recipe: plain | augment (augmentation, "
+                                        "warm-up, 5,000 held-out validation images; classification tasks)")
         p.add_argument("--results", default="results", help="directory for result records (default: results)")
         p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
         p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
@@ -249,7 +251,7 @@ def cmd_run(args) -> int:
     _check_device(args)
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
                      batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
-                     data_dir=args.data_dir, measure_memory=args.measure_memory,
+                     recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
                      measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights)
     validate_cell(cell)
     _check_results_dir(args.results)
@@ -277,8 +279,8 @@ def cmd_suite(args) -> int:
 
     cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
                  batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
-                 data_dir=args.data_dir, measure_memory=args.measure_memory, measure_throughput=args.measure_throughput,
-                 dataset=args.dataset, weights=args.weights)
+                 recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
+                 measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights)
     if args.ablations:
         from cnnbench.ablations import resolve, run_configs
 

@@ -6,6 +6,7 @@ outcome: ``oom`` (with the predicted memory), ``diverged`` (with the step), or `
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import statistics
@@ -28,7 +29,7 @@ from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
-from cnnbench.training import Diverged, DivergenceGuard, precise_batch_norm
+from cnnbench.training import Diverged, DivergenceGuard, Recipe, get_recipe, precise_batch_norm, schedule
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class RunConfig:
     train_subset: int | None = None  # None: the profile's
     #: an ablation cell: {"ablation": name, "variant": name, "reference": bool, "claim": text}, recorded in config
     ablation: dict | None = None
+    recipe: str | None = None  # None: the profile's (for this architecture); see cnnbench.training.RECIPES
 
 
 def set_determinism(seed: int) -> None:
@@ -92,11 +94,6 @@ class _TimeToTarget(keras.callbacks.Callback):
         return out
 
 
-def _optimizer(learning_rate: float, steps: int) -> keras.optimizers.Optimizer:
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
-    return keras.optimizers.Adam(schedule)
-
-
 def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = None) -> dict:
     """Train, evaluate and measure one cell; return its record (``records.write`` stores it).
 
@@ -113,6 +110,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     sizes = profile.setting(cfg.arch, cfg.task)
     epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
     learning_rate = cfg.learning_rate or sizes["learning_rate"]
+    recipe = get_recipe(cfg.recipe or sizes["recipe"])
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
                          f"{learning_rate}")
@@ -124,7 +122,9 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         "batch_size": batch_size,
         "input_shape": list(input_shape),
         "model_kwargs": model_kwargs,
-        "optimizer": {"name": "adam", "learning_rate": learning_rate, "schedule": "cosine"},
+        "optimizer": {"name": "adam", "learning_rate": learning_rate, "schedule": "cosine",
+                      "warmup_epochs": recipe.warmup_epochs},
+        "recipe": recipe.as_dict(),
         "loss": task.loss,
         "profile": profile.as_dict(),
     } | (cfg.ablation or {})
@@ -132,7 +132,8 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
 
     set_determinism(cfg.seed)
     data = task.prepare(input_shape=input_shape, batch_size=batch_size, seed=cfg.seed,
-                        train_subset=train_subset, test_subset=sizes["test_subset"], data_dir=cfg.data_dir)
+                        train_subset=train_subset, test_subset=sizes["test_subset"], data_dir=cfg.data_dir,
+                        **({"validation_images": recipe.validation_images} if recipe.validation_images else {}))
     config["adaptation"] = data.adaptation
     registry_model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
     # Predicted and measured memory of one train step, before training: an OOM record then carries both.
@@ -158,10 +159,12 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         config["weights"] = "scratch"
         model = registry_model
         model, metrics, timer = _train_classifier(model, task, data, epochs=epochs, learning_rate=learning_rate,
-                                                  verbose=verbose)
+                                                  recipe=recipe, seed=cfg.seed, verbose=verbose)
         config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
         evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
         metrics = {"test_accuracy": float(evaluation["accuracy"]), "test_loss": float(evaluation["loss"])} | metrics
+        if data.val is not None:  # held-out images, scored like the test after precise BN
+            metrics["val_accuracy"] = float(model.evaluate(data.val, verbose=0, return_dict=True)["accuracy"])
         if hasattr(task, "evaluate"):  # the task's own scores (segmentation: mIoU, per-class IoU, ...)
             metrics = task.evaluate(model, data) | metrics
 
@@ -194,20 +197,30 @@ def _task(cfg: RunConfig):
     return get_task(cfg.task, **({"source": cfg.dataset} if cfg.dataset else {}))
 
 
-def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, verbose) -> tuple:
-    """The plain recipe: Adam with cosine decay over the run, every layer training; stops at a non-finite loss."""
-    steps = epochs * math.ceil(data.n_train / data.batch_size)
-    model.compile(optimizer=_optimizer(learning_rate, steps), loss=task.loss, metrics=task.metrics)
+def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, recipe: Recipe, seed: int,
+                      verbose) -> tuple:
+    """Train every layer by ``recipe`` (cnnbench.training); stop at a non-finite loss. ``data.train`` itself stays
+    unaugmented: precise BN afterwards estimates the statistics of the images the test resembles."""
+    steps_per_epoch = math.ceil(data.n_train / data.batch_size)
+    rate = schedule(learning_rate, epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
+    model.compile(optimizer=keras.optimizers.Adam(rate),
+                  loss=task.loss, metrics=task.metrics)
+    train, augment = data.train, recipe.augmentation(seed)
+    if augment is not None:  # in order on one thread: the seeded layers then draw the same values every run
+        train = train.map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
     timer = _EpochTimer()
     target = getattr(task, "target_accuracy", None)
     ttt = _TimeToTarget(data.test, target, data.n_train, timer) if target else None
-    history = model.fit(data.train, epochs=epochs, verbose=verbose, shuffle=False,
+    history = model.fit(train, epochs=epochs, verbose=verbose, shuffle=False, validation_data=data.val,
                         callbacks=[DivergenceGuard(), timer, *([ttt] if ttt else [])])
-    metrics = {"train_accuracy": float(history.history["accuracy"][-1]),
-               "train_accuracy_curve": [float(v) for v in history.history["accuracy"]],
-               "train_loss": [float(v) for v in history.history["loss"]],
+    h = history.history
+    metrics = {"train_accuracy": float(h["accuracy"][-1]),
+               "train_accuracy_curve": [float(v) for v in h["accuracy"]],
+               "train_loss": [float(v) for v in h["loss"]],
                "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds),
                "time_to_target": ttt.result() if ttt else None}
+    if data.val is not None:  # with the moving BN statistics of each epoch's end
+        metrics["val_accuracy_curve"] = [float(v) for v in h["val_accuracy"]]
     return model, metrics, timer
 
 
@@ -229,7 +242,11 @@ def _failure(exc: BaseException, context: dict) -> tuple[str, dict]:
 def validate_cell(cfg: RunConfig) -> None:
     """Resolve every name before anything runs: unknown names raise KeyError with a did-you-mean; a model of another
     kind than the task's (a classifier on ``segmentation``) raises ValueError naming the models that fit."""
-    info, task, _ = architectures.model_info(cfg.arch), _task(cfg), get_profile(cfg.profile)
+    info, task, profile = architectures.model_info(cfg.arch), _task(cfg), get_profile(cfg.profile)
+    recipe = get_recipe(cfg.recipe or profile.setting(cfg.arch, cfg.task)["recipe"])
+    if recipe != get_recipe("plain") and "validation_images" not in inspect.signature(task.prepare).parameters:
+        raise ValueError(f"the {recipe.name} recipe augments and holds out images of a classification task's own "
+                         f"split; the {cfg.task} task trains by its own recipe (use the plain one)")
     if info.kind != task.kind:
         fitting = ", ".join(architectures.list_models(kind=task.kind))
         raise ValueError(f"{cfg.arch} is a {info.kind} model; the {cfg.task} task runs {task.kind} models: {fitting}")

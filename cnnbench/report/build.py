@@ -145,10 +145,12 @@ def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.Data
         rows = []
         for r in g.itertuples():
             paper = cards.get(r.arch, {}).get("flops", {}).get("macs")
+            # five seeds or more: the median too, what an accuracy target over seeds is judged by
             row = [Cell(r.arch + ("" if r.weights == "scratch" else f" ({r.weights})"), href=f"arch/{r.arch}.html"),
                    Cell(count(r.year).replace(",", "")), Cell(_innovation(r.arch, cards, r.innovations), cls="text"),
                    Cell(count(r.params_trainable)), Cell(f"{gmacs(paper)} / {gmacs(r.macs)}"),
-                   Cell(f"{pct(r.score_mean, r.score_std, r.seeds)} ({r.seeds})")]
+                   Cell(f"{pct(r.score_mean, r.score_std, r.seeds)} ({r.seeds})"
+                        + (f" · median {pct(r.score_median)}" if r.seeds >= 5 else ""))]
             if task == "transfer":
                 row.append(Cell(pct(r.scratch_mean, r.scratch_std, r.seeds)))
             elif task == "mnist":

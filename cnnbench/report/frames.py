@@ -108,7 +108,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         train_acc_mean=("train_accuracy", "mean"),
         scratch_mean=("scratch_accuracy", "mean"), scratch_std=("scratch_accuracy", "std"),
         miou_mean=("miou", "mean"), miou_std=("miou", "std"),
-        score_mean=("score", "mean"), score_std=("score", "std"),
+        score_mean=("score", "mean"), score_std=("score", "std"), score_median=("score", "median"),
         dataset=("dataset", "first"), year=("year", "first"), innovations=("innovations", "last"),
         params=("params", "first"), params_trainable=("params_trainable", "first"),
         reference_params=("reference_params", "first"), reference_counts=("reference_counts", "first"),

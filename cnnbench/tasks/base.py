@@ -19,7 +19,7 @@ class TaskData:
     dataset: dict[str, Any]
     #: how images were adapted to the model input (resize/pad, channels), for the record.
     adaptation: dict[str, Any] = field(default_factory=dict)
-    #: a validation split, for tasks that select on it (early stopping)
+    #: a validation split, held out of the training images (early stopping, a recipe's choices)
     val: tf.data.Dataset | None = None
     batch_size: int | None = None
 

@@ -60,17 +60,24 @@ class MnistTask:
     def verify_data(self, data_dir=None) -> dict:
         return datasets.load(self.dataset_name, data_dir_override=data_dir).metadata()
 
-    def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None,
-                data_dir=None) -> TaskData:
+    def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None, data_dir=None,
+                validation_images: int = 0) -> TaskData:
+        """``validation_images``: the last N training images become ``val`` and are never trained on (the subset is
+        taken from the rest)."""
         ds = datasets.load(self.dataset_name, data_dir_override=data_dir)
-        xtr, ytr = ds.x_train[:train_subset], ds.y_train[:train_subset]
+        if not 0 <= validation_images < len(ds.y_train):
+            raise ValueError(f"validation_images must be in [0, {len(ds.y_train)}), got {validation_images}")
+        n_fit = len(ds.y_train) - validation_images
+        xtr, ytr = ds.x_train[:n_fit][:train_subset], ds.y_train[:n_fit][:train_subset]
         xte, yte = ds.x_test[:test_subset], ds.y_test[:test_subset]
-        meta = ds.metadata() | {"n_train": len(ytr), "n_test": len(yte),
+        meta = ds.metadata() | {"n_train": len(ytr), "n_test": len(yte), "n_val": validation_images,
                                 "subset": train_subset is not None or test_subset is not None}
         self._test = (xte, yte, input_shape, batch_size)  # what evaluate() shifts
         return TaskData(
             train=pipeline(xtr, ytr, input_shape=input_shape, batch_size=batch_size, seed=seed),
             test=pipeline(xte, yte, input_shape=input_shape, batch_size=batch_size, seed=None),
+            val=pipeline(ds.x_train[n_fit:], ds.y_train[n_fit:], input_shape=input_shape, batch_size=batch_size,
+                         seed=None) if validation_images else None,
             n_train=len(ytr), n_test=len(yte), num_classes=ds.num_classes, dataset=meta,
             adaptation=adaptation(ds.x_train.shape[1:3], input_shape), batch_size=batch_size,
         )
