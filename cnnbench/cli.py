@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_options(p)
     p.add_argument("--exercise", action="store_true",
                    help="also the textbook's worked network (infer batch 1, train batch 50); alone with --archs none")
+    p.add_argument("--random", type=_positive_int, default=0, metavar="N",
+                   help="also N generated networks that are not in the registry (train and infer at the batch each "
+                        "drew); alone with --archs none")
+    p.add_argument("--random-seed", type=_seed, default=0, help="the first generated network's seed (default 0)")
 
     p = sub.add_parser("throughput", help="images/s, latency, FLOPs and MFU of one model over a batch-size sweep")
     p.add_argument("arch", help="a registered model")
@@ -377,11 +381,17 @@ def cmd_memory_sweep(args) -> int:
     archs = [] if args.archs == ["none"] else expand_archs(args.archs)
     _check_results_dir(args.results)
     result = run_sweep(archs + [EXERCISE] * args.exercise, batch_sizes=tuple(args.batch_sizes),
-                       results_dir=args.results, profile=args.profile)
+                       results_dir=args.results, profile=args.profile, random=args.random,
+                       random_seed=args.random_seed)
     s = result["summary"]
-    print(f"median |error| {100 * s['median_abs_error']:.1f} %, worst {100 * s['worst_abs_error']:.1f} %, "
-          f"most under-predicted {100 * s['worst_under_prediction']:+.1f} % → {args.results}/memory/ "
-          "(`cnnbench report` renders it)")
+    for label, part in (("registry, layer model", s), ("registry, traced graph", s["graph"]),
+                        ("generated, layer model", s["generated"]["layers"]),
+                        ("generated, traced graph", s["generated"]["graph"])):
+        if part["n"]:
+            print(f"{label:<24} n={part['n']:<4} median |error| {100 * part['median_abs_error']:.1f} %, worst "
+                  f"{100 * part['worst_abs_error']:.1f} %, most under-predicted "
+                  f"{100 * part['worst_under_prediction']:+.1f} %")
+    print(f"→ {args.results}/memory/ (`cnnbench report` renders it)")
     return 0
 
 

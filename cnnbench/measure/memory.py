@@ -200,12 +200,14 @@ def build_for_memory(spec: dict) -> tuple[keras.Model, tuple[int, int, int]]:
     return model, shape
 
 
-def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = None, strict: bool = True) -> dict:
+def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = None, strict: bool = True,
+                  graph: bool = False) -> dict:
     """Prediction, bare minimum and (optionally) the measured peak for one memory spec, as one flat dict.
 
     ``built``: the ``(model, input_shape)`` the spec names, when the caller has it already. The measurement always
     builds its own copy in a fresh process. ``strict=False``: a failed measurement is reported (``measure_error``,
-    measured fields null) instead of raised.
+    measured fields null) instead of raised. ``graph``: the traced step's simulated peak beside the layer model's
+    (``graph_predicted_bytes``, ``graph_relative_error``; ``graph_memory``).
     """
     from cnnbench.environment import device as local_device
 
@@ -223,7 +225,14 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
                 raise
             measured = {"measure_error": str(exc)[-1000:]}
     peak = measured.get("measured_peak_bytes")
-    return {
+    traced = {}
+    if graph:
+        from cnnbench.measure.graph_memory import predict_from_graph
+
+        traced = predict_from_graph(model, spec | {"mode": mode}, shape)
+        traced |= {"graph_alive_at_peak": traced["graph_alive_at_peak"][:5],
+                   "graph_relative_error": (traced["graph_predicted_bytes"] - peak) / peak if peak else None}
+    return traced | {
         "arch": spec.get("arch"), "model_file": spec.get("model_file"), "input_shape": list(shape),
         "batch_size": batch, "mode": mode, "optimizer": predicted["optimizer"], "precision": predicted["precision"],
         "params": model.count_params(),

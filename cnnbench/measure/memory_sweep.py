@@ -4,7 +4,9 @@ Inputs are CPU-feasible: each model at its ``cpu`` profile input size and width 
 ``gpu`` profile's (paper) sizes, where NVML's reading is recorded beside the allocator's. The sweep is a
 benchmark, not a test: its result file (``results/memory/``) is what the report's memory page and the README quote.
 ``exercise`` among the archs adds the textbook's worked network (Géron, ch. 14: three stride-2 3x3 convolutions of
-100/200/400 maps on 200x300 RGB) at its two cases, inference at batch 1 and training at batch 50.
+100/200/400 maps on 200x300 RGB) at its two cases, inference at batch 1 and training at batch 50; ``random=N`` adds N
+generated networks (``random_nets``: seeds ``random_seed`` … + N - 1, never in the registry) in both modes at the
+batch each drew. Every row carries both predictions: the layer model's and the traced graph's (``graph_*``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def sweep_specs(archs: list[str], batch_sizes=(1, 8, 32), modes=("train", "infer
     return specs
 
 
-def summarize(rows: list[dict]) -> dict:
-    errors = [r["relative_error"] for r in rows if r["relative_error"] is not None]
+def summarize(rows: list[dict], key: str = "relative_error") -> dict:
+    errors = [r[key] for r in rows if r.get(key) is not None]
     if not errors:
         return {"n": 0}
     return {"n": len(errors), "median_abs_error": statistics.median(abs(e) for e in errors),
@@ -60,7 +62,22 @@ def _exercise_specs(folder: str) -> list[dict]:
              "optimizer": "adam", "precision": "float32"} for mode, batch in EXERCISE_CASES]
 
 
-def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results", profile: str = "cpu") -> dict:
+def _random_specs(folder: str, n: int, first_seed: int) -> list[dict]:
+    from cnnbench.measure.random_nets import random_network
+
+    specs = []
+    for seed in range(first_seed, first_seed + n):
+        model, drawn = random_network(seed)
+        path = f"{folder}/{model.name}.keras"
+        model.save(path)
+        specs += [{"model_file": path, "input_shape": drawn["input_shape"], "batch_size": drawn["batch_size"],
+                   "mode": mode, "optimizer": "adam", "precision": "float32", "name": model.name, "generator": drawn}
+                  for mode in ("train", "infer")]
+    return specs
+
+
+def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="results", profile: str = "cpu",
+              random: int = 0, random_seed: int = 0) -> dict:
     import tempfile
 
     started = datetime.now(UTC)
@@ -69,13 +86,21 @@ def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="r
     with tempfile.TemporaryDirectory() as folder:
         specs = sweep_specs([a for a in archs if a != EXERCISE], batch_sizes, profile=profile)
         specs += _exercise_specs(folder) if EXERCISE in archs else []
+        specs += _random_specs(folder, random, random_seed)
         for spec in specs:
-            row = memory_report(spec, measure=True)
-            if spec.get("model_file"):  # the exercise, saved to a temporary file: named, not by its path
-                row |= {"arch": EXERCISE, "model_file": None}
+            row = memory_report(spec, measure=True, graph=True)
+            if spec.get("model_file"):  # saved to a temporary file: named, not by its path
+                row |= {"arch": spec.get("name", EXERCISE), "model_file": None}
+                row |= {"generator": spec["generator"]} if "generator" in spec else {}
             rows.append(row)
-            print(f"{row['arch']:<18} {row['mode']:<5} batch {row['batch_size']:>3}: predicted "
-                  f"{row['predicted_bytes'] / 2**20:9.2f} MiB, measured {row['measured_peak_bytes'] / 2**20:9.2f} MiB "
-                  f"({100 * row['relative_error']:+.1f} %)", flush=True)
-    summary = summarize(rows)
+            print(f"{row['arch']:<18} {row['mode']:<5} batch {row['batch_size']:>3}: measured "
+                  f"{row['measured_peak_bytes'] / 2**20:9.2f} MiB; predicted by layers "
+                  f"{row['predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['relative_error']:+.1f} %), by the graph "
+                  f"{row['graph_predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['graph_relative_error']:+.1f} %)",
+                  flush=True)
+    registry = [r for r in rows if "generator" not in r]
+    generated = [r for r in rows if "generator" in r]
+    summary = summarize(registry) | {
+        "graph": summarize(registry, "graph_relative_error"),
+        "generated": {"layers": summarize(generated), "graph": summarize(generated, "graph_relative_error")}}
     return save("memory_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir, profile=profile)

@@ -241,7 +241,12 @@ def _memory_table(rows: pd.DataFrame) -> pd.DataFrame:
         "measured MiB": rows["measured_peak_bytes"].map(mib),
         "error": ((rows["predicted_bytes"] - rows["measured_peak_bytes"]) / rows["measured_peak_bytes"]).map(
             signed_pct),
-        "bare minimum MiB (Géron)": rows["bare_minimum_bytes"].map(mib)})
+        "bare minimum MiB (Géron)": rows["bare_minimum_bytes"].map(mib)}
+        | ({"traced graph MiB (error)": [  # the graph predictor, in sweeps that ran it
+            "—" if pd.isna(g) else f"{mib(g)} ({signed_pct(e)})"
+            for g, e in zip(rows["graph_predicted_bytes"], rows["graph_relative_error"], strict=True)]}
+           if "graph_predicted_bytes" in rows else {})
+        | ({"network drawn": rows["generator"].map(lambda d: " · ".join(d["blocks"]))} if "generator" in rows else {}))
 
 
 def _throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -333,10 +338,11 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     df = records_frame(results_dir)
     mem_sweep, mem_file = latest_sweep(results_dir, "memory_sweep")
     ex_sweep, ex_file = latest_sweep(results_dir, "memory_sweep", lambda row: row.get("arch") == "exercise")
+    gen_sweep, gen_file = latest_sweep(results_dir, "memory_sweep", lambda row: "generator" in row)
     tp_sweep, tp_file = latest_sweep(results_dir, "throughput_sweep")
     jax = jax_sweeps(results_dir)
     cards = read_cards(results_dir)
-    if df.empty and not (mem_sweep or tp_sweep or jax or cards):
+    if df.empty and not (mem_sweep or gen_sweep or tp_sweep or jax or cards):
         raise ReportError(f"no result records in {results_dir} (nothing to report)")
     try:
         check_writable_dir(out)
@@ -367,7 +373,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
         shutil.rmtree(rec_dir)
     for f in df["file"]:
         site.write(f"records/{f}", (results_dir / f).read_text())
-    sweep_files = sorted({f for f in (mem_file, ex_file, tp_file, *(f for f, _ in jax)) if f})
+    sweep_files = sorted({f for f in (mem_file, ex_file, gen_file, tp_file, *(f for f, _ in jax)) if f})
     for f in [*sweep_files, *(c["file"] for c in cards.values())]:
         site.write(f"records/{f}", (results_dir / f).read_text())
 
@@ -439,6 +445,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     mem_rows = mem_rows[mem_rows["arch"] != "exercise"] if len(mem_rows) else mem_rows
     ex_rows = _sweep_rows(ex_sweep)
     ex_rows = ex_rows[ex_rows["arch"] == "exercise"] if len(ex_rows) else ex_rows
+    gen_rows = pd.DataFrame([r for r in (gen_sweep or {}).get("rows", []) if "generator" in r])
     mem_figs = [(f"figures/{n}", c) for n, c in (
         (figures.memory_vs_batch(mem_rows, fig_dir) if len(mem_rows) else None,
          "Peak memory per step against batch size: the prediction as lines, the measured peak (TF allocator) as "
@@ -462,8 +469,9 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
               cases=_frame_table("Every case", _memory_table(mem_rows)) if len(mem_rows) else None, gpu=gpu,
               exercise=_frame_table("", _memory_table(ex_rows), f"From {ex_file} ({ex_sweep['env']['device']['name']})."
                                     ) if len(ex_rows) else None,
-              exercise_file=ex_file,
-              provenance=_provenance([], [mem_sweep, ex_sweep, *[s for _, s in jax]]), **common)
+              exercise_file=ex_file, generated=_frame_table("", _memory_table(gen_rows)) if len(gen_rows) else None,
+              generated_sweep=gen_sweep, generated_file=gen_file,
+              provenance=_provenance([], [mem_sweep, ex_sweep, gen_sweep, *[s for _, s in jax]]), **common)
 
     tp_rows = _sweep_rows(tp_sweep)
     tp_fig = figures.throughput_vs_batch(tp_rows, fig_dir) if len(tp_rows) else None

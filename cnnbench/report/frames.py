@@ -173,8 +173,12 @@ def _json_files(folder: Path) -> list[tuple[Path, dict]]:
     return out
 
 
-def latest_sweep(results_dir: str | os.PathLike, kind: str, where=lambda row: row.get("arch") != "exercise"
-                 ) -> tuple[dict | None, str | None]:
+def registry_row(row: dict) -> bool:
+    """A sweep row of a registered model (not the worked exercise, not a generated network)."""
+    return row.get("arch") != "exercise" and "generator" not in row
+
+
+def latest_sweep(results_dir: str | os.PathLike, kind: str, where=registry_row) -> tuple[dict | None, str | None]:
     """The latest sweep record of ``kind`` (``memory_sweep``, ``throughput_sweep``) with a row ``where`` holds (by
     default a registry model's), and its path under results."""
     found = [(p, d) for p, d in _json_files(Path(results_dir) / kind.removesuffix("_sweep"))

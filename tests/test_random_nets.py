@@ -1,0 +1,64 @@
+"""The generated networks the memory predictors are tested on: seeded, varied, within bounds, loadable, and swept."""
+
+import json
+import math
+
+import keras
+
+from cnnbench.cli import main
+from cnnbench.measure.random_nets import BATCHES, MAX_ELEMENTS, random_network
+
+
+def test_a_seed_gives_one_network_and_seeds_differ():
+    (a, drawn_a), (b, drawn_b) = random_network(7), random_network(7)
+    layout = lambda m: [(type(layer).__name__, layer.output.shape, layer.count_params()) for layer in m.layers]  # noqa: E731
+    assert drawn_a == drawn_b and layout(a) == layout(b)
+    assert len({json.dumps(random_network(s)[1]) for s in range(10)}) == 10
+
+
+def test_forty_networks_cover_the_layer_kinds_within_the_bounds():
+    seen = set()
+    for seed in range(40):
+        model, drawn = random_network(seed)
+        size, _, channels = drawn["input_shape"]
+        assert 17 <= size <= 160 and channels in (1, 3) and drawn["batch_size"] in BATCHES
+        assert model.input_shape[1:] == tuple(drawn["input_shape"]) and len(model.output_shape) == 2
+        for layer in model.layers:
+            seen.add(type(layer).__name__)
+            if len(layer.output.shape) == 4:  # the width cap (a concatenation holds two): no map over the budget
+                assert drawn["batch_size"] * math.prod(layer.output.shape[1:]) <= 2 * MAX_ELEMENTS, layer.name
+    assert {"Conv2D", "SeparableConv2D", "Add", "Concatenate", "BatchNormalization", "Dropout", "MaxPooling2D",
+            "AveragePooling2D", "Flatten", "GlobalAveragePooling2D", "Dense"} <= seen
+
+
+def test_memory_sweep_random_measures_generated_networks_with_both_predictors(tmp_path, capsys):
+    assert main(["memory-sweep", "--archs", "none", "--random", "1", "--random-seed", "1",
+                 "--results", str(tmp_path)]) == 0
+    [path] = (tmp_path / "memory").glob("memory-sweep.*.json")
+    result = json.loads(path.read_text())
+    rows = result["rows"]
+    assert [(r["arch"], r["mode"]) for r in rows] == [("random_1", "train"), ("random_1", "infer")]
+    for r in rows:
+        assert r["generator"] == random_network(1)[1] and r["model_file"] is None
+        assert r["measured_peak_bytes"] > 0 and r["predicted_bytes"] > 0 and r["graph_predicted_bytes"] > 0
+        assert r["graph_relative_error"] == (r["graph_predicted_bytes"] - r["measured_peak_bytes"]) / r[
+            "measured_peak_bytes"]
+    s = result["summary"]
+    assert s["n"] == 0 and s["generated"]["layers"]["n"] == 2 and s["generated"]["graph"]["n"] == 2
+    assert "generated, traced graph" in capsys.readouterr().out
+    from cnnbench.report import build_report
+
+    build_report(tmp_path, tmp_path / "site")  # the memory page lists them apart from the registry's
+    page = (tmp_path / "site" / "memory.html").read_text()
+    assert "random_1" in page and "Networks the predictors have never seen" in page and "2 cases" in page
+    assert "No memory sweep recorded" in page  # a sweep of generated networks is not the registry's
+
+
+def test_a_generated_network_loads_from_its_file_in_safe_mode(tmp_path):
+    from cnnbench.modelfile import load_model_file
+
+    model, _ = random_network(3)
+    model.save(tmp_path / "net.keras")
+    loaded = load_model_file(tmp_path / "net.keras")
+    assert loaded.count_params() == model.count_params()
+    assert isinstance(loaded, keras.Model)
