@@ -318,13 +318,9 @@ def cmd_memory(args) -> int:
     from cnnbench.measure.memory import memory_report
 
     spec = _model_spec(args) | {"batch_size": args.batch_size, "precision": args.precision}
-    report = memory_report(spec, measure=args.measure)
-    if args.graph:
-        from cnnbench.measure.graph_memory import predict_from_graph
-        from cnnbench.measure.memory import build_for_memory
-
-        model, shape = build_for_memory(spec)
-        report |= predict_from_graph(model, spec, shape)
+    if args.graph and args.measure:  # the allocator's own records of the measured step, beside the simulation's
+        spec["trace"] = True
+    report = memory_report(spec, measure=args.measure, graph=args.graph)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -347,8 +343,14 @@ def cmd_memory(args) -> int:
         for key, value in report["graph_breakdown"].items():
             print(f"    {key:<17}{_mib(value)}")
         print(f"  alive at its peak, while {report['graph_peak_at']} runs:")
-        for tensor, nbytes in report["graph_alive_at_peak"][:10]:
+        for tensor, nbytes in report["graph_alive_at_peak"]:
             print(f"    {_mib(nbytes)}  {tensor}")
+    if report.get("measured_alive_at_peak"):
+        m = report["measured_alive_at_peak"]
+        print(f"  measured: the allocator's records of one profiled step ({m['events']} events), peak "
+              f"{_mib(m['peak_bytes'])}, of it {_mib(m['resident_bytes'])} allocated before the step; alive then:")
+        for a in m["alive"][:10]:
+            print(f"    {_mib(a['bytes'])}  {a['op']} ({a['region']}, {a['shape']})")
     return 0
 
 

@@ -64,3 +64,21 @@ def test_memory_graph_prints_the_simulated_peak_and_what_is_alive_at_it(capsys):
     assert main(["memory", "lenet5", "--mode", "infer", "--batch-size", "4", "--graph"]) == 0
     out = capsys.readouterr().out
     assert "graph simulation" in out and "alive at its peak, while lenet5" in out and "convolution:0" in out
+
+
+def test_measured_side_replays_the_allocators_records_of_a_profiled_step(capsys):
+    import json
+
+    from cnnbench.cli import main
+
+    assert main(["memory", "lenet5", "--batch-size", "8", "--graph", "--measure", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    m = report["measured_alive_at_peak"]
+    assert m["events"] > 50 and m["resident_bytes"] + m["alive_bytes"] == m["peak_bytes"]
+    assert m["resident_bytes"] >= 4 * report["params"]  # the weights (and Adam's slots) were there before the step
+    assert abs(m["peak_bytes"] - report["measured_peak_bytes"]) <= 0.25 * report["measured_peak_bytes"]
+    ops = [a["op"] for a in m["alive"]]
+    assert any(op.startswith(("lenet5", "gradient_tape/lenet5")) for op in ops)
+    assert {a["region"] for a in m["alive"]} <= {"output", "temp", "persist", "?"}
+    assert main(["memory", "lenet5", "--batch-size", "8", "--graph", "--measure"]) == 0
+    assert "the allocator's records of one profiled step" in capsys.readouterr().out

@@ -230,7 +230,7 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
         from cnnbench.measure.graph_memory import predict_from_graph
 
         traced = predict_from_graph(model, spec | {"mode": mode}, shape)
-        traced |= {"graph_alive_at_peak": traced["graph_alive_at_peak"][:5],
+        traced |= {"graph_alive_at_peak": traced["graph_alive_at_peak"][:10],
                    "graph_relative_error": (traced["graph_predicted_bytes"] - peak) / peak if peak else None}
     return traced | {
         "arch": spec.get("arch"), "model_file": spec.get("model_file"), "input_shape": list(shape),
@@ -243,6 +243,8 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
         "resident_before_step_bytes": measured.get("resident_before_step_bytes"),
         "nvml_used_bytes": measured.get("nvml_used_bytes"),
         "nvml_overhead_bytes": measured.get("nvml_overhead_bytes"),
+        **({"measured_alive_at_peak": measured["measured_alive_at_peak"]} if "measured_alive_at_peak" in measured
+           else {}),
         "relative_error": (predicted["predicted_bytes"] - peak) / peak if peak else None,
         "device": measured.get("device") or f"{local_device()['type'].upper()}:0",
     } | ({"measure_error": measured["measure_error"]} if "measure_error" in measured else {})

@@ -102,7 +102,8 @@ def _probe(spec: dict) -> dict:
         tf.nest.flatten(out)[0].numpy()
         peaks.append(tf.config.experimental.get_memory_info(device)["peak"])
     used = used_bytes() if device == "GPU:0" else None
-    return {
+    traced = {"measured_alive_at_peak": allocations_at_peak(run)} if spec.get("trace") else {}
+    return traced | {
         "device": device,
         "measured_peak_bytes": int(max(peaks)),
         "measured_peak_min_bytes": int(min(peaks)),
@@ -112,6 +113,51 @@ def _probe(spec: dict) -> dict:
         "nvml_overhead_bytes": (used - baseline - int(max(peaks))) if used is not None and baseline is not None
         else None,
     }
+
+
+def allocations_at_peak(run, top: int = 20) -> dict:
+    """One more step under TensorFlow's profiler, whose trace holds every allocation and deallocation the allocator
+    made (op, output or temp, shape, bytes in use after it): replayed in time order, they give the tensors alive when
+    the step's bytes in use peaked. What was allocated before the step (variables, the batch) has no event and is
+    reported as ``resident_bytes``. The measured side of ``cnnbench memory --graph --measure``."""
+    import glob
+    import tempfile
+    from pathlib import Path
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        tf.nest.flatten(run())[0].numpy()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]).read_bytes())
+    events = []
+    for plane in space.planes:
+        stat_names = {k: v.name for k, v in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for e in line.events:
+                kind = plane.event_metadata[e.metadata_id].name
+                if kind in ("MemoryAllocation", "MemoryDeallocation"):
+                    stats = {stat_names[st.metadata_id]: stat_names[st.ref_value] if st.WhichOneof("value") ==
+                             "ref_value" else getattr(st, st.WhichOneof("value")) for st in e.stats}
+                    events.append((line.timestamp_ns * 1000 + e.offset_ps, kind == "MemoryAllocation", stats))
+    events.sort(key=lambda ev: ev[0])
+    live, best, best_live = {}, -1, {}
+    for _, allocated, st in events:
+        if allocated:
+            live[st["addr"]] = (st.get("tf_op", "?"), st.get("region_type", "?"), st.get("shape", "?"),
+                                int(st.get("allocation_bytes", 0)))
+        else:
+            live.pop(st["addr"], None)
+        if int(st.get("bytes_allocated", 0)) > best:
+            best, best_live = int(st["bytes_allocated"]), dict(live)
+    tracked = sum(a[3] for a in best_live.values())
+    alive = sorted(best_live.values(), key=lambda a: -a[3])
+    return {"peak_bytes": max(best, 0), "resident_bytes": max(best, 0) - tracked, "alive_bytes": tracked,
+            "events": len(events),
+            "alive": [{"op": op, "region": region, "shape": shape, "bytes": n} for op, region, shape, n in alive[:top]]}
 
 
 if __name__ == "__main__":
