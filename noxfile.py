@@ -31,7 +31,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (tiny profiles; finishes in minutes on two cores)."""
-    _install(session, "test")
+    _install(session, "test", "cluster")
     session.run("pytest", *(session.posargs or TEST_ARGS), env=TEST_ENV)
 
 

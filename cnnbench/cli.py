@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip cells with a valid ok record from this machine and this code; run missing, invalid, "
                         "failed and other machines' ones")
     p.add_argument("--require-gpu", action="store_true", help="refuse to run unless NVML sees a GPU")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one cell after another here; ray: each cell a Ray task (pip install "
+                        "'cnnbench[cluster]'), records written here as they come back")
+    p.add_argument("--address", help="with --executor ray: a running Ray cluster (ray://HOST:10001, or auto); "
+                                     "default: a local cluster on this machine's cores")
     p.add_argument("--ablations", nargs="+", metavar="NAME", default=[],
                    help="also these ablations' paired cells ('all': every one; see `cnnbench ablation --list`)")
 
@@ -296,7 +301,10 @@ def cmd_suite(args) -> int:
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
         options = {"source": args.dataset} if args.dataset and task != "mnist" else {}
         get_task(task, **options).verify_data(args.data_dir)
-    return run_suite(cells, results_dir=args.results, resume=args.resume)
+    if args.address and args.executor != "ray":
+        raise ValueError("--address is for --executor ray")
+    return run_suite(cells, results_dir=args.results, resume=args.resume, executor=args.executor,
+                     address=args.address)
 
 
 def _mib(n: int | None) -> str:

@@ -133,12 +133,14 @@ def _wait(proc: subprocess.Popen) -> int:
         raise
 
 
-def _record_crash(cell: RunConfig, returncode: int, results_dir: Path, started: datetime, seconds: float) -> Path:
-    """The cell process died without writing its record: record an ``error`` for it."""
+def record_crash(cell: RunConfig, returncode: int | None, results_dir: Path, started: datetime, seconds: float,
+                 how: str | None = None) -> Path:
+    """The cell process died (or, on a cluster, was lost) without writing its record: record an ``error`` for it."""
     from cnnbench.environment import environment
 
-    how = (f"killed by signal {signal.Signals(-returncode).name}" if returncode < 0
-           else f"exited with status {returncode}")
+    if how is None:
+        how = (f"was killed by signal {signal.Signals(-returncode).name}" if returncode < 0
+               else f"exited with status {returncode}")
     hint = " (SIGKILL without a Python error is what the kernel's OOM killer does)" if returncode == -9 else ""
     record = {"schema_version": records.SCHEMA_VERSION, "arch": cell.arch, "task": cell.task,
               "profile": cell.profile, "seed": cell.seed, "outcome": "error", "config": dict(cell.ablation or {}),
@@ -148,57 +150,83 @@ def _record_crash(cell: RunConfig, returncode: int, results_dir: Path, started: 
     return records.write(record, results_dir)
 
 
-def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume: bool = False) -> int:
-    """Run the cells in order. 0: all ok; 1: some cell failed (recorded); 130: interrupted (resumable)."""
+def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume: bool = False,
+              executor: str = "local", address: str | None = None) -> int:
+    """Run the cells: one after another here (``local``), or as Ray tasks on a cluster (``ray``, ``address``: a
+    running cluster's; none: a local one). 0: all ok; 1: some cell failed (recorded); 130: interrupted (resumable)."""
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be local or ray, got {executor!r}")
     results_dir = Path(results_dir)
     done = finished(results_dir) if resume else set()
     lock_dir = results_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     outcomes: Counter[str] = Counter()
-    for i, cell in enumerate(cells, 1):
-        key = cell_key(cell)
-        variant = f" [{cell.ablation['ablation']}: {cell.ablation['variant']}]" if cell.ablation else ""
-        tag = f"[{i}/{len(cells)}] {cell.arch}{variant} {cell.task} {cell.profile} seed {cell.seed}"
-        if key in done:
-            print(f"{tag}: recorded already, skipped", flush=True)
-            outcomes["skipped"] += 1
-            continue
-        name = ".".join(map(str, key[:4])) + "".join(f".{hashlib.sha256(k.encode()).hexdigest()[:16]}" for k in key[4:])
-        lock = filelock.FileLock(lock_dir / f"{name}.lock")
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            print(f"{tag}: running in another suite process, skipped", flush=True)
-            outcomes["busy"] += 1
-            continue
-        try:
+    todo, held = [], []  # the cluster's cells, and their locks: held until the records are back
+    try:
+        for i, cell in enumerate(cells, 1):
+            key = cell_key(cell)
+            variant = f" [{cell.ablation['ablation']}: {cell.ablation['variant']}]" if cell.ablation else ""
+            tag = f"[{i}/{len(cells)}] {cell.arch}{variant} {cell.task} {cell.profile} seed {cell.seed}"
+            if key in done:
+                print(f"{tag}: recorded already, skipped", flush=True)
+                outcomes["skipped"] += 1
+                continue
+            name = ".".join(map(str, key[:4])) + "".join(f".{hashlib.sha256(k.encode()).hexdigest()[:16]}"
+                                                          for k in key[4:])
+            lock = filelock.FileLock(lock_dir / f"{name}.lock")
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                print(f"{tag}: running in another suite process, skipped", flush=True)
+                outcomes["busy"] += 1
+                continue
+            held.append(lock)
             if resume and cell_finished(results_dir, cell):  # another suite finished it since we started
                 print(f"{tag}: recorded by another suite process, skipped", flush=True)
                 outcomes["skipped"] += 1
+            elif executor == "ray":
+                todo.append((tag, cell))
                 continue
-            print(f"{tag}: running", flush=True)
-            started, t0 = datetime.now(UTC), time.perf_counter()
-            try:
-                returncode = _wait(_spawn(cell, results_dir))
-            except KeyboardInterrupt:
-                print(f"\n{tag}: interrupted; finished records are kept. Rerun with --resume to continue.",
-                      file=sys.stderr, flush=True)
+            elif (outcome := _run_here(tag, cell, results_dir)) == "interrupted":
                 return EXIT_INTERRUPTED
-            if returncode == -signal.SIGINT or returncode == EXIT_INTERRUPTED:
-                print(f"{tag}: interrupted; rerun with --resume to continue.", file=sys.stderr, flush=True)
-                return EXIT_INTERRUPTED
-            if returncode == EXIT_CELL_FAILED:
-                outcomes["failed"] += 1
-            elif returncode != 0:
-                path = _record_crash(cell, returncode, results_dir, started, time.perf_counter() - t0)
-                print(f"{tag}: cell process died ({returncode}); recorded as error → {path}", flush=True)
-                outcomes["error"] += 1
             else:
-                outcomes["run"] += 1
-        finally:
+                outcomes[outcome] += 1
+            held.pop().release()
+        if todo:
+            from cnnbench.cluster import run_on_ray
+
+            outcomes += run_on_ray(todo, results_dir=results_dir, address=address)
+            if outcomes["interrupted"]:
+                print("interrupted; finished records are kept. Rerun with --resume to continue.", file=sys.stderr,
+                      flush=True)
+                return EXIT_INTERRUPTED
+    finally:
+        for lock in held:
             lock.release()
     print("suite finished: " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())), flush=True)
     return 1 if outcomes["failed"] or outcomes["error"] else 0
+
+
+def _run_here(tag: str, cell: RunConfig, results_dir: Path) -> str:
+    """The local executor: the cell in a fresh process here. Its outcome: run, failed, error or interrupted."""
+    print(f"{tag}: running", flush=True)
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    try:
+        returncode = _wait(_spawn(cell, results_dir))
+    except KeyboardInterrupt:
+        print(f"\n{tag}: interrupted; finished records are kept. Rerun with --resume to continue.",
+              file=sys.stderr, flush=True)
+        return "interrupted"
+    if returncode == -signal.SIGINT or returncode == EXIT_INTERRUPTED:
+        print(f"{tag}: interrupted; rerun with --resume to continue.", file=sys.stderr, flush=True)
+        return "interrupted"
+    if returncode == EXIT_CELL_FAILED:
+        return "failed"
+    if returncode != 0:
+        path = record_crash(cell, returncode, results_dir, started, time.perf_counter() - t0)
+        print(f"{tag}: cell process died ({returncode}); recorded as error → {path}", flush=True)
+        return "error"
+    return "run"
 
 
 def _cell_main(cell_json: str, results_dir: str) -> int:
