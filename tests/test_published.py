@@ -51,7 +51,7 @@ def per_seed(frame, task: str, arch: str, weights: str, key: str) -> str:
 
 def test_mnist_table(summary):
     rows = table_after("## Results: MNIST at the `cpu` profile")
-    assert len(rows) == 14
+    assert len(rows) == 15
     for arch, seeds, accuracy, shape, width, images, epochs, seconds, train_rate, infer_rate in rows:
         s = summary.loc[("mnist", arch, "scratch")]
         recorded_width = 1.0 if np.isnan(s["width"]) else s["width"]  # LeNets have no width multiplier
