@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dataset", help="transfer: fashion_mnist (offline default), tfds:NAME or dir:PATH; "
                                          "segmentation: mnist_composites (offline default) or tfds:oxford_iiit_pet")
         p.add_argument("--weights", help="transfer: imagenet (default), scratch, or a .weights.h5 file")
+        strategy_options(p)
+
+    def strategy_options(p):
+        p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+                       help="one model on several devices: mirrored (this machine's GPUs), multiworker (hosts named "
+                            "in TF_CONFIG); the batch size is per replica (default: default, one device)")
+        p.add_argument("--cpu-devices", type=_positive_int, metavar="N",
+                       help="with --strategy mirrored and no GPU: split the CPU into N logical devices")
 
     p = sub.add_parser("run", help="train, evaluate and measure one architecture; write one result record")
     p.add_argument("arch", help="a registered model (cnnbench list)")
@@ -177,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-window", type=_positive_float, default=1.0, help="seconds per timed window (default 1)")
     p.add_argument("--repeats", type=_positive_int, default=7, help="timed windows (default 7)")
     p.add_argument("--data-dir", help="dataset cache for --end-to-end")
+    strategy_options(p)
+    p.add_argument("--results", help="also record the result (with the environment) in RESULTS/scaling/")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("throughput-sweep", help="every model x batch x mode at a profile's sizes, recorded")
@@ -255,16 +265,21 @@ def _check_device(args) -> None:
 
 def cmd_run(args) -> int:
     from cnnbench import records
+    from cnnbench.distribute import is_chief
     from cnnbench.harness import RunConfig, run_cell, validate_cell
 
     _check_device(args)
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
                      batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
                      recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
-                     measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights)
+                     measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
+                     strategy=args.strategy, cpu_devices=args.cpu_devices)
     validate_cell(cell)
     _check_results_dir(args.results)
     record = run_cell(cell)
+    if not is_chief():
+        print(f"{args.arch}: {record['outcome']} on this worker; the chief writes the record")
+        return 0 if record["outcome"] == "ok" else 1
     path = records.write(record, args.results)
     tag = f"{args.arch} on {args.task} [{args.profile}, seed {args.seed}]"
     if record["outcome"] != "ok":
@@ -289,7 +304,13 @@ def cmd_suite(args) -> int:
     cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
                  batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
                  recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
-                 measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights)
+                 measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
+                 strategy=args.strategy, cpu_devices=args.cpu_devices)
+    if args.executor == "ray" and args.strategy != "default":
+        raise ValueError("--executor ray runs each cell on one device of a worker: --strategy default")
+    if args.strategy == "multiworker" and args.resume:
+        raise ValueError("--strategy multiworker: every worker must run the same cells, so no --resume (a worker's "
+                         "results differ from the chief's)")
     if args.ablations:
         from cnnbench.ablations import resolve, run_configs
 
@@ -406,12 +427,29 @@ def cmd_memory_sweep(args) -> int:
 
 
 def cmd_throughput(args) -> int:
-    from cnnbench.measure.throughput import throughput_report
+    from datetime import UTC, datetime
 
+    from cnnbench.distribute import is_chief, split_cpu
+    from cnnbench.measure.sweep import save
+    from cnnbench.measure.throughput import check_strategy, throughput_report
+
+    check_strategy(args.strategy, compare_keras=args.compare_keras, end_to_end=args.end_to_end, jit=args.jit)
+    if args.cpu_devices:
+        if args.strategy != "mirrored":
+            raise ValueError("--cpu-devices splits the CPU for --strategy mirrored")
+        split_cpu(args.cpu_devices)
+    if args.results:
+        _check_results_dir(args.results)
+    started = datetime.now(UTC)
     report = throughput_report(args.arch, mode=args.mode, batch_sizes=args.batch_sizes, input_shape=args.input_shape,
                                width=args.width, jit=args.jit, precision=args.precision,
                                compare_keras=args.compare_keras, end_to_end=args.end_to_end,
-                               min_window_s=args.min_window, repeats=args.repeats, data_dir=args.data_dir)
+                               min_window_s=args.min_window, repeats=args.repeats, data_dir=args.data_dir,
+                               strategy=args.strategy)
+    if args.results and is_chief():
+        rows = report.pop("results")
+        save("scaling", started=started, rows=rows, summary={}, results_dir=args.results, **report)
+        report["results"] = rows
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -430,6 +468,10 @@ def cmd_throughput(args) -> int:
             line += f", keras {r['keras_images_per_s']:,.1f} img/s (ours/keras {r['keras_ratio']:.3f})"
         if "end_to_end_images_per_s" in r:
             line += f", end to end {r['end_to_end_images_per_s']:,.1f} img/s"
+        if "scaling_efficiency" in r:
+            line += (f"; {report['distribution']['replicas']} replicas (global batch {r['global_batch_size']}): "
+                     f"{r['images_per_s_per_replica']:,.1f} img/s each, one replica alone "
+                     f"{r['one_replica_images_per_s']:,.1f} → scaling efficiency {100 * r['scaling_efficiency']:.0f} %")
         print(line)
     return 0
 

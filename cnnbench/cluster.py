@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,12 +39,12 @@ def run_cell_in_worker(cell_json: str) -> dict:
     import architectures
     import cnnbench
     from cnnbench._util import die_with_parent
+    from cnnbench.suite import cell_command
 
     paths = [str(Path(m.__file__).resolve().parents[1]) for m in (cnnbench, architectures)]
     env = os.environ | {"PYTHONPATH": os.pathsep.join([*dict.fromkeys(paths), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.run([sys.executable, "-m", "cnnbench.suite", cell_json, folder], env=env,
-                              preexec_fn=die_with_parent)
+        proc = subprocess.run(cell_command(cell_json, folder), env=env, preexec_fn=die_with_parent)
         written = sorted(Path(folder).glob("*.json"))
         record = records.read(written[0]) if written else None
     return {"record": record, "returncode": proc.returncode, "host": socket.gethostname()}

@@ -6,9 +6,9 @@ outcome: ``oom`` (with the predicted memory), ``diverged`` (with the step), or `
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import architectures
 from cnnbench import records
 from cnnbench.data import ChecksumError, DataUnavailableError
+from cnnbench.distribute import STRATEGIES, describe, make_strategy, prepare_for_fit, split_cpu
 from cnnbench.environment import environment
 from cnnbench.measure.flops import count_flops
 from cnnbench.measure.memory import memory_report
 from cnnbench.measure.params import count_params
-from cnnbench.measure.throughput import measure_throughput
+from cnnbench.measure.throughput import FIXED_STEPS, measure_throughput
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
 from cnnbench.training import Diverged, DivergenceGuard, Recipe, get_recipe, precise_batch_norm, schedule
@@ -52,6 +54,9 @@ class RunConfig:
     #: an ablation cell: {"ablation": name, "variant": name, "reference": bool, "claim": text}, recorded in config
     ablation: dict | None = None
     recipe: str | None = None  # None: the profile's (for this architecture); see cnnbench.training.RECIPES
+    #: one model on several devices (cnnbench.distribute): default | mirrored | multiworker; batch_size per replica
+    strategy: str = "default"
+    cpu_devices: int | None = None  # split the CPU into this many logical devices (mirrored without GPUs)
 
 
 def set_determinism(seed: int) -> None:
@@ -82,7 +87,7 @@ class _TimeToTarget(keras.callbacks.Callback):
         self.accuracy: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.accuracy.append(float(self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]))
+        self.accuracy.append(_scalar(self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]))
 
     def result(self) -> dict:
         out = {"metric": "test_accuracy", "target": self.target, "per_epoch": self.accuracy, "reached": False,
@@ -102,6 +107,9 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     """
     context = {} if context is None else context
     context.update(started=datetime.now(UTC), t_start=time.perf_counter())
+    if cfg.cpu_devices:
+        split_cpu(cfg.cpu_devices)
+    strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker's requirement)
     context["env"] = env = environment()  # before training: the code and device this run started with
     started, t_start = context["started"], context["t_start"]
     profile = get_profile(cfg.profile)
@@ -110,16 +118,20 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     sizes = profile.setting(cfg.arch, cfg.task)
     epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
     learning_rate = cfg.learning_rate or sizes["learning_rate"]
-    recipe = get_recipe(cfg.recipe or sizes["recipe"])
+    recipe = _recipe(cfg, profile)
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
                          f"{learning_rate}")
     builder_kwargs = profile.builder_kwargs(cfg.arch, cfg.task) | (cfg.model_kwargs or {})
     model_kwargs = {"input_shape": info.default_input_shape} | builder_kwargs
     input_shape = tuple(model_kwargs["input_shape"])
+    distribution = describe(cfg.strategy, strategy)
+    global_batch = batch_size * distribution["replicas"]
     context["config"] = config = {
         "epochs": epochs,
         "batch_size": batch_size,
+        "global_batch_size": global_batch,
+        **distribution,
         "input_shape": list(input_shape),
         "model_kwargs": model_kwargs,
         "optimizer": {"name": "adam", "learning_rate": learning_rate, "schedule": "cosine",
@@ -131,12 +143,14 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     train_subset = cfg.train_subset or sizes["train_subset"]
 
     set_determinism(cfg.seed)
-    data = task.prepare(input_shape=input_shape, batch_size=batch_size, seed=cfg.seed,
+    data = task.prepare(input_shape=input_shape, batch_size=global_batch, seed=cfg.seed,
                         train_subset=train_subset, test_subset=sizes["test_subset"], data_dir=cfg.data_dir,
                         **({"validation_images": recipe.validation_images} if recipe.validation_images else {}))
     config["adaptation"] = data.adaptation
-    registry_model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
-    # Predicted and measured memory of one train step, before training: an OOM record then carries both.
+    with strategy.scope():
+        registry_model = architectures.create_model(cfg.arch, classes=data.num_classes, **model_kwargs)
+    # Predicted and measured memory of one train step (of one replica: its device's), before training: an OOM
+    # record then carries both.
     memory_spec = {"arch": cfg.arch,
                    "model_kwargs": builder_kwargs | {"classes": data.num_classes},
                    "input_shape": list(input_shape), "batch_size": batch_size, "mode": "train", "optimizer": "adam",
@@ -158,23 +172,28 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     else:
         config["weights"] = "scratch"
         model = registry_model
-        model, metrics, timer = _train_classifier(model, task, data, epochs=epochs, learning_rate=learning_rate,
-                                                  recipe=recipe, seed=cfg.seed, verbose=verbose)
-        config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
-        evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
-        metrics = {"test_accuracy": float(evaluation["accuracy"]), "test_loss": float(evaluation["loss"])} | metrics
-        if data.val is not None:  # held-out images, scored like the test after precise BN
-            metrics["val_accuracy"] = float(model.evaluate(data.val, verbose=0, return_dict=True)["accuracy"])
-        if hasattr(task, "evaluate"):  # the task's own scores (segmentation: mIoU, per-class IoU, ...)
-            metrics = task.evaluate(model, data) | metrics
+        with strategy.scope():  # fit, evaluate: the strategy's (a no-op scope for the default one)
+            model, metrics, timer = _train_classifier(model, task, data, epochs=epochs, learning_rate=learning_rate,
+                                                      recipe=recipe, seed=cfg.seed, verbose=verbose,
+                                                      strategy=cfg.strategy)
+            config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
+            evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
+            metrics = {"test_accuracy": _scalar(evaluation["accuracy"]),
+                       "test_loss": _scalar(evaluation["loss"])} | metrics
+            if data.val is not None:  # held-out images, scored like the test after precise BN
+                metrics["val_accuracy"] = _scalar(model.evaluate(data.val, verbose=0, return_dict=True)["accuracy"])
+            if hasattr(task, "evaluate"):  # the task's own scores (segmentation: mIoU, per-class IoU, ...)
+                metrics = task.evaluate(model, data) | metrics
 
     flops = count_flops(model)
     throughput = None
     if cfg.measure_throughput:
-        throughput = measure_throughput(model, input_shape=input_shape, batch_size=batch_size,
-                                        num_classes=data.num_classes, warmup=profile.warmup_steps,
-                                        repeats=profile.timed_repeats, min_window_s=profile.min_window_s,
-                                        macs_per_image=flops["macs"], seed=cfg.seed)
+        with strategy.scope():
+            throughput = measure_throughput(
+                model, input_shape=input_shape, batch_size=global_batch, num_classes=data.num_classes,
+                warmup=profile.warmup_steps, repeats=profile.timed_repeats, min_window_s=profile.min_window_s,
+                macs_per_image=flops["macs"], seed=cfg.seed, strategy=None if cfg.strategy == "default" else strategy,
+                steps=FIXED_STEPS if cfg.strategy == "multiworker" else None)
         if timer is not None:  # end to end: fit() through the task's real tf.data pipeline, the first epoch left out
             steady = timer.seconds[1:] or timer.seconds
             throughput["end_to_end_train_images_per_s"] = data.n_train / statistics.median(steady)
@@ -197,14 +216,20 @@ def _task(cfg: RunConfig):
     return get_task(cfg.task, **({"source": cfg.dataset} if cfg.dataset else {}))
 
 
+def _scalar(value) -> float:
+    """A logged metric as a float (under multiworker, prepare_for_fit makes it a 1-vector)."""
+    return float(np.asarray(value).reshape(-1)[0])
+
+
 def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, recipe: Recipe, seed: int,
-                      verbose) -> tuple:
+                      verbose, strategy: str = "default") -> tuple:
     """Train every layer by ``recipe`` (cnnbench.training); stop at a non-finite loss. ``data.train`` itself stays
     unaugmented: precise BN afterwards estimates the statistics of the images the test resembles."""
     steps_per_epoch = math.ceil(data.n_train / data.batch_size)
     rate = schedule(learning_rate, epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=task.loss, metrics=task.metrics)
+    prepare_for_fit(model, strategy, data.train.element_spec)
     train, augment = data.train, recipe.augmentation(seed)
     if augment is not None:  # in order on one thread: the seeded layers then draw the same values every run
         train = train.map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
@@ -214,13 +239,13 @@ def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, r
     history = model.fit(train, epochs=epochs, verbose=verbose, shuffle=False, validation_data=data.val,
                         callbacks=[DivergenceGuard(), timer, *([ttt] if ttt else [])])
     h = history.history
-    metrics = {"train_accuracy": float(h["accuracy"][-1]),
-               "train_accuracy_curve": [float(v) for v in h["accuracy"]],
-               "train_loss": [float(v) for v in h["loss"]],
+    metrics = {"train_accuracy": _scalar(h["accuracy"][-1]),
+               "train_accuracy_curve": [_scalar(v) for v in h["accuracy"]],
+               "train_loss": [_scalar(v) for v in h["loss"]],
                "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds),
                "time_to_target": ttt.result() if ttt else None}
     if data.val is not None:  # with the moving BN statistics of each epoch's end
-        metrics["val_accuracy_curve"] = [float(v) for v in h["val_accuracy"]]
+        metrics["val_accuracy_curve"] = [_scalar(v) for v in h["val_accuracy"]]
     return model, metrics, timer
 
 
@@ -239,14 +264,27 @@ def _failure(exc: BaseException, context: dict) -> tuple[str, dict]:
     return "error", error | {"traceback": "".join(traceback.format_exception(exc, limit=-8))}
 
 
+def _recipe(cfg: RunConfig, profile) -> Recipe:
+    """The cell's training recipe: its own (``--recipe``) or its profile's for the model and task."""
+    return get_recipe(cfg.recipe or profile.setting(cfg.arch, cfg.task)["recipe"])
+
+
 def validate_cell(cfg: RunConfig) -> None:
     """Resolve every name before anything runs: unknown names raise KeyError with a did-you-mean; a model of another
     kind than the task's (a classifier on ``segmentation``) raises ValueError naming the models that fit."""
     info, task, profile = architectures.model_info(cfg.arch), _task(cfg), get_profile(cfg.profile)
-    recipe = get_recipe(cfg.recipe or profile.setting(cfg.arch, cfg.task)["recipe"])
-    if recipe != get_recipe("plain") and "validation_images" not in inspect.signature(task.prepare).parameters:
+    recipe = _recipe(cfg, profile)
+    if recipe != get_recipe("plain") and not getattr(task, "holds_out_validation", False):
         raise ValueError(f"the {recipe.name} recipe augments and holds out images of a classification task's own "
                          f"split; the {cfg.task} task trains by its own recipe (use the plain one)")
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {cfg.strategy!r} (known: {', '.join(STRATEGIES)})")
+    if cfg.strategy != "default" and hasattr(task, "train"):
+        raise ValueError(f"the {cfg.task} task trains by its own two-phase recipe on one device: --strategy default")
+    if cfg.cpu_devices and cfg.strategy != "mirrored":
+        raise ValueError("--cpu-devices splits the CPU for --strategy mirrored")
+    if cfg.strategy == "multiworker" and not os.environ.get("TF_CONFIG"):
+        make_strategy("multiworker")  # raises, saying what TF_CONFIG looks like
     if info.kind != task.kind:
         fitting = ", ".join(architectures.list_models(kind=task.kind))
         raise ValueError(f"{cfg.arch} is a {info.kind} model; the {cfg.task} task runs {task.kind} models: {fitting}")

@@ -30,6 +30,7 @@ import filelock
 import architectures
 from cnnbench import records
 from cnnbench._util import die_with_parent
+from cnnbench.distribute import is_chief
 from cnnbench.environment import code_fingerprint, machine_id, this_machine
 from cnnbench.harness import RunConfig, validate_cell
 from cnnbench.profiles import get_profile
@@ -82,18 +83,20 @@ def _here() -> tuple[str, str]:
     return this_machine()["id"], code_fingerprint()
 
 
-def _key(arch: str, task: str, profile: str, seed: int, experiment: str | None) -> tuple:
-    """A cell's identity: (arch, task, profile, seed), and an ablation cell's experiment where there is one (the
-    variants of one builder share the rest)."""
-    return (arch, task, profile, seed, *([experiment] if experiment else []))
+def _key(arch: str, task: str, profile: str, seed: int, experiment: str | None, strategy: str | None) -> tuple:
+    """A cell's identity: (arch, task, profile, seed), an ablation cell's experiment where there is one (the
+    variants of one builder share the rest), and the distribution strategy where it is not the default."""
+    return (arch, task, profile, seed, *([experiment] if experiment else []),
+            *([strategy] if strategy not in (None, "default") else []))
 
 
 def cell_key(cell: RunConfig) -> tuple:
-    return _key(cell.arch, cell.task, cell.profile, cell.seed, (cell.ablation or {}).get("experiment"))
+    return _key(cell.arch, cell.task, cell.profile, cell.seed, (cell.ablation or {}).get("experiment"), cell.strategy)
 
 
 def record_key(r: dict) -> tuple:
-    return _key(r["arch"], r["task"], r["profile"], r["seed"], r["config"].get("experiment"))
+    return _key(r["arch"], r["task"], r["profile"], r["seed"], r["config"].get("experiment"),
+                r["config"].get("strategy"))
 
 
 def finished(results_dir: str | os.PathLike) -> set[tuple]:
@@ -113,9 +116,13 @@ def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
     return False
 
 
+def cell_command(cell_json: str, results_dir: Path | str) -> list[str]:
+    """The command line of one cell in a fresh process (this module's ``__main__``), here or on a cluster worker."""
+    return [sys.executable, "-m", "cnnbench.suite", cell_json, str(results_dir)]
+
+
 def _spawn(cell: RunConfig, results_dir: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "cnnbench.suite", json.dumps(asdict(cell)), str(results_dir)]
-    return subprocess.Popen(cmd, preexec_fn=die_with_parent)
+    return subprocess.Popen(cell_command(json.dumps(asdict(cell)), results_dir), preexec_fn=die_with_parent)
 
 
 def _wait(proc: subprocess.Popen) -> int:
@@ -234,6 +241,9 @@ def _cell_main(cell_json: str, results_dir: str) -> int:
     from cnnbench.harness import run_cell
 
     record = run_cell(RunConfig(**json.loads(cell_json)))
+    if not is_chief():  # a multi-worker cell: the chief writes its record
+        print(f"{record['arch']}: {record['outcome']} on this worker; the chief records it", flush=True)
+        return 0 if record["outcome"] == "ok" else EXIT_CELL_FAILED
     path = records.write(record, results_dir)
     tag = f"{record['arch']} {record['task']} {record['profile']} seed {record['seed']}"
     if record["outcome"] == "ok":

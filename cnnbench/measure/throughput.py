@@ -16,15 +16,18 @@ How a figure is taken (airbench / asv practice):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 
+from cnnbench.distribute import describe, hardware_units, make_strategy, replicated_steps
 from cnnbench.measure.flops import TRAIN_FACTOR
 from cnnbench.measure.timing import rates, synthetic_arrays, time_step
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+FIXED_STEPS = 20  # steps per timed window under multiworker, where windows cannot be calibrated per worker
 _PEAKS: dict[tuple[str, str], float] = {}
 
 
@@ -65,35 +68,46 @@ def synthetic_batch(batch_size: int, input_shape, num_classes: int, seed: int = 
 def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_classes: int, warmup: int,
                        repeats: int, min_window_s: float, macs_per_image: int | None = None, seed: int = 0,
                        modes=("train", "infer"), jit: bool = False, precision: str = "float32",
-                       bare: bool = False, twin: keras.Model | None = None, batches: Iterator | None = None) -> dict:
+                       bare: bool = False, twin: keras.Model | None = None, batches: Iterator | None = None,
+                       strategy: tf.distribute.Strategy | None = None, steps: int | None = None) -> dict:
     """Throughput of a compiled model at one batch size, per mode: ``{mode}_images_per_s`` and friends.
 
     Trains the model on random data: measure after evaluating. ``bare``: also a bare loop over the same compiled
     step (``{mode}_harness_overhead``). ``twin``: another compiled model timed interleaved with ours on the same
     batch (``{mode}_keras_images_per_s``, ``{mode}_keras_ratio``). ``batches``: an iterator of real ``(x, y)``
-    batches for an end-to-end train figure (``end_to_end_images_per_s``), input pipeline included.
+    batches for an end-to-end train figure (``end_to_end_images_per_s``), input pipeline included. ``strategy``: the
+    model was built in its scope; ``batch_size`` is the global batch, split over the replicas
+    (``{mode}_images_per_s`` in total, ``{mode}_images_per_s_per_replica``). ``steps``: per window, not calibrated
+    (multi-worker: every worker must run the same steps).
     """
     out_shape = tuple(model.compute_output_shape((batch_size, *input_shape)))
     x, y = synthetic_batch(batch_size, input_shape, num_classes, seed, label_shape=out_shape[1:-1])
-    steps = compiled_steps(model, x, y, jit=jit)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if strategy is not None and (jit or twin is not None or batches is not None):
+        raise ValueError("a distributed model is timed alone, without XLA, a twin or the real input pipeline")
+    fns = replicated_steps(model, strategy, x, y) if strategy is not None else compiled_steps(model, x, y, jit=jit)
     theirs = compiled_steps(twin, x, y, jit=jit) if twin is not None else {}
-    out: dict = {"batch_size": batch_size, "warmup_steps": warmup, "jit": jit, "precision": precision}
+    out: dict = {"batch_size": batch_size, "warmup_steps": warmup, "jit": jit, "precision": precision,
+                 "replicas": replicas}
     peak = peak_flops(compute_dtype(precision)) if macs_per_image else None
     if peak:
         out["peak_flops_per_s"] = peak
     for mode in modes:
-        fn, args = steps[mode]
+        fn, args = fns[mode]
         others = {"bare": (fn, args)} if bare else {}
         if theirs:
             others["keras"] = theirs[mode]
         timing = time_step(lambda fn=fn, args=args: fn(*args), warmup=warmup, repeats=repeats,
-                           min_window_s=min_window_s,
+                           min_window_s=min_window_s, steps=steps,
                            others={k: (lambda f=f, a=a: f(*a)) for k, (f, a) in others.items()})
         figures = rates(timing, batch_size) | {k: timing[k] for k in ("steps_per_window", "repeats",
                                                                       "latency_ms_p50", "latency_ms_p90")}
         if macs_per_image:
             flops = 2 * macs_per_image * (TRAIN_FACTOR if mode == "train" else 1)
-            figures |= {"flops_per_image": flops, "mfu": figures["images_per_s"] * flops / peak}
+            units = hardware_units(strategy) if strategy is not None else 1
+            figures |= {"flops_per_image": flops, "mfu": figures["images_per_s"] * flops / (peak * units)}
+        if replicas > 1:
+            figures["images_per_s_per_replica"] = figures["images_per_s"] / replicas
         out |= {f"{mode}_{k}": v for k, v in figures.items()}
     if batches is not None:
         train = tf.function(model.train_step, jit_compile=jit)
@@ -104,12 +118,21 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
     return out
 
 
+def check_strategy(strategy: str, *, compare_keras: bool, end_to_end: bool, jit: bool) -> None:
+    if strategy != "default" and (compare_keras or end_to_end or jit):
+        raise ValueError("--strategy times the replicated model alone: not with --compare-keras, --end-to-end or --jit")
+
+
 def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32), input_shape=None,
                       width: float | None = None, jit: bool = False, precision: str = "float32",
                       compare_keras: bool = False, end_to_end: bool = False, warmup: int = 10, repeats: int = 7,
-                      min_window_s: float = 1.0, data_dir: str | None = None) -> dict:
+                      min_window_s: float = 1.0, data_dir: str | None = None, strategy: str = "default") -> dict:
     """A batch-size sweep of one registered model: images/s, CoV, latency, FLOPs, MFU, our timing loop's overhead,
-    and optionally the same figures for its keras.applications twin and through the real MNIST pipeline."""
+    and optionally the same figures for its keras.applications twin and through the real MNIST pipeline.
+
+    ``strategy`` (cnnbench.distribute): the model replicated, each batch size per replica; each row adds the global
+    batch, images/s per replica and of one replica alone (the same model on one device at the per-replica batch,
+    timed right after) and the scaling efficiency: total ÷ (replicas x one replica's)."""
     import architectures
     from cnnbench.environment import device as local_device
     from cnnbench.measure.flops import count_flops
@@ -122,36 +145,53 @@ def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32),
         raise ValueError(f"{arch} has no keras.applications equivalent (models with one: {', '.join(twins)})")
     if compare_keras and width not in (None, 1.0):
         raise ValueError("--compare-keras needs the full-width model (keras.applications has no width multiplier)")
+    check_strategy(strategy, compare_keras=compare_keras, end_to_end=end_to_end, jit=jit)
     shape = tuple(input_shape or info.default_input_shape)
     kwargs = {"input_shape": shape} | ({"width": width} if width else {})
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
-        model = architectures.create_model(arch, **kwargs)
+        dist = make_strategy(strategy) if strategy != "default" else None
+        replicas = dist.num_replicas_in_sync if dist else 1
+        with dist.scope() if dist else contextlib.nullcontext():
+            model = architectures.create_model(arch, **kwargs)
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         twin = getattr(keras.applications, info.keras_equivalent)(weights=None, input_shape=shape) \
             if compare_keras else None
-        for m in (model, twin):
+        alone = architectures.create_model(arch, **kwargs) if dist else None  # one replica, for the efficiency
+        for m in (twin, alone):
             if m is not None:
                 m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        # every worker of a multi-worker run must time the same number of steps (each one an all-reduce)
+        steps = FIXED_STEPS if strategy == "multiworker" else None
+        timing = {"warmup": warmup, "repeats": repeats, "min_window_s": min_window_s, "modes": (mode,),
+                  "precision": precision, "macs_per_image": None}
         flops = count_flops(model)
         classes = int(model.compute_output_shape((1, *shape))[-1])
         rows = []
         for batch_size in batch_sizes:
             batches = _mnist_batches(shape, batch_size, data_dir) if end_to_end and mode == "train" else None
-            row = {"batch_size": batch_size}
+            row = {"batch_size": batch_size} | ({"global_batch_size": batch_size * replicas} if dist else {})
             try:
                 figures = measure_throughput(
-                    model, input_shape=shape, batch_size=batch_size, num_classes=classes, warmup=warmup,
+                    model, input_shape=shape, batch_size=batch_size * replicas, num_classes=classes, warmup=warmup,
                     repeats=repeats, min_window_s=min_window_s, macs_per_image=flops["macs"], modes=(mode,),
-                    jit=jit, precision=precision, bare=True, twin=twin, batches=batches)
+                    jit=jit, precision=precision, bare=True, twin=twin, batches=batches, strategy=dist, steps=steps)
                 row |= {k.removeprefix(f"{mode}_"): v for k, v in figures.items()
                         if k not in ("batch_size", "jit", "precision", "warmup_steps")}
+                if dist:
+                    one = measure_throughput(alone, input_shape=shape, batch_size=batch_size, num_classes=classes,
+                                             **timing)[f"{mode}_images_per_s"]
+                    row |= {"one_replica_images_per_s": one,
+                            "scaling_efficiency": row["images_per_s"] / (replicas * one)}
             except tf.errors.ResourceExhaustedError as exc:
                 row["error"] = f"out of memory: {str(exc).splitlines()[0][:300]}"
             rows.append(row)
     finally:
         keras.mixed_precision.set_global_policy(previous)
+    distribution = describe(strategy, dist) if dist else {"strategy": "default", "replicas": 1}
     return {"arch": arch, "mode": mode, "input_shape": list(shape), "width": width or 1.0, "jit": jit,
+            "distribution": distribution,
             "precision": precision, "end_to_end": end_to_end, "device": local_device(),
             "macs_per_image": flops["macs"], "activations_per_image": flops["activations"],
             "peak_flops_per_s": peak_flops(compute_dtype(precision)), "results": rows}

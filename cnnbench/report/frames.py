@@ -41,6 +41,7 @@ COLUMNS = {
     "env.tensorflow": "tensorflow", "env.keras": "keras",
     "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
     "error.type": "error_type", "error.message": "error", "config.ablation": "ablation", "config.variant": "variant",
+    "config.strategy": "strategy",
 }
 #: what a row's timing method is: records whose throughput was measured differently are not averaged silently.
 TIMING_KEYS = ("warmup_steps", "timed_repeats", "jit", "precision")
@@ -98,7 +99,8 @@ def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Per (task, arch, profile, weights, machine): the latest ok record of each seed, aggregated as mean ± std over
     seeds, with the caveats the records call for in ``flags``."""
-    ok = latest_ok(df[df["ablation"].isna()])  # ablation variants: the innovations page pairs them
+    # ablation variants: the innovations page pairs them; a model on several devices is another experiment
+    ok = latest_ok(df[df["ablation"].isna() & df["strategy"].fillna("default").eq("default")])
     if ok.empty:
         return pd.DataFrame(columns=[*SUMMARY_KEYS, "seeds", "acc_mean", "flags"])
     grouped = ok.groupby(SUMMARY_KEYS, sort=True)

@@ -41,6 +41,8 @@ class Task(Protocol):
     kind: str
     loss: str
     metrics: list[str]
+    #: whether ``prepare`` takes ``validation_images`` (held out of the training split): what non-plain recipes need
+    holds_out_validation: bool = False
 
     def prepare(self, *, input_shape: tuple[int, int, int], batch_size: int, seed: int,
                 train_subset: int | None, test_subset: int | None, data_dir: str | None) -> TaskData: ...

@@ -49,6 +49,7 @@ class MnistTask:
     dataset_name = "mnist"
     kind = "classification"
     loss = "sparse_categorical_crossentropy"
+    holds_out_validation = True
     metrics = ["accuracy"]
     target_accuracy: float | None = 0.99  # time to accuracy: the first epoch whose test accuracy reaches it
 
