@@ -65,6 +65,15 @@ def hardware_units(strategy: tf.distribute.Strategy) -> int:
     return workers * (len(devices) if any("GPU" in d for d in devices) else 1)
 
 
+def device_peaks(strategy: tf.distribute.Strategy) -> list[int] | None:
+    """Each of this worker's GPU replicas' peak bytes so far (TensorFlow's allocator); None for CPU devices, whose
+    logical devices share one allocator."""
+    devices = strategy.extended.worker_devices
+    if not any("GPU" in d for d in devices):
+        return None
+    return [tf.config.experimental.get_memory_info(d.split("device:")[-1])["peak"] for d in devices]
+
+
 def _cluster() -> dict:
     return json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
 

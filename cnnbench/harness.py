@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import architectures
 from cnnbench import records
 from cnnbench.data import ChecksumError, DataUnavailableError
-from cnnbench.distribute import STRATEGIES, describe, make_strategy, prepare_for_fit, split_cpu
+from cnnbench.distribute import STRATEGIES, describe, device_peaks, make_strategy, prepare_for_fit, split_cpu
 from cnnbench.environment import environment
 from cnnbench.measure.flops import count_flops
 from cnnbench.measure.memory import memory_report
@@ -31,7 +30,15 @@ from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import FIXED_STEPS, measure_throughput
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
-from cnnbench.training import Diverged, DivergenceGuard, Recipe, get_recipe, precise_batch_norm, schedule
+from cnnbench.training import (
+    Diverged,
+    DivergenceGuard,
+    Recipe,
+    get_recipe,
+    precise_batch_norm,
+    scalar,
+    schedule,
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ class _TimeToTarget(keras.callbacks.Callback):
         self.accuracy: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.accuracy.append(_scalar(self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]))
+        self.accuracy.append(scalar(self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]))
 
     def result(self) -> dict:
         out = {"metric": "test_accuracy", "target": self.target, "per_epoch": self.accuracy, "reached": False,
@@ -178,13 +185,15 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
                                                       strategy=cfg.strategy)
             config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
             evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
-            metrics = {"test_accuracy": _scalar(evaluation["accuracy"]),
-                       "test_loss": _scalar(evaluation["loss"])} | metrics
+            metrics = {"test_accuracy": scalar(evaluation["accuracy"]),
+                       "test_loss": scalar(evaluation["loss"])} | metrics
             if data.val is not None:  # held-out images, scored like the test after precise BN
-                metrics["val_accuracy"] = _scalar(model.evaluate(data.val, verbose=0, return_dict=True)["accuracy"])
+                metrics["val_accuracy"] = scalar(model.evaluate(data.val, verbose=0, return_dict=True)["accuracy"])
             if hasattr(task, "evaluate"):  # the task's own scores (segmentation: mIoU, per-class IoU, ...)
                 metrics = task.evaluate(model, data) | metrics
 
+    if cfg.strategy != "default":  # the whole run's peak on each GPU replica (the prediction is of one step's)
+        memory["replica_peak_bytes"] = device_peaks(strategy)
     flops = count_flops(model)
     throughput = None
     if cfg.measure_throughput:
@@ -216,11 +225,6 @@ def _task(cfg: RunConfig):
     return get_task(cfg.task, **({"source": cfg.dataset} if cfg.dataset else {}))
 
 
-def _scalar(value) -> float:
-    """A logged metric as a float (under multiworker, prepare_for_fit makes it a 1-vector)."""
-    return float(np.asarray(value).reshape(-1)[0])
-
-
 def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, recipe: Recipe, seed: int,
                       verbose, strategy: str = "default") -> tuple:
     """Train every layer by ``recipe`` (cnnbench.training); stop at a non-finite loss. ``data.train`` itself stays
@@ -239,13 +243,13 @@ def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, r
     history = model.fit(train, epochs=epochs, verbose=verbose, shuffle=False, validation_data=data.val,
                         callbacks=[DivergenceGuard(), timer, *([ttt] if ttt else [])])
     h = history.history
-    metrics = {"train_accuracy": _scalar(h["accuracy"][-1]),
-               "train_accuracy_curve": [_scalar(v) for v in h["accuracy"]],
-               "train_loss": [_scalar(v) for v in h["loss"]],
+    metrics = {"train_accuracy": scalar(h["accuracy"][-1]),
+               "train_accuracy_curve": [scalar(v) for v in h["accuracy"]],
+               "train_loss": [scalar(v) for v in h["loss"]],
                "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds),
                "time_to_target": ttt.result() if ttt else None}
     if data.val is not None:  # with the moving BN statistics of each epoch's end
-        metrics["val_accuracy_curve"] = [_scalar(v) for v in h["val_accuracy"]]
+        metrics["val_accuracy_curve"] = [scalar(v) for v in h["val_accuracy"]]
     return model, metrics, timer
 
 

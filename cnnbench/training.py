@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from cnnbench._util import lookup
@@ -70,6 +71,11 @@ class Diverged(ArithmeticError):
         self.step, self.epoch, self.loss = step, epoch, loss
 
 
+def scalar(value) -> float:
+    """A logged metric as a float (a 1-vector under multiworker: cnnbench.distribute.prepare_for_fit)."""
+    return float(np.ravel(value)[0])
+
+
 class DivergenceGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss, naming the global step."""
 
@@ -81,7 +87,7 @@ class DivergenceGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        loss = float((logs or {}).get("loss", 0.0))
+        loss = scalar((logs or {}).get("loss", 0.0))
         if not math.isfinite(loss):
             raise Diverged(self.step, self.epoch, loss)
 

@@ -63,6 +63,7 @@ def test_two_mirrored_cpu_devices_follow_one_device_at_the_same_global_batch(one
     assert (config["strategy"], config["replicas"], config["batch_size"], config["global_batch_size"]) == (
         "mirrored", 2, 32, 64)
     assert [d.rsplit("/", 1)[-1] for d in config["devices"]] == ["device:CPU:0", "device:CPU:1"]
+    assert record["memory"]["replica_peak_bytes"] is None  # per GPU; logical CPU devices share one allocator
     assert one_device["config"]["strategy"] == "default" and one_device["config"]["replicas"] == 1
     mine, theirs = record["metrics"]["train_loss"], one_device["metrics"]["train_loss"]
     assert mine == pytest.approx(theirs, rel=RTOL), (mine, theirs)
@@ -109,6 +110,12 @@ def test_throughput_records_one_against_two_replicas(tmp_path):
     assert (row["batch_size"], row["global_batch_size"], row["replicas"]) == (8, 16, 2)
     assert row["images_per_s_per_replica"] == pytest.approx(row["images_per_s"] / 2)
     assert row["scaling_efficiency"] == pytest.approx(row["images_per_s"] / (2 * row["one_replica_images_per_s"]))
+    from cnnbench.report.build import build_report
+
+    build_report(tmp_path, tmp_path / "reports")
+    page = (tmp_path / "reports" / "throughput.html").read_text()
+    assert "One model on 2 replicas: lenet5" in page and f"{100 * row['scaling_efficiency']:.0f} %" in page
+    assert (tmp_path / "reports" / "records" / "scaling" / path.name).is_file()  # the page's link resolves
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -26,6 +26,7 @@ from cnnbench.report.frames import (
     latest_sweep,
     natural_key,
     records_frame,
+    scaling_records,
     summary_frame,
 )
 from cnnbench.report.innovations import INNOVATIONS, ablation_tables
@@ -261,6 +262,17 @@ def _throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
         "harness overhead": rows.get("harness_overhead", pd.Series(index=rows.index, dtype=float)).map(signed_pct)})
 
 
+def _scaling_table(record: dict) -> pd.DataFrame:
+    replicas = record["distribution"]["replicas"]
+    return pd.DataFrame([{
+        "batch per replica": r["batch_size"], "global batch": r.get("global_batch_size", r["batch_size"]),
+        f"{replicas} replicas img/s": rate(r.get("images_per_s"), r.get("cov")),
+        "per replica": rate(r.get("images_per_s_per_replica")),
+        "1 replica alone": rate(r.get("one_replica_images_per_s")),
+        "scaling efficiency": "—" if r.get("scaling_efficiency") is None else f"{100 * r['scaling_efficiency']:.0f} %",
+    } for r in record["rows"] if "error" not in r])
+
+
 def _runs_table(df: pd.DataFrame) -> Table:
     rows = []
     for r in df.sort_values(["task", "arch", "profile", "seed", "started_at"]).itertuples():
@@ -341,8 +353,9 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     gen_sweep, gen_file = latest_sweep(results_dir, "memory_sweep", lambda row: "generator" in row)
     tp_sweep, tp_file = latest_sweep(results_dir, "throughput_sweep")
     jax = jax_sweeps(results_dir)
+    scaling = scaling_records(results_dir)
     cards = read_cards(results_dir)
-    if df.empty and not (mem_sweep or gen_sweep or tp_sweep or jax or cards):
+    if df.empty and not (mem_sweep or gen_sweep or tp_sweep or jax or scaling or cards):
         raise ReportError(f"no result records in {results_dir} (nothing to report)")
     try:
         check_writable_dir(out)
@@ -373,7 +386,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
         shutil.rmtree(rec_dir)
     for f in df["file"]:
         site.write(f"records/{f}", (results_dir / f).read_text())
-    sweep_files = sorted({f for f in (mem_file, ex_file, gen_file, tp_file, *(f for f, _ in jax)) if f})
+    sweep_files = sorted({f for f in (mem_file, ex_file, gen_file, tp_file, *(f for f, _ in [*jax, *scaling])) if f})
     for f in [*sweep_files, *(c["file"] for c in cards.values())]:
         site.write(f"records/{f}", (results_dir / f).read_text())
 
@@ -490,7 +503,8 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   "keras img/s": rate(p["keras_images_per_s"], p["keras_cov"]),
                   "ratio": f"{p['keras_ratio']:.3f}"} for p in tp_sweep.get("parity", [])]))
               if tp_sweep and tp_sweep.get("parity") else None,
-              provenance=_provenance([], [tp_sweep, *[s for _, s in jax]]), **common)
+              scaling=[{"file": f, "record": s, "table": _frame_table("", _scaling_table(s))} for f, s in scaling],
+              provenance=_provenance([], [tp_sweep, *[s for _, s in [*jax, *scaling]]]), **common)
 
     site.page("runs.html", "runs.html.j2", title="Every run", runs=_runs_table(df), n_failed=len(failures),
               failed_by_outcome=failures["outcome"].value_counts().to_dict(), provenance=_provenance([df]), **common)

@@ -193,5 +193,15 @@ def latest_sweep(results_dir: str | os.PathLike, kind: str, where=registry_row) 
 
 def jax_sweeps(results_dir: str | os.PathLike) -> list[tuple[str, dict]]:
     """The GPU sweeps through Keras' JAX backend (results/jax/), oldest first."""
-    found = [(f"jax/{p.name}", d) for p, d in _json_files(Path(results_dir) / "jax")]
+    return _recorded(results_dir, "jax")
+
+
+def scaling_records(results_dir: str | os.PathLike) -> list[tuple[str, dict]]:
+    """One model's throughput on several replicas against one (results/scaling/, ``cnnbench throughput --strategy
+    ... --results``), oldest first."""
+    return _recorded(results_dir, "scaling")
+
+
+def _recorded(results_dir, folder: str) -> list[tuple[str, dict]]:
+    found = [(f"{folder}/{p.name}", d) for p, d in _json_files(Path(results_dir) / folder)]
     return sorted(found, key=lambda x: x[1].get("started_at", ""))
