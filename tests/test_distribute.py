@@ -145,7 +145,7 @@ def test_the_report_keeps_distributed_runs_out_of_the_single_device_tables(one_d
     for record in (one_device, mirrored):
         records.write(record, tmp_path)
     frame = records_frame(tmp_path)
-    assert sorted(frame["strategy"].fillna("default")) == ["default", "mirrored"]
+    assert sorted(frame["strategy"]) == ["default", "mirrored"]
     summary = summary_frame(frame)
     assert len(summary) == 1 and summary.iloc[0]["seeds"] == 1
     assert summary.iloc[0]["acc_mean"] == one_device["metrics"]["test_accuracy"]

@@ -100,7 +100,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Per (task, arch, profile, weights, machine): the latest ok record of each seed, aggregated as mean ± std over
     seeds, with the caveats the records call for in ``flags``."""
     # ablation variants: the innovations page pairs them; a model on several devices is another experiment
-    ok = latest_ok(df[df["ablation"].isna() & df["strategy"].fillna("default").eq("default")])
+    ok = latest_ok(df[df["ablation"].isna() & (df["strategy"].isna() | df["strategy"].eq("default"))])
     if ok.empty:
         return pd.DataFrame(columns=[*SUMMARY_KEYS, "seeds", "acc_mean", "flags"])
     grouped = ok.groupby(SUMMARY_KEYS, sort=True)
