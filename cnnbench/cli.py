@@ -422,8 +422,10 @@ def cmd_memory_sweep(args) -> int:
             print(f"{label:<24} n={part['n']:<4} median |error| {100 * part['median_abs_error']:.1f} %, worst "
                   f"{100 * part['worst_abs_error']:.1f} %, most under-predicted "
                   f"{100 * part['worst_under_prediction']:+.1f} %")
+    if s["not_measured"]:
+        print(f"not measured (the measuring process failed): {', '.join(s['not_measured'])}")
     print(f"→ {args.results}/memory/ (`cnnbench report` renders it)")
-    return 0
+    return 1 if s["not_measured"] else 0
 
 
 def cmd_throughput(args) -> int:

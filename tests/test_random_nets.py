@@ -62,3 +62,27 @@ def test_a_generated_network_loads_from_its_file_in_safe_mode(tmp_path):
     loaded = load_model_file(tmp_path / "net.keras")
     assert loaded.count_params() == model.count_params()
     assert isinstance(loaded, keras.Model)
+
+
+def test_a_measuring_process_that_dies_is_one_rows_error_not_the_sweeps_end(tmp_path, capsys, monkeypatch):
+    from cnnbench.measure import memory
+    from cnnbench.measure.memory_probe import ProbeError
+
+    def probe(spec):
+        if spec["mode"] == "train":  # as a TF segfault on one generated network did (exit -11)
+            raise ProbeError("memory probe failed (-11): Fatal Python error: Segmentation fault")
+        return real(spec)
+
+    real = memory.probe
+    monkeypatch.setattr(memory, "probe", probe)
+    assert main(["memory-sweep", "--archs", "none", "--random", "1", "--random-seed", "1",
+                 "--results", str(tmp_path)]) == 1
+    [path] = (tmp_path / "memory").glob("memory-sweep.*.json")
+    result = json.loads(path.read_text())
+    train, infer = result["rows"]
+    assert train["measured_peak_bytes"] is None and train["relative_error"] is None
+    assert train["measure_error"].startswith("memory probe failed (-11)") and train["graph_predicted_bytes"] > 0
+    assert infer["measured_peak_bytes"] > 0 and "measure_error" not in infer
+    assert result["summary"]["not_measured"] == [f"random_1 train batch {train['batch_size']}"]
+    assert result["summary"]["generated"]["layers"]["n"] == 1
+    assert "NOT MEASURED (memory probe failed (-11)" in capsys.readouterr().out

@@ -223,7 +223,8 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
         except (ProbeError, subprocess.TimeoutExpired) as exc:
             if strict:
                 raise
-            measured = {"measure_error": str(exc)[-1000:]}
+            text = str(exc)  # its first line names the exit status; the tail, what the process said last
+            measured = {"measure_error": text if len(text) <= 1000 else f"{text[:200]} … {text[-800:]}"}
     peak = measured.get("measured_peak_bytes")
     traced = {}
     if graph:

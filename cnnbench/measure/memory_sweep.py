@@ -88,19 +88,27 @@ def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="r
         specs += _exercise_specs(folder) if EXERCISE in archs else []
         specs += _random_specs(folder, random, random_seed)
         for spec in specs:
-            row = memory_report(spec, measure=True, graph=True)
+            # strict=False: a measuring process that dies (a TF segfault on one network) is that row's
+            # `measure_error`, not the end of the sweep
+            row = memory_report(spec, measure=True, graph=True, strict=False)
             if spec.get("model_file"):  # saved to a temporary file: named, not by its path
                 row |= {"arch": spec.get("name", EXERCISE), "model_file": None}
                 row |= {"generator": spec["generator"]} if "generator" in spec else {}
             rows.append(row)
-            print(f"{row['arch']:<18} {row['mode']:<5} batch {row['batch_size']:>3}: measured "
-                  f"{row['measured_peak_bytes'] / 2**20:9.2f} MiB; predicted by layers "
-                  f"{row['predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['relative_error']:+.1f} %), by the graph "
-                  f"{row['graph_predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['graph_relative_error']:+.1f} %)",
-                  flush=True)
+            print(_line(row), flush=True)
     registry = [r for r in rows if "generator" not in r]
     generated = [r for r in rows if "generator" in r]
     summary = summarize(registry) | {
+        "not_measured": [f"{r['arch']} {r['mode']} batch {r['batch_size']}" for r in rows if "measure_error" in r],
         "graph": summarize(registry, "graph_relative_error"),
         "generated": {"layers": summarize(generated), "graph": summarize(generated, "graph_relative_error")}}
     return save("memory_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir, profile=profile)
+
+
+def _line(row: dict) -> str:
+    head = f"{row['arch']:<18} {row['mode']:<5} batch {row['batch_size']:>3}: "
+    if row["measured_peak_bytes"] is None:
+        return head + f"NOT MEASURED ({row['measure_error'].splitlines()[0][:200]})"
+    return (head + f"measured {row['measured_peak_bytes'] / 2**20:9.2f} MiB; predicted by layers "
+            f"{row['predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['relative_error']:+.1f} %), by the graph "
+            f"{row['graph_predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['graph_relative_error']:+.1f} %)")
