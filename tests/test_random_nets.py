@@ -86,3 +86,18 @@ def test_a_measuring_process_that_dies_is_one_rows_error_not_the_sweeps_end(tmp_
     assert result["summary"]["not_measured"] == [f"random_1 train batch {train['batch_size']}"]
     assert result["summary"]["generated"]["layers"]["n"] == 1
     assert "NOT MEASURED (memory probe failed (-11)" in capsys.readouterr().out
+
+
+def test_a_sweep_of_the_exercise_and_generated_networks_renders_both_tables():
+    """The exercise's rows sit in the same sweep as the generated ones (``--exercise --random N``): its table has no
+    generator column to read."""
+    import pandas as pd
+
+    from cnnbench.report.build import _memory_table
+
+    row = {"input_shape": [8, 8, 1], "mode": "infer", "batch_size": 1, "predicted_bytes": 2**20,
+           "measured_peak_bytes": 2**21, "bare_minimum_bytes": 2**19, "graph_predicted_bytes": 2**20,
+           "graph_relative_error": -0.5}
+    rows = pd.DataFrame([row | {"arch": "exercise"}, row | {"arch": "random_0", "generator": {"blocks": ["conv"]}}])
+    assert "network drawn" not in _memory_table(rows[rows["arch"] == "exercise"])
+    assert list(_memory_table(rows)["network drawn"]) == ["—", "conv"]

@@ -247,7 +247,8 @@ def _memory_table(rows: pd.DataFrame) -> pd.DataFrame:
             "—" if pd.isna(g) else f"{mib(g)} ({signed_pct(e)})"
             for g, e in zip(rows["graph_predicted_bytes"], rows["graph_relative_error"], strict=True)]}
            if "graph_predicted_bytes" in rows else {})
-        | ({"network drawn": rows["generator"].map(lambda d: " · ".join(d["blocks"]))} if "generator" in rows else {}))
+        | ({"network drawn": rows["generator"].map(lambda d: " · ".join(d["blocks"]) if isinstance(d, dict) else "—")}
+           if "generator" in rows and rows["generator"].notna().any() else {}))
 
 
 def _throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
