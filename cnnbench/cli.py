@@ -431,15 +431,14 @@ def cmd_memory_sweep(args) -> int:
 def cmd_throughput(args) -> int:
     from datetime import UTC, datetime
 
-    from cnnbench.distribute import is_chief, split_cpu
+    from cnnbench import distribute
     from cnnbench.measure.sweep import save
     from cnnbench.measure.throughput import check_strategy, throughput_report
 
+    distribute.check(args.strategy, args.cpu_devices)
     check_strategy(args.strategy, compare_keras=args.compare_keras, end_to_end=args.end_to_end, jit=args.jit)
     if args.cpu_devices:
-        if args.strategy != "mirrored":
-            raise ValueError("--cpu-devices splits the CPU for --strategy mirrored")
-        split_cpu(args.cpu_devices)
+        distribute.split_cpu(args.cpu_devices)
     if args.results:
         _check_results_dir(args.results)
     started = datetime.now(UTC)
@@ -448,7 +447,7 @@ def cmd_throughput(args) -> int:
                                compare_keras=args.compare_keras, end_to_end=args.end_to_end,
                                min_window_s=args.min_window, repeats=args.repeats, data_dir=args.data_dir,
                                strategy=args.strategy)
-    if args.results and is_chief():
+    if args.results and distribute.is_chief():
         rows = report.pop("results")
         save("scaling", started=started, rows=rows, summary={}, results_dir=args.results, **report)
         report["results"] = rows

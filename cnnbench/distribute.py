@@ -35,24 +35,33 @@ def split_cpu(devices: int) -> None:
         raise RuntimeError(f"the CPU cannot be split into {devices} devices once TensorFlow has started") from exc
 
 
+def check(name: str, cpu_devices: int | None = None) -> None:
+    """Refuse, before any work, what cannot run: an unknown strategy, ``--cpu-devices`` without ``mirrored``,
+    ``multiworker`` without ``TF_CONFIG``. ValueError."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+    if cpu_devices and name != "mirrored":
+        raise ValueError("--cpu-devices splits the CPU for --strategy mirrored")
+    if name == "multiworker" and not os.environ.get("TF_CONFIG"):
+        raise ValueError("--strategy multiworker needs TF_CONFIG in each worker's environment, e.g. "
+                         '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+                         '"index": 0}}')
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "default":
-        return tf.distribute.get_strategy()
+    check(name)
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multiworker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError("--strategy multiworker needs TF_CONFIG in each worker's environment, e.g. "
-                             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
-                             '"index": 0}}')
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+    return tf.distribute.get_strategy()
 
 
 def describe(name: str, strategy: tf.distribute.Strategy) -> dict:
     """What a record says of how its model was distributed."""
-    workers = sum(len(_cluster().get(kind, [])) for kind in ("chief", "worker")) if name == "multiworker" else 1
+    cluster = _tf_config().get("cluster", {})
+    workers = sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) if name == "multiworker" else 1
     devices = {"devices": list(strategy.extended.worker_devices)} if name != "default" else {}
     return {"strategy": name, "replicas": strategy.num_replicas_in_sync, "workers": workers} | devices
 
@@ -74,14 +83,14 @@ def device_peaks(strategy: tf.distribute.Strategy) -> list[int] | None:
     return [tf.config.experimental.get_memory_info(d.split("device:")[-1])["peak"] for d in devices]
 
 
-def _cluster() -> dict:
-    return json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+def _tf_config() -> dict:
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
 
 
 def is_chief() -> bool:
     """Whether this process writes what a (multi-worker) run produces: no TF_CONFIG, the chief, or worker 0 of a
     cluster without a chief."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    config = _tf_config()
     task = config.get("task", {})
     if not task or task.get("type") == "chief":
         return True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -20,14 +19,14 @@ import keras
 import tensorflow as tf
 
 import architectures
-from cnnbench import records
+from cnnbench import distribute, records
 from cnnbench.data import ChecksumError, DataUnavailableError
-from cnnbench.distribute import STRATEGIES, describe, device_peaks, make_strategy, prepare_for_fit, split_cpu
+from cnnbench.distribute import describe, device_peaks, make_strategy, prepare_for_fit, split_cpu
 from cnnbench.environment import environment
 from cnnbench.measure.flops import count_flops
 from cnnbench.measure.memory import memory_report
 from cnnbench.measure.params import count_params
-from cnnbench.measure.throughput import FIXED_STEPS, measure_throughput
+from cnnbench.measure.throughput import measure_throughput
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
 from cnnbench.training import (
@@ -201,8 +200,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
             throughput = measure_throughput(
                 model, input_shape=input_shape, batch_size=global_batch, num_classes=data.num_classes,
                 warmup=profile.warmup_steps, repeats=profile.timed_repeats, min_window_s=profile.min_window_s,
-                macs_per_image=flops["macs"], seed=cfg.seed, strategy=None if cfg.strategy == "default" else strategy,
-                steps=FIXED_STEPS if cfg.strategy == "multiworker" else None)
+                macs_per_image=flops["macs"], seed=cfg.seed, strategy=None if cfg.strategy == "default" else strategy)
         if timer is not None:  # end to end: fit() through the task's real tf.data pipeline, the first epoch left out
             steady = timer.seconds[1:] or timer.seconds
             throughput["end_to_end_train_images_per_s"] = data.n_train / statistics.median(steady)
@@ -281,14 +279,9 @@ def validate_cell(cfg: RunConfig) -> None:
     if recipe != get_recipe("plain") and not getattr(task, "holds_out_validation", False):
         raise ValueError(f"the {recipe.name} recipe augments and holds out images of a classification task's own "
                          f"split; the {cfg.task} task trains by its own recipe (use the plain one)")
-    if cfg.strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {cfg.strategy!r} (known: {', '.join(STRATEGIES)})")
+    distribute.check(cfg.strategy, cfg.cpu_devices)
     if cfg.strategy != "default" and hasattr(task, "train"):
         raise ValueError(f"the {cfg.task} task trains by its own two-phase recipe on one device: --strategy default")
-    if cfg.cpu_devices and cfg.strategy != "mirrored":
-        raise ValueError("--cpu-devices splits the CPU for --strategy mirrored")
-    if cfg.strategy == "multiworker" and not os.environ.get("TF_CONFIG"):
-        make_strategy("multiworker")  # raises, saying what TF_CONFIG looks like
     if info.kind != task.kind:
         fitting = ", ".join(architectures.list_models(kind=task.kind))
         raise ValueError(f"{cfg.arch} is a {info.kind} model; the {cfg.task} task runs {task.kind} models: {fitting}")

@@ -69,7 +69,7 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
                        repeats: int, min_window_s: float, macs_per_image: int | None = None, seed: int = 0,
                        modes=("train", "infer"), jit: bool = False, precision: str = "float32",
                        bare: bool = False, twin: keras.Model | None = None, batches: Iterator | None = None,
-                       strategy: tf.distribute.Strategy | None = None, steps: int | None = None) -> dict:
+                       strategy: tf.distribute.Strategy | None = None) -> dict:
     """Throughput of a compiled model at one batch size, per mode: ``{mode}_images_per_s`` and friends.
 
     Trains the model on random data: measure after evaluating. ``bare``: also a bare loop over the same compiled
@@ -77,8 +77,8 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
     batch (``{mode}_keras_images_per_s``, ``{mode}_keras_ratio``). ``batches``: an iterator of real ``(x, y)``
     batches for an end-to-end train figure (``end_to_end_images_per_s``), input pipeline included. ``strategy``: the
     model was built in its scope; ``batch_size`` is the global batch, split over the replicas
-    (``{mode}_images_per_s`` in total, ``{mode}_images_per_s_per_replica``). ``steps``: per window, not calibrated
-    (multi-worker: every worker must run the same steps).
+    (``{mode}_images_per_s`` in total, ``{mode}_images_per_s_per_replica``); across workers the windows have
+    ``FIXED_STEPS`` steps, not calibrated (every worker must run the same steps: each is an all-reduce).
     """
     out_shape = tuple(model.compute_output_shape((batch_size, *input_shape)))
     x, y = synthetic_batch(batch_size, input_shape, num_classes, seed, label_shape=out_shape[1:-1])
@@ -86,6 +86,7 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
     if strategy is not None and (jit or twin is not None or batches is not None):
         raise ValueError("a distributed model is timed alone, without XLA, a twin or the real input pipeline")
     fns = replicated_steps(model, strategy, x, y) if strategy is not None else compiled_steps(model, x, y, jit=jit)
+    steps = FIXED_STEPS if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
     theirs = compiled_steps(twin, x, y, jit=jit) if twin is not None else {}
     out: dict = {"batch_size": batch_size, "warmup_steps": warmup, "jit": jit, "precision": precision,
                  "replicas": replicas}
@@ -162,8 +163,6 @@ def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32),
         for m in (twin, alone):
             if m is not None:
                 m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        # every worker of a multi-worker run must time the same number of steps (each one an all-reduce)
-        steps = FIXED_STEPS if strategy == "multiworker" else None
         timing = {"warmup": warmup, "repeats": repeats, "min_window_s": min_window_s, "modes": (mode,),
                   "precision": precision, "macs_per_image": None}
         flops = count_flops(model)
@@ -176,7 +175,7 @@ def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32),
                 figures = measure_throughput(
                     model, input_shape=shape, batch_size=batch_size * replicas, num_classes=classes, warmup=warmup,
                     repeats=repeats, min_window_s=min_window_s, macs_per_image=flops["macs"], modes=(mode,),
-                    jit=jit, precision=precision, bare=True, twin=twin, batches=batches, strategy=dist, steps=steps)
+                    jit=jit, precision=precision, bare=True, twin=twin, batches=batches, strategy=dist)
                 row |= {k.removeprefix(f"{mode}_"): v for k, v in figures.items()
                         if k not in ("batch_size", "jit", "precision", "warmup_steps")}
                 if dist:
