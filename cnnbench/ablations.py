@@ -112,7 +112,8 @@ def run_configs(names: list[str], profile: str, seeds: tuple[int, ...], **option
     cells, seen = [], set()
     for seed in seeds:
         # throughput and memory do not depend on the seed: measured once per variant, on the first seed
-        measure = {"measure_memory": seed == seeds[0], "measure_throughput": seed == seeds[0]}
+        measure = {"measure_memory": seed == seeds[0], "measure_throughput": seed == seeds[0],
+                   "time_to_target": False}
         for name in names:
             a = get_ablation(name)
             if profile not in SIZES[a.arch]:

@@ -52,6 +52,9 @@ class RunConfig:
     data_dir: str | None = None
     measure_memory: bool = True  # peak of one warm train step, measured in a fresh process
     measure_throughput: bool = True  # calibrated train/infer throughput after training (False: record null)
+    #: evaluate the test split after every epoch for the time to the task's target accuracy (False: record null;
+    #: ablation cells, which compare final accuracies and training curves and would spend a fifth of their time on it)
+    time_to_target: bool = True
     dataset: str | None = None  # the task's data source (transfer: fashion_mnist, tfds:NAME, dir:PATH)
     weights: str | None = None  # transfer: imagenet (default), scratch, or a .weights.h5 file
     #: builder keywords over the profile's (an ablation's variant switches, its input and width)
@@ -181,7 +184,7 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         with strategy.scope():  # fit, evaluate: the strategy's (a no-op scope for the default one)
             model, metrics, timer = _train_classifier(model, task, data, epochs=epochs, learning_rate=learning_rate,
                                                       recipe=recipe, seed=cfg.seed, verbose=verbose,
-                                                      strategy=cfg.strategy)
+                                                      strategy=cfg.strategy, time_to_target=cfg.time_to_target)
             config["precise_bn_images"] = precise_batch_norm(model, data.train, profile.precise_bn_images)
             evaluation = model.evaluate(data.test, verbose=0, return_dict=True)
             metrics = {"test_accuracy": scalar(evaluation["accuracy"]),
@@ -224,7 +227,7 @@ def _task(cfg: RunConfig):
 
 
 def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, recipe: Recipe, seed: int,
-                      verbose, strategy: str = "default") -> tuple:
+                      verbose, strategy: str = "default", time_to_target: bool = True) -> tuple:
     """Train every layer by ``recipe`` (cnnbench.training); stop at a non-finite loss. ``data.train`` itself stays
     unaugmented: precise BN afterwards estimates the statistics of the images the test resembles."""
     steps_per_epoch = math.ceil(data.n_train / data.batch_size)
@@ -236,7 +239,7 @@ def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, r
     if augment is not None:  # in order on one thread: the seeded layers then draw the same values every run
         train = train.map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
     timer = _EpochTimer()
-    target = getattr(task, "target_accuracy", None)
+    target = getattr(task, "target_accuracy", None) if time_to_target else None
     ttt = _TimeToTarget(data.test, target, data.n_train, timer) if target else None
     history = model.fit(train, epochs=epochs, verbose=verbose, shuffle=False, validation_data=data.val,
                         callbacks=[DivergenceGuard(), timer, *([ttt] if ttt else [])])

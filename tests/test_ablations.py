@@ -81,6 +81,7 @@ def test_variants_that_run_the_same_experiment_share_one_cell():
         (0, "relu"), (0, "tanh"), (0, "no_dropout"), (0, "strided_conv"),
         (1, "relu"), (1, "tanh"), (1, "no_dropout"), (1, "strided_conv")]
     assert [c.measure_throughput for c in cells] == [True] * 4 + [False] * 4  # measured on the first seed only
+    assert not any(c.time_to_target for c in cells)  # no test evaluation after every epoch: final scores compared
     shared = {"ablation": "relu_vs_tanh", "variant": "relu", "experiment": cells[0].ablation["experiment"]}
     assert {(x["ablation"], x["variant"], x["reference"]) for x in labels(shared, "smoke")} == {
         ("relu_vs_tanh", "relu", False), ("lrn_vs_batchnorm", "lrn", False),
@@ -102,6 +103,7 @@ def test_an_ablation_runs_paired_cells_and_reports_them(tmp_path, capsys):
         assert r["task"] == "fashion_mnist" and r["dataset"]["name"] == "fashion_mnist"
         assert r["config"]["ablation"] == "conv_vs_fc" and r["config"]["reference"] == (r["arch"] == "mlp")
         assert set(r["metrics"]["shifted_test_accuracy"]) == {"2", "3", "4"}
+        assert r["metrics"]["time_to_target"] is None and len(r["metrics"]["train_accuracy_curve"]) == 1
     # a failed variant is counted and its pair reported incomplete, not dropped
     failed = recs[0] | {"outcome": "error", "error": {"type": "RuntimeError", "message": "boom"}}
     failed["started_at"] = "2099-01-01T00:00:00+00:00"
