@@ -415,9 +415,9 @@ def cmd_memory_sweep(args) -> int:
                        results_dir=args.results, profile=args.profile, random=args.random,
                        random_seed=args.random_seed)
     s = result["summary"]
-    for label, part in (("registry, layer model", s), ("registry, traced graph", s["graph"]),
-                        ("generated, layer model", s["generated"]["layers"]),
-                        ("generated, traced graph", s["generated"]["graph"])):
+    groups = [("registry", {"layers": s, "graph": s["graph"]}), (EXERCISE, s[EXERCISE]), ("generated", s["generated"])]
+    for label, part in ((f"{g}, {kind}", parts[key]) for g, parts in groups
+                        for kind, key in (("layer model", "layers"), ("traced graph", "graph"))):
         if part["n"]:
             print(f"{label:<24} n={part['n']:<4} median |error| {100 * part['median_abs_error']:.1f} %, worst "
                   f"{100 * part['worst_abs_error']:.1f} %, most under-predicted "

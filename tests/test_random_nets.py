@@ -101,3 +101,19 @@ def test_a_sweep_of_the_exercise_and_generated_networks_renders_both_tables():
     rows = pd.DataFrame([row | {"arch": "exercise"}, row | {"arch": "random_0", "generator": {"blocks": ["conv"]}}])
     assert "network drawn" not in _memory_table(rows[rows["arch"] == "exercise"])
     assert list(_memory_table(rows)["network drawn"]) == ["—", "conv"]
+
+
+def test_sweep_summary_keeps_registry_exercise_and_generated_rows_apart():
+    from cnnbench.measure.memory_sweep import EXERCISE, sweep_summary
+
+    def row(arch, error, **extra):
+        return {"arch": arch, "mode": "train", "batch_size": 8, "relative_error": error,
+                "graph_relative_error": None if error is None else error / 2, **extra}
+
+    s = sweep_summary([row("lenet5", 0.1), row("alexnet", -0.3), row(EXERCISE, -0.2),
+                       row("random_1", 0.05, generator={}),
+                       row("random_2", None, generator={}, measure_error="exit -11")])
+    assert s["n"] == 2 and s["worst_under_prediction"] == -0.3 and s["graph"]["worst_under_prediction"] == -0.15
+    assert s[EXERCISE]["layers"] == {"n": 1, "median_abs_error": 0.2, "worst_abs_error": 0.2,
+                                     "worst_under_prediction": -0.2, "within_15pct": 0.0}
+    assert s["generated"]["layers"]["n"] == 1 and s["not_measured"] == ["random_2 train batch 8"]

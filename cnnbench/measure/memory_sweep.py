@@ -96,13 +96,20 @@ def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="r
                 row |= {"generator": spec["generator"]} if "generator" in spec else {}
             rows.append(row)
             print(_line(row), flush=True)
-    registry = [r for r in rows if "generator" not in r]
-    generated = [r for r in rows if "generator" in r]
-    summary = summarize(registry) | {
-        "not_measured": [f"{r['arch']} {r['mode']} batch {r['batch_size']}" for r in rows if "measure_error" in r],
-        "graph": summarize(registry, "graph_relative_error"),
-        "generated": {"layers": summarize(generated), "graph": summarize(generated, "graph_relative_error")}}
+    summary = sweep_summary(rows)
     return save("memory_sweep", started=started, rows=rows, summary=summary, results_dir=results_dir, profile=profile)
+
+
+def sweep_summary(rows: list[dict]) -> dict:
+    """Error statistics of the registry's rows (top level: layer model, ``graph``: traced graph), and of the textbook
+    exercise's and the generated networks' rows apart (``layers`` / ``graph`` each); the rows not measured."""
+    groups = {"registry": [], EXERCISE: [], "generated": []}
+    for r in rows:
+        groups["generated" if "generator" in r else EXERCISE if r["arch"] == EXERCISE else "registry"].append(r)
+    both = {name: {"layers": summarize(g), "graph": summarize(g, "graph_relative_error")} for name, g in groups.items()}
+    return both["registry"]["layers"] | {
+        "graph": both["registry"]["graph"], EXERCISE: both[EXERCISE], "generated": both["generated"],
+        "not_measured": [f"{r['arch']} {r['mode']} batch {r['batch_size']}" for r in rows if "measure_error" in r]}
 
 
 def _line(row: dict) -> str:
