@@ -233,7 +233,7 @@ def _train_classifier(model, task, data, *, epochs: int, learning_rate: float, r
     steps_per_epoch = math.ceil(data.n_train / data.batch_size)
     rate = schedule(learning_rate, epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
     model.compile(optimizer=keras.optimizers.Adam(rate),
-                  loss=task.loss, metrics=task.metrics)
+                  loss=recipe.loss(task.loss), metrics=task.metrics)
     prepare_for_fit(model, strategy, data.train.element_spec)
     train, augment = data.train, recipe.augmentation(seed)
     if augment is not None:  # in order on one thread: the seeded layers then draw the same values every run

@@ -94,7 +94,7 @@ CPU_ARCHS = (
     ("xception", {"input_shape": (71, 71, 3), "width": 0.25, "train_subset": 10_000, "epochs": 3, "seeds": (0,)}),
     ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
     # the MNIST accuracy target (median >= 99.70 % over five seeds): its recipe and epochs chosen on held-out images
-    ("mnist_cnn", {"recipe": "augment", "epochs": 10, "learning_rate": 3e-3, "seeds": (0, 1, 2, 3, 4)}),
+    ("mnist_cnn", {"recipe": "augment", "epochs": 15, "learning_rate": 3e-3, "seeds": (0, 1, 2, 3, 4)}),
 )
 GPU_ARCHS = (
     ("alexnet*", {"input_shape": (227, 227, 3)}),
@@ -103,7 +103,7 @@ GPU_ARCHS = (
     ("*resnet*", {"input_shape": (224, 224, 3)}),
     ("xception", {"input_shape": (299, 299, 3)}),
     ("efficientnet*", {"input_shape": (224, 224, 3)}),
-    ("mnist_cnn", {"recipe": "augment", "epochs": 10, "learning_rate": 3e-3, "seeds": (0, 1, 2, 3, 4)}),
+    ("mnist_cnn", {"recipe": "augment", "epochs": 15, "learning_rate": 3e-3, "seeds": (0, 1, 2, 3, 4)}),
 )
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from cnnbench._util import lookup
 
@@ -21,21 +22,30 @@ class Recipe:
     name: str
     description: str
     #: random ``rotation`` (± degrees), ``zoom`` (± fraction) and ``shift`` (± fraction of the side) of every training
-    #: image, drawn per image in seeded order; the empty space is filled with zeros (background). None: no augmentation.
+    #: image, drawn per image in seeded order and applied as one affine resampling (``RandomAffine``); the empty space
+    #: is filled with zeros (background). None: no augmentation.
     augment: dict | None = None
     warmup_epochs: float = 0.0
     #: images held out from the end of the training split (before any subset), evaluated after every epoch and never
     #: trained on. The test split is never used for a choice: it is evaluated, not selected on.
     validation_images: int = 0
+    #: the sparse cross-entropy's targets become 1 - eps on the label and eps / classes elsewhere (Szegedy et al. 2016)
+    label_smoothing: float = 0.0
 
-    def augmentation(self, seed: int) -> keras.Sequential | None:
-        if not self.augment:
-            return None
-        a, fill = self.augment, {"fill_mode": "constant", "fill_value": 0.0}
-        return keras.Sequential([keras.layers.RandomRotation(a["rotation"] / 360, seed=seed, **fill),
-                                 keras.layers.RandomZoom(a["zoom"], seed=seed + 1, **fill),
-                                 keras.layers.RandomTranslation(a["shift"], a["shift"], seed=seed + 2, **fill)],
-                                name="augmentation")
+    def augmentation(self, seed: int) -> RandomAffine | None:
+        return RandomAffine(**self.augment, seed=seed) if self.augment else None
+
+    def loss(self, default: str):
+        """The task's loss (a sparse cross-entropy wherever a recipe runs), with this recipe's label smoothing."""
+        if not self.label_smoothing:
+            return default
+        eps = self.label_smoothing
+
+        def smoothed_sparse_categorical_crossentropy(y_true, y_pred):
+            y_true = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), ops.shape(y_pred)[-1])
+            return keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=eps)
+
+        return smoothed_sparse_categorical_crossentropy
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,9 +55,43 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("plain", "Adam with cosine decay to 0 over the run; no augmentation, no held-out images"),
     # tried on the held-out 5,000 images only (mnist_cnn, seed 0): see the README's "Best from-scratch MNIST CNN"
     Recipe("augment", "one epoch of linear warm-up, then cosine decay; every training image randomly rotated "
-           "(±10°), zoomed (±10 %) and shifted (±10 %); the last 5,000 training images held out for validation",
-           augment={"rotation": 10.0, "zoom": 0.1, "shift": 0.1}, warmup_epochs=1.0, validation_images=5000),
+           "(±10°), zoomed (±10 %) and shifted (±10 %) in one resampling; label smoothing 0.1; the last 5,000 "
+           "training images held out for validation",
+           augment={"rotation": 10.0, "zoom": 0.1, "shift": 0.1}, warmup_epochs=1.0, validation_images=5000,
+           label_smoothing=0.1),
 )}
+
+
+def affine_transforms(angle, scale, tx, ty, height: int, width: int):
+    """Per-image transforms for ``keras.ops.image.affine_transform``: rotate by ``angle`` radians and scale by
+    ``scale`` about the image centre (``scale`` > 1 shrinks the content), then move it ``tx`` pixels right and ``ty``
+    down. Each argument is a vector, one entry per image."""
+    cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    zero = ops.zeros_like(cos)  # output (x, y) reads input (cos x - sin y + x0, sin x + cos y + y0)
+    return ops.stack([cos, -sin, cx - cos * cx + sin * cy - tx, sin, cos, cy - sin * cx - cos * cy - ty, zero, zero],
+                     axis=1)
+
+
+class RandomAffine(keras.layers.Layer):
+    """Random rotation (± ``rotation`` degrees), zoom (± ``zoom``) and shift (± ``shift`` of each side) of every image
+    in one bilinear resampling, drawn per image from a seeded stream. Chaining keras' RandomRotation, RandomZoom and
+    RandomTranslation resamples three times, which visibly blurs 28x28 digits and, on two CPU cores, costs a third of
+    mnist_cnn's training throughput (373 vs 554 images/s); this costs next to nothing."""
+
+    def __init__(self, rotation: float, zoom: float, shift: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rotation, self.zoom, self.shift = rotation, zoom, shift
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = True):
+        if not training:
+            return images
+        height, width = images.shape[1], images.shape[2]
+        u = keras.random.uniform((ops.shape(images)[0], 4), -1.0, 1.0, seed=self.seed_generator)
+        transforms = affine_transforms(u[:, 0] * math.radians(self.rotation), 1.0 + u[:, 1] * self.zoom,
+                                       u[:, 2] * self.shift * width, u[:, 3] * self.shift * height, height, width)
+        return ops.image.affine_transform(images, transforms, interpolation="bilinear", fill_mode="constant")
 
 
 def get_recipe(name: str) -> Recipe:

@@ -1,13 +1,14 @@
 """Training recipes: the warm-up schedule, held-out validation images, seeded augmentation, and where a recipe may
 run."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from cnnbench.harness import RunConfig, run, validate_cell
 from cnnbench.tasks import get_task
-from cnnbench.training import get_recipe, schedule
+from cnnbench.training import affine_transforms, get_recipe, schedule
 
 
 def test_warm_up_rises_linearly_then_decays_to_zero():
@@ -49,6 +50,35 @@ def test_augmentation_is_seeded_keeps_labels_and_moves_pixels(mnist):
     assert augmented.shape == (64, 28, 28, 1) and augmented.min() >= -1e-6
     assert np.abs(augmented - x.numpy()).mean() > 0.02  # the images moved
     assert get_recipe("plain").augmentation(0) is None
+
+
+def _affine(image, angle=0.0, scale=1.0, tx=0.0, ty=0.0):
+    h, w = image.shape
+    t = affine_transforms(*(tf.constant([v], tf.float32) for v in (angle, scale, tx, ty)), h, w)
+    out = keras.ops.image.affine_transform(tf.constant(image[None, :, :, None], tf.float32), t,
+                                           interpolation="bilinear", fill_mode="constant")
+    return keras.ops.convert_to_numpy(out)[0, :, :, 0]
+
+
+def test_one_affine_resampling_rotates_scales_and_shifts_about_the_centre():
+    image = np.arange(49, dtype="float32").reshape(7, 7) + 1
+    np.testing.assert_allclose(_affine(image), image, atol=1e-4)  # identity
+    np.testing.assert_allclose(_affine(image, angle=np.pi / 2), np.rot90(image), atol=1e-4)  # a quarter turn
+    np.testing.assert_allclose(_affine(image, tx=2), np.pad(image, ((0, 0), (2, 0)))[:, :7], atol=1e-4)  # 2 px right
+    np.testing.assert_allclose(_affine(image, ty=-1), np.pad(image, ((0, 1), (0, 0)))[1:], atol=1e-4)  # 1 px up
+    half = _affine(image, scale=2.0)  # content shrinks to half about the centre (3, 3): output (4, 4) reads (5, 5)
+    assert half[3, 3] == pytest.approx(image[3, 3]) and half[4, 4] == pytest.approx(image[5, 5])
+    assert half[0, 0] == 0  # reads (-3, -3): outside, filled with background
+
+
+def test_label_smoothing_moves_the_targets_off_one_hot():
+    recipe = get_recipe("augment")
+    assert recipe.label_smoothing == 0.1 and get_recipe("plain").loss("sparse_categorical_crossentropy") == \
+        "sparse_categorical_crossentropy"
+    p = np.array([[0.7, 0.2, 0.1]], "float32")
+    expected = -(0.9 + 0.1 / 3) * np.log(0.7) - 0.1 / 3 * (np.log(0.2) + np.log(0.1))
+    got = recipe.loss("sparse_categorical_crossentropy")(np.array([0]), p)
+    assert float(keras.ops.convert_to_numpy(got)[0]) == pytest.approx(expected, rel=1e-5)
 
 
 def test_mnist_cnn_trains_by_its_recipe_and_records_it(mnist):
