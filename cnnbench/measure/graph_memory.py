@@ -6,9 +6,11 @@ constants, fusing where it may), and the executor is simulated over the result: 
 executor can take (the graph's own order among ready ops), every output allocated when its op runs — its size from
 the static shape and dtype — unless the op aliases an input (``Identity``, ``Reshape``, a variable read) or TF
 forwards an input buffer to it (an element-wise op whose input has no other reader), and each buffer freed after its
-last reader. Variables, the step's arguments and constants are resident throughout. The prediction is the resident
-bytes plus the simulation's peak; what the simulation cannot see (allocator rounding, kernel scratch) is one
-allowance per device type (``ALLOWANCE``), the same for every model.
+last reader; an op's kernel scratch (``kernels.py``: oneDNN's convolution scratchpads on x86 CPUs) is alive while it
+runs. Variables, the step's arguments and constants are resident throughout. The prediction replays that walk
+through a model of TF's BFC allocator (``bfc.py``), variables first, a warm-up step and then the steps it measures,
+because the allocator charges whole chunks, not tensors; what is left (the allocation history before the step,
+which decides where chunks split) is one allowance per device type (``ALLOWANCE``), the same for every model.
 
 ``simulate`` works on plain ``Node`` lists, so the tests check it on hand-built graphs whose peak is known exactly.
 """
@@ -44,6 +46,7 @@ class Node:
     op: str
     inputs: list[str]  # data inputs, "node:index"
     output_bytes: list[int]
+    scratch_bytes: int = 0  # taken from the allocator while the op runs and given back when it ends (kernels.py)
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Simulation:
     transient_peak_bytes: int
     peak_at: str  # the node running when the transient peak was reached
     alive_at_peak: list[tuple[str, int]] = field(default_factory=list)  # (tensor, bytes), largest first
+    #: the same step through a model of TF's BFC allocator (``bfc.py``): the peak of whole chunks in use, everything
+    #: allocated before the step included; None when not asked for
+    allocator_peak_bytes: int | None = None
 
     @property
     def peak_bytes(self) -> int:
@@ -82,8 +88,10 @@ def _order(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def simulate(nodes: list[Node], *, keep: frozenset[str] = frozenset()) -> Simulation:
-    """Walk ``nodes`` as the executor would; ``keep``: tensors alive to the end (the step's outputs)."""
+def _events(nodes: list[Node], keep: frozenset[str]):
+    """The executor's walk as allocator events, in order: ``("resident", buffer, bytes, tensor)`` for what lives
+    through the step, ``("alloc", buffer, bytes, tensor)``, ``("run", node)`` once a node's outputs and scratch exist,
+    ``("free", buffer)``; a node's scratch is an ``alloc`` before its ``run`` and a ``free`` right after."""
     order = _order(nodes)
     readers: dict[str, int] = {}
     for n in order:
@@ -93,17 +101,17 @@ def simulate(nodes: list[Node], *, keep: frozenset[str] = frozenset()) -> Simula
     size: dict[int, int] = {}
     refs: dict[int, int] = {}  # live tensors on each buffer
     resident: set[int] = set()
-    owner: dict[int, str] = {}
-    live = peak = 0
-    peak_at, alive_at_peak = "", []
-    resident_bytes = 0
 
-    def release(t: str) -> None:
-        nonlocal live
+    def new_buffer(nbytes: int) -> int:
+        b = len(size)
+        size[b], refs[b] = nbytes, 0
+        return b
+
+    def release(t: str):
         b = buffer[t]
         refs[b] -= 1
         if refs[b] == 0 and b not in resident:
-            live -= size[b]
+            yield "free", b
 
     for n in order:
         for i, nbytes in enumerate(n.output_bytes):
@@ -119,33 +127,107 @@ def simulate(nodes: list[Node], *, keep: frozenset[str] = frozenset()) -> Simula
                         b = sb  # forwarded: the input's buffer becomes the output's (released as the input, kept as it)
                         break
             if b is None:
-                b = len(size)
-                size[b], refs[b], owner[b] = nbytes, 0, t
+                b = new_buffer(nbytes)
                 if n.op in RESIDENT_OPS:
                     resident.add(b)
-                    resident_bytes += nbytes
+                    yield "resident", b, nbytes, t
                 else:
-                    live += nbytes
+                    yield "alloc", b, nbytes, t
             refs[b] += 1
             buffer[t] = b
-        if live > peak:
-            peak, peak_at = live, n.name
-            alive_at_peak = sorted(((owner[b], size[b]) for b, r in refs.items() if r > 0 and b not in resident),
-                                   key=lambda x: -x[1])
+        if n.scratch_bytes:
+            scratch = new_buffer(n.scratch_bytes)
+            yield "alloc", scratch, n.scratch_bytes, f"{n.name} (scratch)"
+        yield "run", n
+        if n.scratch_bytes:
+            yield "free", scratch
         for t in n.inputs:
             if t in buffer:
                 readers[t] -= 1
                 if readers[t] == 0 and t not in keep:
-                    release(t)
+                    yield from release(t)
         for i in range(len(n.output_bytes)):  # an output nobody reads is freed at once
             t = f"{n.name}:{i}"
             if readers.get(t, 0) == 0 and t not in keep:
-                release(t)
-    return Simulation(resident_bytes, peak, peak_at, alive_at_peak)
+                yield from release(t)
+    for t in keep:  # the step's outputs, handed to the caller, are freed after it
+        if t in buffer:
+            yield from release(t)
 
 
-def graph_nodes(concrete) -> tuple[list[Node], frozenset[str]]:
-    """The nodes of a traced ``ConcreteFunction`` after Grappler, with static output sizes; and its outputs."""
+def simulate(nodes: list[Node], *, keep: frozenset[str] = frozenset(),
+             allocator_before: list[int] | None = None, steps: int = 3) -> Simulation:
+    """Walk ``nodes`` as the executor would; ``keep``: tensors alive to the end (the step's outputs). With
+    ``allocator_before`` (the sizes allocated before the first step, in order: variables, optimizer slots), the walk
+    is also replayed ``steps`` times through a BFC allocator model, the first a warm-up, and ``allocator_peak_bytes``
+    is the largest peak of the others, as the probe measures it."""
+    events = list(_events(nodes, keep))
+    live = peak = resident_bytes = 0
+    peak_at, alive_at_peak = "", []
+    alive: dict[int, tuple[str, int]] = {}
+    for event in events:
+        if event[0] == "resident":
+            resident_bytes += event[2]
+        elif event[0] == "alloc":
+            live += event[2]
+            alive[event[1]] = (event[3], event[2])
+        elif event[0] == "free":
+            live -= alive.pop(event[1])[1]
+        elif live > peak:
+            peak, peak_at = live, event[1].name
+            alive_at_peak = sorted(alive.values(), key=lambda x: -x[1])
+    sim = Simulation(resident_bytes, peak, peak_at, alive_at_peak)
+    if allocator_before is not None:
+        sim.allocator_peak_bytes = _replay(events, allocator_before, steps)
+    return sim
+
+
+def _replay(events: list, before: list[int], steps: int) -> int:
+    from cnnbench.measure.bfc import BFCAllocator
+
+    bfc = BFCAllocator()
+    for nbytes in before:
+        bfc.allocate(nbytes)
+    for event in events:
+        if event[0] == "resident":
+            bfc.allocate(event[2])
+    peaks = []
+    for _ in range(max(steps, 2)):
+        bfc.reset_peak()
+        handles: dict[int, int] = {}
+        for event in events:
+            if event[0] == "alloc":
+                handles[event[1]] = bfc.allocate(event[2])
+            elif event[0] == "free":
+                bfc.free(handles.pop(event[1]))
+        peaks.append(bfc.peak)
+    return max(peaks[1:])
+
+
+#: ops that run a forward convolution (Grappler fuses the bias and activation into ``_FusedConv2D``)
+CONV_OPS = frozenset({"Conv2D", "_FusedConv2D"})
+
+
+def scratch_bytes(op, cpu, shape=lambda t: t.shape) -> int:
+    """The kernel scratch an op takes from TF's allocator on this device (``kernels.py``): forward convolutions under
+    oneDNN; 0 for everything else. ``shape``: a tensor's static shape (the traced graph knows more than Grappler's)."""
+    from cnnbench.measure.kernels import conv_scratch_bytes
+
+    if op.type not in CONV_OPS or cpu is None or op.get_attr("data_format") != b"NHWC":
+        return 0
+    x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    shapes = [shape(t) for t in (x, w, y)]
+    if x.dtype.name != "float32" or not all(s.is_fully_defined() for s in shapes):
+        return 0
+    (n, ih, iw, ic), (kh, kw, _, oc), (_, oh, ow, _) = (s.as_list() for s in shapes)
+    strides, dilations = op.get_attr("strides"), op.get_attr("dilations")
+    return conv_scratch_bytes(batch=n, in_hw=(ih, iw), in_c=ic, out_hw=(oh, ow), out_c=oc, kernel=(kh, kw),
+                              strides=(strides[1], strides[2]), dilated=max(dilations) > 1, cpu=cpu)
+
+
+def graph_nodes(concrete, cpu=None) -> tuple[list[Node], frozenset[str]]:
+    """The nodes of a traced ``ConcreteFunction`` after Grappler, with static output sizes and, given a ``cpu``
+    (``kernels.CpuKernels``), each op's kernel scratch; and its outputs."""
     import tensorflow as tf
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.grappler import tf_optimizer
@@ -167,32 +249,45 @@ def graph_nodes(concrete) -> tuple[list[Node], frozenset[str]]:
     # shapes from the traced graph, where variable reads know theirs; Grappler's new or rewritten nodes from the
     # import's shape inference
     traced = {op.name: (op.type, [nbytes(t) for t in op.outputs]) for op in graph.get_operations()}
+    traced_shapes = {t.name: t.shape for op in graph.get_operations() for t in op.outputs}
+
+    def shape(t):
+        known = traced_shapes.get(t.name)
+        return known if known is not None and known.is_fully_defined() else t.shape
 
     def sizes(op) -> list[int]:
         kind, known = traced.get(op.name, (None, []))
         return known if kind == op.type and len(known) == len(op.outputs) else [nbytes(t) for t in op.outputs]
 
-    nodes = [Node(op.name, op.type, [t.name for t in op.inputs], sizes(op)) for op in g.get_operations()]
+    nodes = [Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu, shape))
+             for op in g.get_operations()]
     return nodes, frozenset(t.name for t in concrete.outputs)
 
 
 def predict_from_graph(model, spec: dict, input_shape) -> dict:
     """The step a memory spec names (``memory_probe.make_step``: the graph the measurement runs), traced and
-    simulated: resident bytes (variables, optimizer slots, the batch, constants), the transient peak, the op running
-    at it and the tensors alive then."""
+    simulated: resident bytes (variables, optimizer slots, the batch, constants), the transient peak with the
+    kernels' scratch, the op running at it and the tensors alive then — and the prediction, the same walk replayed
+    through the BFC allocator model with the variables allocated first (``graph_predicted_bytes``)."""
     import math
 
     import tensorflow as tf
 
+    from cnnbench.measure.kernels import this_cpu
     from cnnbench.measure.memory_probe import make_step
 
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     step, args = make_step(model, spec, input_shape)
-    nodes, keep = graph_nodes(step.get_concrete_function(*args))
-    sim = simulate(nodes, keep=keep)
+    nodes, keep = graph_nodes(step.get_concrete_function(*args), cpu=this_cpu() if device == "CPU" else None)
     variables = list(model.variables) + (list(model.optimizer.variables) if spec["mode"] == "train" else [])
-    variable_bytes = sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
-    allowance = ALLOWANCE["GPU" if tf.config.list_physical_devices("GPU") else "CPU"]
-    return {"graph_predicted_bytes": variable_bytes + sim.peak_bytes + allowance,
+    sizes = [math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables]
+    sim = simulate(nodes, keep=keep, allocator_before=sizes)
+    variable_bytes, allowance = sum(sizes), ALLOWANCE[device]
+    scratch = max((n.scratch_bytes for n in nodes), default=0)
+    return {"graph_predicted_bytes": sim.allocator_peak_bytes + allowance,
             "graph_breakdown": {"variables": variable_bytes, "batch, constants": sim.resident_bytes,
-                                "transient peak": sim.transient_peak_bytes, "allowance": allowance},
+                                "transient peak": sim.transient_peak_bytes,
+                                "allocator chunks and rounding": sim.allocator_peak_bytes - variable_bytes
+                                - sim.peak_bytes, "allowance": allowance},
+            "graph_largest_scratch": scratch,
             "graph_peak_at": sim.peak_at, "graph_alive_at_peak": sim.alive_at_peak[:20]}
