@@ -39,6 +39,35 @@ def test_an_element_wise_op_takes_over_its_inputs_buffer_and_a_view_costs_nothin
     assert simulate(nodes, keep=frozenset({"late:0"})).transient_peak_bytes == 4 * MB + 4 * MB + 1 * MB
 
 
+def test_ops_that_run_concurrently_hold_their_inputs_and_outputs_together():
+    nodes = [Node("x", "Placeholder", [], [0]), Node("y", "Placeholder", [], [0]),
+             Node("a", "Conv2D", ["x:0"], [4 * MB]), Node("p", "MaxPool", ["a:0"], [1 * MB]),
+             Node("b", "Conv2D", ["y:0"], [4 * MB]), Node("q", "MaxPool", ["b:0"], [1 * MB]),
+             Node("c", "Concat", ["p:0", "q:0"], [2 * MB])]
+    one = simulate(nodes, keep=frozenset({"c:0"}))
+    assert one.transient_peak_bytes == 6 * MB  # p, b and q: a was freed once p ran
+    two = simulate(nodes, keep=frozenset({"c:0"}), concurrency=2)  # p and b run together while a is still alive
+    assert two.transient_peak_bytes == 4 * MB + 1 * MB + 4 * MB
+
+
+def test_a_max_pooling_kept_for_its_gradient_outputs_onednns_workspace():
+    import keras
+
+    from cnnbench.measure.graph_memory import graph_nodes
+    from cnnbench.measure.kernels import CpuKernels
+    from cnnbench.measure.memory_probe import make_step
+
+    inputs = keras.Input((8, 8, 2))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(
+        keras.layers.Conv2D(4, 3, padding="same")(inputs)))))
+    step, args = make_step(model, {"batch_size": 2, "mode": "train"}, (8, 8, 2))
+    nodes, _ = graph_nodes(step.get_concrete_function(*args), cpu=CpuKernels(onednn=True, threads=2, l2_bytes=1 << 19))
+    pool, = [n for n in nodes if n.op == "MaxPool"]
+    assert pool.output_bytes == [2 * 4 * 4 * 4 * 4, 2 * 4 * 4 * 4]  # the pooled maps, and a byte per element of them
+    grad, = [n for n in nodes if n.op == "MaxPoolGrad"]
+    assert f"{pool.name}:1" in grad.inputs
+
+
 def test_a_traced_step_is_simulated_from_tensorflows_own_graph():
     import tensorflow as tf
 

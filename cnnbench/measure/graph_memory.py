@@ -88,7 +88,7 @@ def _order(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def _events(nodes: list[Node], keep: frozenset[str]):
+def _events(nodes: list[Node], keep: frozenset[str], concurrency: int = 1):
     """The executor's walk as allocator events, in order: ``("resident", buffer, bytes, tensor)`` for what lives
     through the step, ``("alloc", buffer, bytes, tensor)``, ``("run", node)`` once a node's outputs and scratch exist,
     ``("free", buffer)``; a node's scratch is an ``alloc`` before its ``run`` and a ``free`` right after."""
@@ -113,55 +113,68 @@ def _events(nodes: list[Node], keep: frozenset[str]):
         if refs[b] == 0 and b not in resident:
             yield "free", b
 
-    for n in order:
-        for i, nbytes in enumerate(n.output_bytes):
-            t = f"{n.name}:{i}"
-            b = None
-            if n.op in ALIAS_OPS and n.inputs and n.inputs[min(i, len(n.inputs) - 1)] in buffer:
-                b = buffer[n.inputs[min(i, len(n.inputs) - 1)]]
-            elif n.op in FORWARDING_OPS:
-                for src in n.inputs:
-                    sb = buffer.get(src)
-                    if (sb is not None and sb not in resident and refs[sb] == 1 and readers[src] == 1
-                            and size[sb] == nbytes and src not in keep):
-                        b = sb  # forwarded: the input's buffer becomes the output's (released as the input, kept as it)
-                        break
-            if b is None:
-                b = new_buffer(nbytes)
-                if n.op in RESIDENT_OPS:
-                    resident.add(b)
-                    yield "resident", b, nbytes, t
-                else:
-                    yield "alloc", b, nbytes, t
-            refs[b] += 1
-            buffer[t] = b
-        if n.scratch_bytes:
-            scratch = new_buffer(n.scratch_bytes)
-            yield "alloc", scratch, n.scratch_bytes, f"{n.name} (scratch)"
-        yield "run", n
-        if n.scratch_bytes:
-            yield "free", scratch
-        for t in n.inputs:
-            if t in buffer:
-                readers[t] -= 1
-                if readers[t] == 0 and t not in keep:
+    def waves():  # up to ``concurrency`` consecutive nodes that do not read each other run together
+        wave: list[Node] = []
+        for n in order:
+            if len(wave) == concurrency or any(t.rsplit(":", 1)[0] in {w.name for w in wave} for t in n.inputs):
+                yield wave
+                wave = []
+            wave.append(n)
+        if wave:
+            yield wave
+
+    for wave in waves():
+        scratch = {}
+        for n in wave:
+            for i, nbytes in enumerate(n.output_bytes):
+                t = f"{n.name}:{i}"
+                b = None
+                if n.op in ALIAS_OPS and n.inputs and n.inputs[min(i, len(n.inputs) - 1)] in buffer:
+                    b = buffer[n.inputs[min(i, len(n.inputs) - 1)]]
+                elif n.op in FORWARDING_OPS:
+                    for src in n.inputs:
+                        sb = buffer.get(src)
+                        if (sb is not None and sb not in resident and refs[sb] == 1 and readers[src] == 1
+                                and size[sb] == nbytes and src not in keep):
+                            b = sb  # forwarded: the input's buffer becomes the output's (released as the input)
+                            break
+                if b is None:
+                    b = new_buffer(nbytes)
+                    if n.op in RESIDENT_OPS:
+                        resident.add(b)
+                        yield "resident", b, nbytes, t
+                    else:
+                        yield "alloc", b, nbytes, t
+                refs[b] += 1
+                buffer[t] = b
+            if n.scratch_bytes:
+                scratch[n.name] = new_buffer(n.scratch_bytes)
+                yield "alloc", scratch[n.name], n.scratch_bytes, f"{n.name} (scratch)"
+        yield "run", wave[-1]
+        for b in scratch.values():
+            yield "free", b
+        for n in wave:
+            for t in n.inputs:
+                if t in buffer:
+                    readers[t] -= 1
+                    if readers[t] == 0 and t not in keep:
+                        yield from release(t)
+            for i in range(len(n.output_bytes)):  # an output nobody reads is freed at once
+                t = f"{n.name}:{i}"
+                if readers.get(t, 0) == 0 and t not in keep:
                     yield from release(t)
-        for i in range(len(n.output_bytes)):  # an output nobody reads is freed at once
-            t = f"{n.name}:{i}"
-            if readers.get(t, 0) == 0 and t not in keep:
-                yield from release(t)
     for t in keep:  # the step's outputs, handed to the caller, are freed after it
         if t in buffer:
             yield from release(t)
 
 
 def simulate(nodes: list[Node], *, keep: frozenset[str] = frozenset(),
-             allocator_before: list[int] | None = None, steps: int = 3) -> Simulation:
+             allocator_before: list[int] | None = None, steps: int = 3, concurrency: int = 1) -> Simulation:
     """Walk ``nodes`` as the executor would; ``keep``: tensors alive to the end (the step's outputs). With
     ``allocator_before`` (the sizes allocated before the first step, in order: variables, optimizer slots), the walk
     is also replayed ``steps`` times through a BFC allocator model, the first a warm-up, and ``allocator_peak_bytes``
     is the largest peak of the others, as the probe measures it."""
-    events = list(_events(nodes, keep))
+    events = list(_events(nodes, keep, concurrency))
     live = peak = resident_bytes = 0
     peak_at, alive_at_peak = "", []
     alive: dict[int, tuple[str, int]] = {}
@@ -261,7 +274,23 @@ def graph_nodes(concrete, cpu=None) -> tuple[list[Node], frozenset[str]]:
 
     nodes = [Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu, shape))
              for op in g.get_operations()]
+    if cpu is not None and cpu.onednn:
+        _maxpool_workspaces(nodes)
     return nodes, frozenset(t.name for t in concrete.outputs)
+
+
+def _maxpool_workspaces(nodes: list[Node]) -> None:
+    """oneDNN's max pooling, when a gradient will need it, also outputs a workspace — the argmax of each window, a
+    byte per output element (seen in the allocator's records) — which its MaxPoolGrad reads: added as a second output
+    and an input of the gradient."""
+    by_name = {n.name: n for n in nodes}
+    for grad in nodes:
+        if grad.op == "MaxPoolGrad" and len(grad.inputs) >= 2:
+            pool = by_name.get(grad.inputs[1].rsplit(":", 1)[0])  # MaxPoolGrad(input, output, grad)
+            if pool is not None and pool.op == "MaxPool":
+                if len(pool.output_bytes) == 1:
+                    pool.output_bytes.append(pool.output_bytes[0] // 4)
+                grad.inputs.append(f"{pool.name}:1")
 
 
 def predict_from_graph(model, spec: dict, input_shape) -> dict:
@@ -281,7 +310,9 @@ def predict_from_graph(model, spec: dict, input_shape) -> dict:
     nodes, keep = graph_nodes(step.get_concrete_function(*args), cpu=this_cpu() if device == "CPU" else None)
     variables = list(model.variables) + (list(model.optimizer.variables) if spec["mode"] == "train" else [])
     sizes = [math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables]
-    sim = simulate(nodes, keep=keep, allocator_before=sizes)
+    # on the CPU, TF's executor runs ready ops on as many inter-op threads as cores; a GPU's run in one stream
+    concurrency = this_cpu().threads if device == "CPU" else 1
+    sim = simulate(nodes, keep=keep, allocator_before=sizes, concurrency=concurrency)
     variable_bytes, allowance = sum(sizes), ALLOWANCE[device]
     scratch = max((n.scratch_bytes for n in nodes), default=0)
     return {"graph_predicted_bytes": sim.allocator_peak_bytes + allowance,
