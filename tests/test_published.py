@@ -110,26 +110,41 @@ def percent(x: float) -> str:
 
 def test_memory_sweep_figures():
     rows = sweep("memory")["rows"]
-    errors = [r["relative_error"] for r in rows]
-    train = [abs(r["relative_error"]) for r in rows if r["mode"] == "train"]
-    infer = [abs(r["relative_error"]) for r in rows if r["mode"] == "infer"]
-    under = sum(e < -0.10 for e in errors)
-    assert (f"median |error| {percent(np.median(np.abs(errors)))} (train {percent(np.median(train))}, inference "
-            f"{percent(np.median(infer))}), worst {percent(max(map(abs, errors)))}") in README
-    assert f"{under} of {len(rows)} configurations more than 10 % under the measurement" in README
+    for key, label in (("relative_error", "| layer model | "),
+                       ("graph_relative_error", "| traced graph, with scratch and allocator | **")):
+        errors = np.array([r[key] for r in rows])
+        train = np.abs([r[key] for r in rows if r["mode"] == "train"])
+        infer = np.abs([r[key] for r in rows if r["mode"] == "infer"])
+        n = len(rows)
+        median = percent(np.median(np.abs(errors))) + ("**" if label.endswith("**") else "")
+        claim = (f"{label}{median} | {percent(np.median(train))[:-2]} % / {percent(np.median(infer))} | "
+                 f"{int(np.sum(np.abs(errors) <= 0.05))} of {n} | {int(np.sum(np.abs(errors) <= 0.15))} of {n} |")
+        assert claim in README, claim
+        assert f"| {int(np.sum(errors < -0.10))} of {n} |" in README
 
 
 def test_the_worked_exercise_figures():
     from cnnbench.report.frames import latest_sweep
 
-    rows = [r for r in latest_sweep(ROOT / "results", "memory_sweep", lambda r: r["arch"] == "exercise")[0]["rows"]
-            if r["arch"] == "exercise"]
-    for r in rows:
-        mib = lambda b: f"{b / 2**20:,.1f}"  # noqa: E731
-        claim = (f"{r['mode']} batch {r['batch_size']}: bare minimum {mib(r['bare_minimum_bytes'])} MiB, predicted "
-                 f"{mib(r['predicted_bytes'])} MiB, measured {mib(r['measured_peak_bytes'])} MiB "
-                 f"({100 * r['relative_error']:+.1f} %)")
-        assert claim in README, claim
+    recorded = latest_sweep(ROOT / "results", "memory_sweep", lambda r: r["arch"] == "exercise")[0]
+    rows = {r["mode"]: r for r in recorded["rows"] if r["arch"] == "exercise"}
+    mib = lambda b: f"{b / 2**20:,.1f}"  # noqa: E731
+    plain = README.replace("−", "-")  # the README's minus signs
+    infer, train = rows["infer"], rows["train"]
+    claims = [
+        f"| predicted (traced graph), inference, batch 1 | {mib(infer['graph_predicted_bytes'])} MiB |",
+        f"| measured, inference, batch 1 (CPU, BFC, oneDNN) | {mib(infer['measured_peak_bytes'])} MiB "
+        f"({mib(infer['measured_peak_min_bytes'])}–{mib(infer['measured_peak_bytes'])} over 5 steps): prediction "
+        f"**{100 * infer['graph_relative_error']:+.1f} %**",
+        f"| predicted (traced graph), training, batch 50, Adam | {mib(train['graph_predicted_bytes'])} MiB (layer "
+        f"model {mib(train['predicted_bytes'])}) |",
+        f"| measured, training, batch 50, Adam | {mib(train['measured_peak_min_bytes'])}–"
+        f"{mib(train['measured_peak_bytes'])} MiB over 5 steps: prediction "
+        f"{100 * (train['graph_predicted_bytes'] / train['measured_peak_min_bytes'] - 1):+.1f} % / "
+        f"**{100 * train['graph_relative_error']:+.1f} %** |",
+    ]
+    for claim in claims:
+        assert claim in plain, claim
     assert len(rows) == 2
 
 
