@@ -72,11 +72,9 @@ def _traced_predictor(spec: dict, mode: str, optimizer: str, precision: str, fro
     finally:
         keras.mixed_precision.set_global_policy(policy)
     if frozen:
-        from cnnbench.measure.graph import graph_ops, head_start
+        from cnnbench.measure.graph import freeze_backbone
 
-        ops = graph_ops(model)
-        for op in ops[: head_start(ops)]:
-            op.layer.trainable = False
+        freeze_backbone(model)
 
     @functools.cache
     def predict(b):

@@ -50,3 +50,10 @@ def head_start(ops: list[Op]) -> int:
     """Index of a classifier's first head layer: the one after the last global pooling / flatten (else the last)."""
     heads = [i for i, op in enumerate(ops) if isinstance(op.layer, HEAD_START)]
     return heads[-1] + 1 if heads else len(ops) - 1
+
+
+def freeze_backbone(model: keras.Model) -> None:
+    """Transfer learning's frozen backbone: only the layers from ``head_start`` on stay trainable."""
+    ops = graph_ops(model)
+    for op in ops[: head_start(ops)]:
+        op.layer.trainable = False

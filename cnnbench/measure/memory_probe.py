@@ -84,11 +84,9 @@ def _probe(spec: dict) -> dict:
     # not): collected here, so the step is measured on the model alone
     gc.collect()
     if spec.get("frozen_backbone"):  # transfer learning: only the layers after the last pooling/flatten train
-        from cnnbench.measure.graph import graph_ops, head_start
+        from cnnbench.measure.graph import freeze_backbone
 
-        ops = graph_ops(model)
-        for op in ops[: head_start(ops)]:
-            op.layer.trainable = False
+        freeze_backbone(model)
     device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
     step, args = make_step(model, spec, input_shape)
 
