@@ -128,13 +128,19 @@ def test_memory_sweep_figures():
         assert f"| {int(np.sum(errors < -0.10))} of {n} |" in README
 
 
-def test_the_worked_exercise_figures():
-    from cnnbench.report.frames import latest_sweep
+def exercise_rows(name: str) -> dict:
+    recorded = json.loads((ROOT / "results" / "memory" / name).read_text())
+    return {r["mode"]: r for r in recorded["rows"] if r["arch"] == "exercise"}
 
-    recorded = latest_sweep(ROOT / "results", "memory_sweep", lambda r: r["arch"] == "exercise")[0]
-    rows = {r["mode"]: r for r in recorded["rows"] if r["arch"] == "exercise"}
-    mib = lambda b: f"{b / 2**20:,.1f}"  # noqa: E731
-    plain = README.replace("−", "-")  # the README's minus signs
+
+mib = lambda b: f"{b / 2**20:,.1f}"  # noqa: E731
+PLAIN = README.replace("−", "-")  # the README's minus signs
+
+
+def test_the_worked_exercise_figures():
+    # the table: the AVX2 machine's sweep, the file the README names under it
+    rows = exercise_rows("memory-sweep.20261127T062944.json")
+    plain = PLAIN
     infer, train = rows["infer"], rows["train"]
     claims = [
         f"| predicted (traced graph), inference, batch 1 | {mib(infer['graph_predicted_bytes'])} MiB |",
@@ -151,6 +157,18 @@ def test_the_worked_exercise_figures():
     for claim in claims:
         assert claim in plain, claim
     assert len(rows) == 2
+
+
+def test_the_exercise_on_an_avx512_cpu():
+    rows = exercise_rows("memory-sweep.20261127T104212.json")
+    infer, train = rows["infer"], rows["train"]
+    text = " ".join(PLAIN.split())  # the claim wraps across lines
+    assert (f"batch 1 is predicted at {mib(infer['graph_predicted_bytes'])} MiB against "
+            f"{mib(infer['measured_peak_bytes'])} measured (**{100 * infer['graph_relative_error']:+.1f} %**") in text
+    assert (f"at {mib(train['graph_predicted_bytes'])} MiB against {mib(train['measured_peak_min_bytes'])}–"
+            f"{mib(train['measured_peak_bytes'])} MiB over 5 steps (**"
+            f"{100 * (train['graph_predicted_bytes'] / train['measured_peak_min_bytes'] - 1):+.1f} % / "
+            f"{100 * train['graph_relative_error']:+.1f} %**)") in text
 
 
 def test_throughput_sweep_figures():
