@@ -23,7 +23,10 @@ def frame():
     """The committed records only: a developer's own runs sit beside them in results/ until they are committed (with
     the README tables that quote them). Outside a git checkout every record there is the shipped set."""
     df = records_frame(ROOT / "results")
-    listed = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True)
+    try:
+        listed = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:  # no git
+        return df
     if listed.returncode:
         return df
     return df[df["file"].isin({Path(name).name for name in listed.stdout.split()})]
