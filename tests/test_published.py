@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import architectures
 from cnnbench import records
 from cnnbench.metrics import segmentation_scores
 from cnnbench.report import records_frame, summary_frame
@@ -106,7 +107,7 @@ def test_recorded_fcns_segment_except_fcn32s():
 
 
 def sweep(kind: str) -> dict:
-    """The newest recorded sweep of ``kind`` (memory or throughput) over registered models, as the report picks it."""
+    """The newest recorded sweep of ``kind`` over registered models, as the report picks it."""
     from cnnbench.report.frames import latest_sweep
 
     return latest_sweep(ROOT / "results", f"{kind}_sweep")[0]
@@ -116,10 +117,13 @@ def percent(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def test_memory_sweep_figures():
-    rows = sweep("memory")["rows"]
-    for key, label in (("relative_error", "| layer model | "),
-                       ("graph_relative_error", "| traced graph, with scratch and allocator | **")):
+@pytest.mark.parametrize(("name", "machine"), [("memory-sweep.20261127T064501.json", ""),
+                                             ("memory-sweep.20261127T110641.json", ", AVX-512 Xeon")])
+def test_memory_sweep_figures(name, machine):
+    rows = json.loads((ROOT / "results" / "memory" / name).read_text())["rows"]
+    assert all(r["arch"] in architectures.list_models() for r in rows) and len(rows) == 144  # the registry sweep
+    for key, label in (("relative_error", f"| layer model{machine} | "),
+                       ("graph_relative_error", f"| traced graph, with scratch and allocator{machine} | **")):
         errors = np.array([r[key] for r in rows])
         train = np.abs([r[key] for r in rows if r["mode"] == "train"])
         infer = np.abs([r[key] for r in rows if r["mode"] == "infer"])
