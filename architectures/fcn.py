@@ -147,10 +147,11 @@ def _features(backbone: str, input_shape, width: float) -> keras.Model:
     """
     classifier = create_model(backbone, width=width, classifier_activation=None)
     if any(isinstance(layer, layers.Flatten) for layer in classifier.layers):
-        converted = fully_convolutional(classifier, input_shape=input_shape, padding="same")
+        # cut before converting: a converted classifier layer would stay reachable from the kept graph's tensors
+        # (their outbound nodes), its weights alive for as long as the FCN
         dense = [layer for layer in classifier.layers if isinstance(layer, layers.Dense)]
-        top = converted.get_layer(dense[-1].name).input
-        return keras.Model(converted.inputs[0], top, name=f"{backbone}_fc")
+        head = keras.Model(classifier.inputs[0], dense[-1].input)
+        return fully_convolutional(head, input_shape=input_shape, padding="same", name=f"{backbone}_fc")
     pooled = [layer for layer in classifier.layers if isinstance(layer, layers.GlobalAveragePooling2D)]
     trunk = keras.Model(classifier.inputs[0], pooled[-1].input)
     return _rebuild(trunk, input_shape)
