@@ -116,6 +116,21 @@ def test_fcn8s_fuses_at_strides_16_and_8_and_outputs_every_pixel():
     np.testing.assert_allclose(y, 0.25, rtol=1e-6)  # zero-initialised score layers: uniform until trained
 
 
+def test_an_fcn_holds_no_weights_but_its_own():
+    import gc
+
+    import keras
+
+    def alive() -> set[int]:
+        gc.collect()
+        return {id(v) for v in gc.get_objects() if isinstance(v, keras.Variable)}
+
+    before = alive()
+    model = create_model("fcn8s_vgg16", input_shape=(64, 64, 3), width=1 / 16, classes=4)
+    # the VGG16 it was converted from is garbage, its ImageNet classifier (``predictions``) included
+    assert alive() - before == {id(v) for v in model.variables}
+
+
 def test_segmentation_models_are_their_own_kind():
     segmenters = list_models(kind="segmentation")
     assert {"fcn32s_vgg16", "fcn16s_vgg16", "fcn8s_vgg16", "fcn8s_resnet50", "fcn8s_xception"} <= set(segmenters)

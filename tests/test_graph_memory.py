@@ -50,6 +50,36 @@ def test_ops_that_run_concurrently_hold_their_inputs_and_outputs_together():
     assert two.transient_peak_bytes == 4 * MB + 1 * MB + 4 * MB
 
 
+def test_other_schedules_the_executor_can_take():
+    from cnnbench.measure.graph_memory import _order
+
+    # a and b are ready together; c (after a in the graph's list, before b) becomes ready only once a has run
+    nodes = [Node("x", "Placeholder", [], [0]), Node("a", "Conv2D", ["x:0"], [4 * MB]),
+             Node("c", "Conv2D", ["a:0"], [1 * MB]), Node("b", "Conv2D", ["x:0"], [8 * MB]),
+             Node("d", "Concat", ["b:0", "c:0"], [1 * MB])]
+    assert [n.name for n in _order(nodes)] == ["x", "a", "c", "b", "d"]  # the graph's own order among ready nodes
+    assert [n.name for n in _order(nodes, seed=0)] == ["x", "a", "b", "c", "d"]  # first come, first served
+    for seed in range(20):  # with random delays: always a topological order
+        order = [n.name for n in _order(nodes, seed=seed, spread=8)]
+        assert order.index("a") < order.index("c") and max(order.index("b"), order.index("c")) < order.index("d")
+    keep = frozenset({"d:0"})
+    assert simulate(nodes, keep=keep).transient_peak_bytes == 1 * MB + 8 * MB + 1 * MB  # a freed before b runs
+    fifo = simulate(nodes, keep=keep, seed=0)  # b runs before c, so a is alive through b and c
+    assert fifo.transient_peak_bytes == 4 * MB + 8 * MB + 1 * MB and fifo.peak_at == "c"
+
+
+def test_every_step_of_a_traced_gelu_runs_in_place_but_the_first_two():
+    import keras
+    import tensorflow as tf
+
+    step = tf.function(lambda t: keras.activations.gelu(t, approximate=False))
+    x = tf.constant(np.ones((1000,), np.float32))
+    nodes, keep = graph_nodes(step.get_concrete_function(x))
+    assert {"Neg", "Erfc"} <= {n.op for n in nodes}
+    # -x and x/2 (x, an argument, is never overwritten); then x * c, erfc(.) and the product each take over a buffer
+    assert simulate(nodes, keep=keep).transient_peak_bytes == 2 * 4000
+
+
 def test_a_max_pooling_kept_for_its_gradient_outputs_onednns_workspace():
     import keras
 
@@ -85,6 +115,18 @@ def test_a_traced_step_is_simulated_from_tensorflows_own_graph():
     assert sim.resident_bytes == 64 * 256 * 4 + 8
     assert sim.transient_peak_bytes == 2 * 64 * 256 * 4  # h (the ReLU in place) and h @ w
     assert sim.peak_at == "matmul_1"
+
+
+def test_an_op_grappler_moves_keeps_its_name_but_not_its_size():
+    import tensorflow as tf
+
+    w = tf.Variable(np.ones((3, 3, 4, 4), np.float32))
+    step = tf.function(lambda t: tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(t, w, 1, "SAME")), 2, 2, "VALID"))
+    nodes, _ = graph_nodes(step.get_concrete_function(tf.zeros((2, 8, 8, 4))))
+    relu, = [n for n in nodes if n.op == "Relu"]
+    pool, = [n for n in nodes if n.op == "MaxPool"]
+    assert relu.inputs == [f"{pool.name}:0"]  # Grappler: the ReLU of a max pooling, not the max pooling of a ReLU
+    assert relu.output_bytes == pool.output_bytes == [2 * 4 * 4 * 4 * 4]
 
 
 def test_memory_graph_prints_the_simulated_peak_and_what_is_alive_at_it(capsys):

@@ -10,8 +10,8 @@ last reader; an op's kernel scratch (``kernels.py``: oneDNN's convolution scratc
 runs. Variables, the step's arguments and constants are resident throughout; the previous step's outputs are alive
 until the step returns (the caller still holds them). The prediction replays that walk through a model of TF's BFC
 allocator (``bfc.py``), variables first, a warm-up step and then the steps it measures, because the allocator
-charges whole chunks, not tensors — in the graph's own order and in ``SCHEDULES`` other orders the executor can
-take, the largest peak, as the measurement takes the largest of several steps. What is left (the allocation history
+charges whole chunks, not tensors — for a train step in the graph's own order and in ``SCHEDULES`` other orders the
+executor can take, the largest peak, as the measurement takes the largest of several steps. What is left (the allocation history
 before the step, which decides where chunks split) is one allowance per device type (``ALLOWANCE``), the same for
 every model.
 
@@ -37,9 +37,9 @@ FORWARDING_OPS = frozenset({
     "SelectV2", "ClipByValue", "ZerosLike", "OnesLike", "Inv",
     "SqrtGrad", "RsqrtGrad", "ReciprocalGrad", "_FusedConv2D", "_MklFusedConv2D",  # fused: may forward the addend
 })
-#: schedules the prediction takes the worst of, beside the graph's own order (``predict_from_graph``), and how far
-#: (in ops) a ready node's turn may slip in each: the envelope that best matched the largest of five measured steps
-#: on the generated networks (30, both modes) among spreads 0-32, fitted once for every model and device
+#: schedules a train step's prediction takes the worst of, beside the graph's own order (``predict_from_graph``),
+#: and how far (in ops) a ready node's turn may slip in each: the envelope that best matched the largest of five
+#: measured steps on the generated networks among spreads 0-32, fitted once for every model and device
 SCHEDULES, SPREAD = 6, 8
 #: resident for the whole step, never freed by it
 RESIDENT_OPS = frozenset({"Placeholder", "Const", "VarHandleOp", "_Arg"})
@@ -251,15 +251,15 @@ def _replay(events: list, before: list[int], steps: int) -> int:
 CONV_OPS = frozenset({"Conv2D", "_FusedConv2D"})
 
 
-def scratch_bytes(op, cpu, shape=lambda t: t.shape) -> int:
+def scratch_bytes(op, cpu) -> int:
     """The kernel scratch an op takes from TF's allocator on this device (``kernels.py``): forward convolutions under
-    oneDNN; 0 for everything else. ``shape``: a tensor's static shape (the traced graph knows more than Grappler's)."""
+    oneDNN; 0 for everything else."""
     from cnnbench.measure.kernels import conv_scratch_bytes
 
     if op.type not in CONV_OPS or cpu is None or op.get_attr("data_format") != b"NHWC":
         return 0
     x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
-    shapes = [shape(t) for t in (x, w, y)]
+    shapes = [t.shape for t in (x, w, y)]
     if x.dtype.name != "float32" or not all(s.is_fully_defined() for s in shapes):
         return 0
     (n, ih, iw, ic), (kh, kw, _, oc), (_, oh, ow, _) = (s.as_list() for s in shapes)
@@ -281,29 +281,37 @@ def graph_nodes(concrete, cpu=None) -> tuple[list[Node], frozenset[str]]:
     fetch.extend(t.name for t in concrete.outputs)
     fetch.extend(op.name for op in graph.get_operations() if op._is_stateful and op.type not in RESIDENT_OPS)
     optimized = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
+    # shapes from the import's own inference over the graph Grappler returns (an op can keep its name and change
+    # its shape there: a ReLU moved after the max pooling it preceded), not the traced graph's, which it records on
+    # each node; a variable read's shape, which the export loses with the handle's, is given back by importing the
+    # read as a placeholder of that shape (simulated as the read it is)
+    reads = {op.name: (op.outputs[0].shape, op.inputs[0].name) for op in graph.get_operations()
+             if op.type == "ReadVariableOp" and op.outputs[0].shape.is_fully_defined()}
+    converted = set()
+    for node in optimized.node:
+        node.attr.pop("_output_shapes", None)
+        if node.op == "ReadVariableOp" and node.name in reads:
+            converted.add(node.name)
+            dtype = node.attr["dtype"].type
+            node.op = "Placeholder"
+            del node.input[:]
+            node.attr.clear()
+            node.attr["dtype"].type = dtype
+            node.attr["shape"].shape.CopyFrom(reads[node.name][0].as_proto())
     g = tf.Graph()
     with g.as_default():
         tf.graph_util.import_graph_def(optimized, name="")
 
-    def nbytes(t) -> int:
-        known = t.shape.is_fully_defined() and t.dtype not in (tf.resource, tf.variant, tf.string)
-        return t.shape.num_elements() * t.dtype.size if known else 0
-
-    # shapes from the traced graph, where variable reads know theirs; Grappler's new or rewritten nodes from the
-    # import's shape inference
-    traced = {op.name: (op.type, [nbytes(t) for t in op.outputs]) for op in graph.get_operations()}
-    traced_shapes = {t.name: t.shape for op in graph.get_operations() for t in op.outputs}
-
-    def shape(t):
-        known = traced_shapes.get(t.name)
-        return known if known is not None and known.is_fully_defined() else t.shape
-
     def sizes(op) -> list[int]:
-        kind, known = traced.get(op.name, (None, []))
-        return known if kind == op.type and len(known) == len(op.outputs) else [nbytes(t) for t in op.outputs]
+        return [t.shape.num_elements() * t.dtype.size if t.shape.is_fully_defined()
+                and t.dtype not in (tf.resource, tf.variant, tf.string) else 0 for t in op.outputs]
 
-    nodes = [Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu, shape))
-             for op in g.get_operations()]
+    def node(op) -> Node:
+        if op.name in converted:
+            return Node(op.name, "ReadVariableOp", [reads[op.name][1]], sizes(op))
+        return Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu))
+
+    nodes = [node(op) for op in g.get_operations()]
     if cpu is not None and cpu.onednn:
         _maxpool_workspaces(nodes)
     return nodes, frozenset(t.name for t in concrete.outputs)
@@ -340,10 +348,12 @@ def predict_from_graph(model, spec: dict, input_shape) -> dict:
     nodes, keep = graph_nodes(step.get_concrete_function(*args), cpu=this_cpu() if device == "CPU" else None)
     variables = list(model.variables) + (list(model.optimizer.variables) if spec["mode"] == "train" else [])
     sizes = [math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables]
-    # the measurement is the largest of several steps, each in the order TF's executor happened to take: so is
-    # the prediction, over the graph's own order and SCHEDULES first-come-first-served ones with random delays
-    sims = [simulate(nodes, keep=keep, allocator_before=sizes, seed=seed, spread=SPREAD)
-            for seed in (None, *range(SCHEDULES))]
+    # a train step's measurement is the largest of several steps, each in the order TF's executor happened to take
+    # (their peaks differ: a median 3-12 % in the sweeps): so is the prediction, over the graph's own order and
+    # SCHEDULES first-come-first-served ones with random delays. An inference's steps peak alike (a median 0.0 %
+    # apart): the graph's own order
+    seeds = (None, *range(SCHEDULES)) if spec["mode"] == "train" else (None,)
+    sims = [simulate(nodes, keep=keep, allocator_before=sizes, seed=seed, spread=SPREAD) for seed in seeds]
     sim = max(sims, key=lambda s: s.allocator_peak_bytes)
     variable_bytes, allowance = sum(sizes), ALLOWANCE[device]
     scratch = max((n.scratch_bytes for n in nodes), default=0)
