@@ -11,9 +11,9 @@ runs. Variables, the step's arguments and constants are resident throughout; the
 until the step returns (the caller still holds them). The prediction replays that walk through a model of TF's BFC
 allocator (``bfc.py``), variables first, a warm-up step and then the steps it measures, because the allocator
 charges whole chunks, not tensors — for a train step in the graph's own order and in ``SCHEDULES`` other orders the
-executor can take, the largest peak, as the measurement takes the largest of several steps. What is left (the allocation history
-before the step, which decides where chunks split) is one allowance per device type (``ALLOWANCE``), the same for
-every model.
+executor can take, the largest peak, as the measurement takes the largest of several steps. What is left (the
+allocation history before the step, which decides where chunks split) is one allowance per device type
+(``ALLOWANCE``), the same for every model.
 
 ``simulate`` works on plain ``Node`` lists, so the tests check it on hand-built graphs whose peak is known exactly.
 """
