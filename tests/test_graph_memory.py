@@ -39,17 +39,6 @@ def test_an_element_wise_op_takes_over_its_inputs_buffer_and_a_view_costs_nothin
     assert simulate(nodes, keep=frozenset({"late:0"})).transient_peak_bytes == 4 * MB + 4 * MB + 1 * MB
 
 
-def test_ops_that_run_concurrently_hold_their_inputs_and_outputs_together():
-    nodes = [Node("x", "Placeholder", [], [0]), Node("y", "Placeholder", [], [0]),
-             Node("a", "Conv2D", ["x:0"], [4 * MB]), Node("p", "MaxPool", ["a:0"], [1 * MB]),
-             Node("b", "Conv2D", ["y:0"], [4 * MB]), Node("q", "MaxPool", ["b:0"], [1 * MB]),
-             Node("c", "Concat", ["p:0", "q:0"], [2 * MB])]
-    one = simulate(nodes, keep=frozenset({"c:0"}))
-    assert one.transient_peak_bytes == 6 * MB  # p, b and q: a was freed once p ran
-    two = simulate(nodes, keep=frozenset({"c:0"}), concurrency=2)  # p and b run together while a is still alive
-    assert two.transient_peak_bytes == 4 * MB + 1 * MB + 4 * MB
-
-
 def test_other_schedules_the_executor_can_take():
     from cnnbench.measure.graph_memory import _order
 

@@ -107,8 +107,7 @@ def _order(nodes: list[Node], seed: int | None = None, spread: float = 0.0) -> l
     return out
 
 
-def _events(nodes: list[Node], keep: frozenset[str], concurrency: int = 1, seed: int | None = None,
-            spread: float = 0.0):
+def _events(nodes: list[Node], keep: frozenset[str], seed: int | None = None, spread: float = 0.0):
     """The executor's walk as allocator events, in order: ``("resident", buffer, bytes, tensor)`` for what lives
     through the step, ``("alloc", buffer, bytes, tensor)``, ``("run", node)`` once a node's outputs and scratch exist,
     ``("free", buffer)``; a node's scratch is an ``alloc`` before its ``run`` and a ``free`` right after; the step's
@@ -134,69 +133,56 @@ def _events(nodes: list[Node], keep: frozenset[str], concurrency: int = 1, seed:
         if refs[b] == 0 and b not in resident:
             yield kind, b
 
-    def waves():  # up to ``concurrency`` consecutive nodes that do not read each other run together
-        wave: list[Node] = []
-        for n in order:
-            if len(wave) == concurrency or any(t.rsplit(":", 1)[0] in {w.name for w in wave} for t in n.inputs):
-                yield wave
-                wave = []
-            wave.append(n)
-        if wave:
-            yield wave
-
-    for wave in waves():
-        scratch = {}
-        for n in wave:
-            for i, nbytes in enumerate(n.output_bytes):
-                t = f"{n.name}:{i}"
-                b = None
-                if n.op in ALIAS_OPS and n.inputs and n.inputs[min(i, len(n.inputs) - 1)] in buffer:
-                    b = buffer[n.inputs[min(i, len(n.inputs) - 1)]]
-                elif n.op in FORWARDING_OPS:
-                    for src in n.inputs:
-                        sb = buffer.get(src)
-                        if (sb is not None and sb not in resident and refs[sb] == 1 and readers[src] == 1
-                                and size[sb] == nbytes and src not in keep):
-                            b = sb  # forwarded: the input's buffer becomes the output's (released as the input)
-                            break
-                if b is None:
-                    b = new_buffer(nbytes)
-                    if n.op in RESIDENT_OPS:
-                        resident.add(b)
-                        yield "resident", b, nbytes, t
-                    else:
-                        yield "alloc", b, nbytes, t
-                refs[b] += 1
-                buffer[t] = b
-            if n.scratch_bytes:
-                scratch[n.name] = new_buffer(n.scratch_bytes)
-                yield "alloc", scratch[n.name], n.scratch_bytes, f"{n.name} (scratch)"
-        yield "run", wave[-1]
-        for b in scratch.values():
-            yield "free", b
-        for n in wave:
-            for t in n.inputs:
-                if t in buffer:
-                    readers[t] -= 1
-                    if readers[t] == 0 and t not in keep:
-                        yield from release(t)
-            for i in range(len(n.output_bytes)):  # an output nobody reads is freed at once
-                t = f"{n.name}:{i}"
-                if readers.get(t, 0) == 0 and t not in keep:
+    for n in order:
+        for i, nbytes in enumerate(n.output_bytes):
+            t = f"{n.name}:{i}"
+            b = None
+            if n.op in ALIAS_OPS and n.inputs and n.inputs[min(i, len(n.inputs) - 1)] in buffer:
+                b = buffer[n.inputs[min(i, len(n.inputs) - 1)]]
+            elif n.op in FORWARDING_OPS:
+                for src in n.inputs:
+                    sb = buffer.get(src)
+                    if (sb is not None and sb not in resident and refs[sb] == 1 and readers[src] == 1
+                            and size[sb] == nbytes and src not in keep):
+                        b = sb  # forwarded: the input's buffer becomes the output's (released as the input)
+                        break
+            if b is None:
+                b = new_buffer(nbytes)
+                if n.op in RESIDENT_OPS:
+                    resident.add(b)
+                    yield "resident", b, nbytes, t
+                else:
+                    yield "alloc", b, nbytes, t
+            refs[b] += 1
+            buffer[t] = b
+        scratch = new_buffer(n.scratch_bytes) if n.scratch_bytes else None
+        if scratch is not None:
+            yield "alloc", scratch, n.scratch_bytes, f"{n.name} (scratch)"
+        yield "run", n
+        if scratch is not None:
+            yield "free", scratch
+        for t in n.inputs:
+            if t in buffer:
+                readers[t] -= 1
+                if readers[t] == 0 and t not in keep:
                     yield from release(t)
+        for i in range(len(n.output_bytes)):  # an output nobody reads is freed at once
+            t = f"{n.name}:{i}"
+            if readers.get(t, 0) == 0 and t not in keep:
+                yield from release(t)
     for t in sorted(keep):  # the step's outputs, handed to the caller, are freed after it
         if t in buffer:
             yield from release(t, "output")
 
 
 def simulate(nodes: list[Node], *, keep: frozenset[str] = frozenset(),
-             allocator_before: list[int] | None = None, steps: int = 3, concurrency: int = 1,
-             seed: int | None = None, spread: float = 0.0) -> Simulation:
+             allocator_before: list[int] | None = None, steps: int = 3, seed: int | None = None,
+             spread: float = 0.0) -> Simulation:
     """Walk ``nodes`` as the executor would; ``keep``: tensors alive to the end (the step's outputs). With
     ``allocator_before`` (the sizes allocated before the first step, in order: variables, optimizer slots), the walk
     is also replayed ``steps`` times through a BFC allocator model, the first a warm-up, and ``allocator_peak_bytes``
-    is the largest peak of the others, as the probe measures it."""
-    events = list(_events(nodes, keep, concurrency, seed, spread))
+    is the largest peak of the others, as the probe measures it. ``seed``, ``spread``: the schedule (``_order``)."""
+    events = list(_events(nodes, keep, seed, spread))
     live = peak = resident_bytes = 0
     peak_at, alive_at_peak = "", []
     alive: dict[int, tuple[str, int]] = {}
