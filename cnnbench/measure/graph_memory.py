@@ -35,7 +35,7 @@ FORWARDING_OPS = frozenset({
     "SquaredDifference", "Neg", "Square", "Sqrt", "Rsqrt", "Exp", "Log", "Log1p", "Abs", "Sign", "Floor", "Round",
     "Reciprocal", "Erf", "Erfc", "Expm1", "Sin", "Cos", "Ceil", "Rint", "Softmax", "LogSoftmax", "BiasAdd", "Select",
     "SelectV2", "ClipByValue", "ZerosLike", "OnesLike", "Inv",
-    "SqrtGrad", "RsqrtGrad", "ReciprocalGrad", "_FusedConv2D", "_MklFusedConv2D",  # fused: may forward the addend
+    "SqrtGrad", "RsqrtGrad", "ReciprocalGrad",
 })
 #: schedules a train step's prediction takes the worst of, beside the graph's own order (``predict_from_graph``),
 #: and how far (in ops) a ready node's turn may slip in each: the envelope that best matched the largest of five
@@ -254,15 +254,19 @@ def scratch_bytes(op, cpu) -> int:
                               strides=(strides[1], strides[2]), dilated=max(dilations) > 1, cpu=cpu)
 
 
-def graph_nodes(concrete, cpu=None) -> tuple[list[Node], frozenset[str]]:
-    """The nodes of a traced ``ConcreteFunction`` after Grappler, with static output sizes and, given a ``cpu``
-    (``kernels.CpuKernels``), each op's kernel scratch; and its outputs."""
+def graph_nodes(concrete, cpu=None, device: str = "CPU") -> tuple[list[Node], frozenset[str]]:
+    """The nodes of a traced ``ConcreteFunction`` after Grappler for ``device`` (``CPU`` or ``GPU``), with static
+    output sizes and, given a ``cpu`` (``kernels.CpuKernels``), each op's kernel scratch; and its outputs."""
     import tensorflow as tf
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.grappler import tf_optimizer
 
     graph = concrete.graph
     meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(), graph=graph)
+    # placed, as the runtime places them before Grappler: its remapper fuses for the device (a convolution with its
+    # bias, activation or residual sum, as the kernels that run are fused) only where a node has one
+    for node in meta.graph_def.node:
+        node.device = node.device or f"/job:localhost/replica:0/task:0/device:{device}:0"
     fetch = meta.collection_def["train_op"].node_list.value
     fetch.extend(t.name for t in concrete.outputs)
     fetch.extend(op.name for op in graph.get_operations() if op._is_stateful and op.type not in RESIDENT_OPS)
@@ -331,7 +335,8 @@ def predict_from_graph(model, spec: dict, input_shape) -> dict:
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     step, args = make_step(model, spec, input_shape)
-    nodes, keep = graph_nodes(step.get_concrete_function(*args), cpu=this_cpu() if device == "CPU" else None)
+    nodes, keep = graph_nodes(step.get_concrete_function(*args), cpu=this_cpu() if device == "CPU" else None,
+                              device=device)
     variables = list(model.variables) + (list(model.optimizer.variables) if spec["mode"] == "train" else [])
     sizes = [math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables]
     # a train step's measurement is the largest of several steps, each in the order TF's executor happened to take
