@@ -140,7 +140,8 @@ def test_memory_graph_prints_the_simulated_peak_and_what_is_alive_at_it(capsys):
 
     assert main(["memory", "lenet5", "--mode", "infer", "--batch-size", "4", "--graph"]) == 0
     out = capsys.readouterr().out
-    assert "graph simulation" in out and "alive at its peak, while lenet5" in out and "c1_1/Relu:0" in out  # the convolution, its bias and ReLU fused
+    # c1's convolution, bias and ReLU: one fused op, named after the last
+    assert "graph simulation" in out and "alive at its peak, while lenet5" in out and "c1_1/Relu:0" in out
 
 
 def test_measured_side_replays_the_allocators_records_of_a_profiled_step(capsys):
