@@ -50,13 +50,23 @@ def test_a_ray_cluster_writes_the_records_the_local_executor_writes(cluster, tmp
     assert len(list((tmp_path / "ray").glob("*.json"))) == 4
 
 
+def under_ray(proc) -> bool:
+    """Whether a process's parent is a Ray worker (which titles itself ``ray::…``)."""
+    try:
+        return " ".join(psutil.Process(proc.ppid()).cmdline()).startswith("ray::")
+    except psutil.Error:
+        return False
+
+
 def kill_one_worker_mid_cell(killed: list):
-    """Wait for a cell process to start under a Ray worker, then SIGKILL that worker (its cell dies with it)."""
+    """Wait for a cell process to start under a Ray worker, then SIGKILL that worker (its cell dies with it). Only a
+    Ray worker's: another test's cell, running beside this one under pytest-xdist, is not this test's to kill (it
+    once took down ``bench-gpu --quick``'s suite)."""
     deadline = time.time() + 120
     while time.time() < deadline and not killed:
         for proc in psutil.process_iter(["cmdline"]):
             cmd = proc.info["cmdline"] or []
-            if "cnnbench.suite" in cmd and proc.ppid() != os.getpid():
+            if "cnnbench.suite" in cmd and proc.ppid() != os.getpid() and under_ray(proc):
                 time.sleep(2)  # mid-cell: TensorFlow imported, training under way
                 worker = psutil.Process(proc.ppid())
                 killed.append(worker.pid)
