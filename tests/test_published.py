@@ -133,25 +133,26 @@ def sweep_claims(rows: list[dict], label: str, key: str) -> tuple[str, str]:
             f"| {int(np.sum(errors < -0.10))} of {n} |")
 
 
+def assert_sweep_table(rows: list[dict], layers_label: str, graph_label: str):
+    """The README table's two rows for ``rows``: the layer model's and the traced graph's figures."""
+    for key, label in (("relative_error", layers_label), ("graph_relative_error", graph_label)):
+        for claim in sweep_claims(rows, label, key):
+            assert claim in README, claim
+
+
 @pytest.mark.parametrize(("name", "machine"), [("memory-sweep.20261127T064501.json", ""),
                                              ("memory-sweep.20261127T125451.json", ", AVX-512 Xeon")])
 def test_memory_sweep_figures(name, machine):
     rows = memory_sweep(name)["rows"]
     assert all(r["arch"] in architectures.list_models() for r in rows) and len(rows) == 144  # the registry sweep
-    for key, label in (("relative_error", f"| layer model{machine} | "),
-                       ("graph_relative_error", f"| traced graph, with scratch and allocator{machine} | **")):
-        for claim in sweep_claims(rows, label, key):
-            assert claim in README, claim
+    assert_sweep_table(rows, f"| layer model{machine} | ", f"| traced graph, with scratch and allocator{machine} | **")
 
 
 def test_generated_networks_sweep_figures():
     rows = memory_sweep("memory-sweep.20261127T132131.json")["rows"]
     rows = [r for r in rows if "generator" in r and r["measured_peak_bytes"]]
     assert len(rows) == 57  # 30 networks x 2 modes, 3 train steps that crash TensorFlow
-    for key, label in (("relative_error", "| layer model, AVX-512 Xeon | "),
-                       ("graph_relative_error", "| traced graph, AVX-512 Xeon | **")):
-        for claim in sweep_claims(rows, label, key):
-            assert claim in README, claim
+    assert_sweep_table(rows, "| layer model, AVX-512 Xeon | ", "| traced graph, AVX-512 Xeon | **")
 
 
 def exercise_rows(name: str) -> dict:

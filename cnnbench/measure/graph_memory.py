@@ -21,6 +21,7 @@ allocation history before the step, which decides where chunks split) is one all
 from __future__ import annotations
 
 import heapq
+import random
 from dataclasses import dataclass, field
 
 #: ops whose outputs are views of their first input (IdentityN: output i of input i)
@@ -77,8 +78,6 @@ def _order(nodes: list[Node], seed: int | None = None, spread: float = 0.0) -> l
     With one: ready nodes first come, first served — TF's executor queues a node when its last input is produced —
     each node's place in the queue moved by a random delay of up to ``spread`` ops (another inter-op thread was
     faster or slower), so each seed is another schedule the same step can take."""
-    import random
-
     rng = random.Random(seed)
     index = {n.name: i for i, n in enumerate(nodes)}
     deps = {n.name: {t.rsplit(":", 1)[0] for t in n.inputs} & index.keys() for n in nodes}
