@@ -57,6 +57,32 @@ def test_other_schedules_the_executor_can_take():
     assert fifo.transient_peak_bytes == 4 * MB + 8 * MB + 1 * MB and fifo.peak_at == "c"
 
 
+def test_a_control_edge_orders_a_read_after_the_update_it_waits_for():
+    import tensorflow as tf
+
+    from cnnbench.measure.graph_memory import _order
+
+    # Adam's step: m.assign_add(g …) and then m * alpha, whose read of m waits on the update by a control edge
+    # only. First come, first served without the edge, the read (a view of the variable) and its 8 MB product would
+    # run at the start and stay alive while the 4 MB gradient is computed
+    nodes = [Node("x", "Placeholder", [], [0]), Node("m", "VarHandleOp", [], [0]),
+             Node("g1", "Conv2D", ["x:0"], [1 * MB]), Node("g", "Conv2D", ["g1:0"], [4 * MB]),
+             Node("update", "AssignAddVariableOp", ["m:0", "g:0"], []),
+             Node("read", "ReadVariableOp", ["m:0"], [8 * MB], after=["update"]),
+             Node("scaled", "Mul", ["read:0", "x:0"], [8 * MB])]
+    order = [n.name for n in _order(nodes, seed=0)]
+    assert order.index("update") < order.index("read")
+    assert simulate(nodes, seed=0).transient_peak_bytes == 8 * MB  # the gradient is freed before the product
+    nodes[5].after = []
+    assert simulate(nodes, seed=0).transient_peak_bytes == 8 * MB + 4 * MB
+    # traced: Grappler keeps the edge, and the graph's nodes carry it
+    m = tf.Variable(tf.zeros((4,)))
+    step = tf.function(lambda g: (m.assign_add(g), m.read_value() * 2.0)[1])
+    nodes, _ = graph_nodes(step.get_concrete_function(tf.ones((4,))))
+    update, = [n for n in nodes if n.op == "AssignAddVariableOp"]
+    assert any(update.name in n.after for n in nodes if n.op == "ReadVariableOp")
+
+
 def test_every_step_of_a_traced_gelu_runs_in_place_but_the_first_two():
     import keras
     import tensorflow as tf

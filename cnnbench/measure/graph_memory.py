@@ -56,6 +56,7 @@ class Node:
     inputs: list[str]  # data inputs, "node:index"
     output_bytes: list[int]
     scratch_bytes: int = 0  # taken from the allocator while the op runs and given back when it ends (kernels.py)
+    after: list[str] = field(default_factory=list)  # control inputs: nodes that must run first (read nothing)
 
 
 @dataclass
@@ -80,7 +81,7 @@ def _order(nodes: list[Node], seed: int | None = None, spread: float = 0.0) -> l
     faster or slower), so each seed is another schedule the same step can take."""
     rng = random.Random(seed)
     index = {n.name: i for i, n in enumerate(nodes)}
-    deps = {n.name: {t.rsplit(":", 1)[0] for t in n.inputs} & index.keys() for n in nodes}
+    deps = {n.name: ({t.rsplit(":", 1)[0] for t in n.inputs} | set(n.after)) & index.keys() for n in nodes}
     users: dict[str, list[str]] = {n.name: [] for n in nodes}
     for name, ds in deps.items():
         for d in ds:
@@ -277,6 +278,9 @@ def graph_nodes(concrete, cpu=None, device: str = "CPU") -> tuple[list[Node], fr
     reads = {op.name: (op.outputs[0].shape, op.inputs[0].name) for op in graph.get_operations()
              if op.type == "ReadVariableOp" and op.outputs[0].shape.is_fully_defined()}
     converted = set()
+    # control edges order a variable's reads after its updates (a read of Adam's ``m`` after ``m.assign_add``):
+    # without them a first-come-first-served walk runs such a read, and what it feeds, at the start of the step
+    after = {node.name: [i[1:] for i in node.input if i.startswith("^")] for node in optimized.node}
     for node in optimized.node:
         node.attr.pop("_output_shapes", None)
         if node.op == "ReadVariableOp" and node.name in reads:
@@ -297,8 +301,8 @@ def graph_nodes(concrete, cpu=None, device: str = "CPU") -> tuple[list[Node], fr
 
     def node(op) -> Node:
         if op.name in converted:
-            return Node(op.name, "ReadVariableOp", [reads[op.name][1]], sizes(op))
-        return Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu))
+            return Node(op.name, "ReadVariableOp", [reads[op.name][1]], sizes(op), after=after[op.name])
+        return Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu), after[op.name])
 
     nodes = [node(op) for op in g.get_operations()]
     if cpu is not None and cpu.onednn:
