@@ -39,17 +39,21 @@ def test_an_element_wise_op_takes_over_its_inputs_buffer_and_a_view_costs_nothin
     assert simulate(nodes, keep=frozenset({"late:0"})).transient_peak_bytes == 4 * MB + 4 * MB + 1 * MB
 
 
-def test_other_schedules_the_executor_can_take():
-    from cnnbench.measure.graph_memory import _order
+def _order(nodes, **schedule):
+    from cnnbench.measure.graph_memory import _schedule
 
+    return [n.name for action, n in _schedule(nodes, **schedule) if action == "start"]
+
+
+def test_other_schedules_the_executor_can_take():
     # a and b are ready together; c (after a in the graph's list, before b) becomes ready only once a has run
-    nodes = [Node("x", "Placeholder", [], [0]), Node("a", "Conv2D", ["x:0"], [4 * MB]),
-             Node("c", "Conv2D", ["a:0"], [1 * MB]), Node("b", "Conv2D", ["x:0"], [8 * MB]),
-             Node("d", "Concat", ["b:0", "c:0"], [1 * MB])]
-    assert [n.name for n in _order(nodes)] == ["x", "a", "c", "b", "d"]  # the graph's own order among ready nodes
-    assert [n.name for n in _order(nodes, seed=0)] == ["x", "a", "b", "c", "d"]  # first come, first served
-    for seed in range(20):  # with random delays: always a topological order
-        order = [n.name for n in _order(nodes, seed=seed, spread=8)]
+    nodes = [Node("x", "Placeholder", [], [0]), Node("a", "Conv2D", ["x:0"], [4 * MB], work=1),
+             Node("c", "Conv2D", ["a:0"], [1 * MB], work=1), Node("b", "Conv2D", ["x:0"], [8 * MB], work=1),
+             Node("d", "Concat", ["b:0", "c:0"], [1 * MB], work=1)]
+    assert _order(nodes) == ["x", "a", "c", "b", "d"]  # the graph's own order among ready nodes
+    assert _order(nodes, seed=0) == ["x", "a", "b", "c", "d"]  # first come, first served
+    for seed in range(20):  # on two threads, with jittered op times: always a topological order
+        order = _order(nodes, workers=2, seed=seed, jitter=0.7)
         assert order.index("a") < order.index("c") and max(order.index("b"), order.index("c")) < order.index("d")
     keep = frozenset({"d:0"})
     assert simulate(nodes, keep=keep).transient_peak_bytes == 1 * MB + 8 * MB + 1 * MB  # a freed before b runs
@@ -57,20 +61,57 @@ def test_other_schedules_the_executor_can_take():
     assert fifo.transient_peak_bytes == 4 * MB + 8 * MB + 1 * MB and fifo.peak_at == "c"
 
 
-def test_a_control_edge_orders_a_read_after_the_update_it_waits_for():
+def test_a_long_op_on_another_thread_keeps_its_inputs_alive_while_the_chain_goes_on():
+    # a layer's backward pass: dy feeds the weight gradient (long: 10) and the input gradient (short: 1), whose
+    # successor runs while the weight gradient is still running, so dy is still alive then
+    nodes = [Node("x", "Placeholder", [], [0]), Node("dy", "Conv2D", ["x:0"], [4 * MB], work=1),
+             Node("dw", "Conv2DBackpropFilter", ["dy:0"], [1 * MB], work=10),
+             Node("dx", "Conv2DBackpropInput", ["dy:0"], [4 * MB], work=1),
+             Node("next", "Conv2DBackpropInput", ["dx:0"], [4 * MB], work=1)]
+    keep = frozenset({"dw:0", "next:0"})
+    # one op at a time: dy is freed once dx has run, before next
+    assert simulate(nodes, keep=keep).transient_peak_bytes == 1 * MB + 4 * MB + 4 * MB
+    assert simulate(nodes, keep=keep, seed=0).transient_peak_bytes == 9 * MB  # first come, first served alike
+    two = simulate(nodes, keep=keep, workers=2, seed=0)  # dw and dx start together; next starts while dw runs
+    assert two.transient_peak_bytes == 4 * MB + 1 * MB + 4 * MB + 4 * MB and two.peak_at == "next"
+
+
+def test_an_ops_work_counts_a_convolutions_flops_forward_and_backward():
     import tensorflow as tf
 
-    from cnnbench.measure.graph_memory import _order
+    from cnnbench.measure.graph_memory import FLOPS_PER_BYTE
+
+    w = tf.Variable(tf.ones((3, 3, 4, 8)))
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(tf.nn.conv2d(x, w, 1, "SAME"))
+        return tape.gradient(y, [x, w])
+
+    x = tf.ones((2, 16, 16, 4))
+    nodes, _ = graph_nodes(step.get_concrete_function(x))
+    flops = 2 * (2 * 16 * 16 * 8) * (3 * 3 * 4)  # forward: output elements x (kernel x input channels) x 2
+    bytes_of = {"x": 2 * 16 * 16 * 4 * 4, "w": 3 * 3 * 4 * 8 * 4, "y": 2 * 16 * 16 * 8 * 4}
+    work = {n.op: n.work for n in nodes}
+    assert work["Conv2DBackpropInput"] >= flops / FLOPS_PER_BYTE + bytes_of["w"] + bytes_of["y"] + bytes_of["x"]
+    assert work["Conv2DBackpropFilter"] >= flops / FLOPS_PER_BYTE + bytes_of["x"] + bytes_of["y"] + bytes_of["w"]
+    assert work["Conv2DBackpropInput"] < flops / FLOPS_PER_BYTE + 2 * sum(bytes_of.values())
+
+
+def test_a_control_edge_orders_a_read_after_the_update_it_waits_for():
+    import tensorflow as tf
 
     # Adam's step: m.assign_add(g …) and then m * alpha, whose read of m waits on the update by a control edge
     # only. First come, first served without the edge, the read (a view of the variable) and its 8 MB product would
     # run at the start and stay alive while the 4 MB gradient is computed
     nodes = [Node("x", "Placeholder", [], [0]), Node("m", "VarHandleOp", [], [0]),
-             Node("g1", "Conv2D", ["x:0"], [1 * MB]), Node("g", "Conv2D", ["g1:0"], [4 * MB]),
-             Node("update", "AssignAddVariableOp", ["m:0", "g:0"], []),
-             Node("read", "ReadVariableOp", ["m:0"], [8 * MB], after=["update"]),
-             Node("scaled", "Mul", ["read:0", "x:0"], [8 * MB])]
-    order = [n.name for n in _order(nodes, seed=0)]
+             Node("g1", "Conv2D", ["x:0"], [1 * MB], work=1), Node("g", "Conv2D", ["g1:0"], [4 * MB], work=1),
+             Node("update", "AssignAddVariableOp", ["m:0", "g:0"], [], work=1),
+             Node("read", "ReadVariableOp", ["m:0"], [8 * MB], after=["update"], work=1),
+             Node("scaled", "Mul", ["read:0", "x:0"], [8 * MB], work=1)]
+    order = _order(nodes, seed=0)
     assert order.index("update") < order.index("read")
     assert simulate(nodes, seed=0).transient_peak_bytes == 8 * MB  # the gradient is freed before the product
     nodes[5].after = []

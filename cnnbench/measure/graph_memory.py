@@ -1,19 +1,21 @@
 """A step's memory from the graph TensorFlow runs, not from the layers.
 
-The step (a train step: forward, loss, gradients, optimizer update; or inference) is traced as a ``tf.function``
-without running it, Grappler optimises the graph as the runtime does (pruning what the fetches do not need, folding
-constants, fusing where it may), and the executor is simulated over the result: ops in a topological order TF's
-executor can take (the graph's own order among ready ops), every output allocated when its op runs — its size from
-the static shape and dtype — unless the op aliases an input (``Identity``, ``Reshape``, a variable read) or TF
-forwards an input buffer to it (an element-wise op whose input has no other reader), and each buffer freed after its
-last reader; an op's kernel scratch (``kernels.py``: oneDNN's convolution scratchpads on x86 CPUs) is alive while it
-runs. Variables, the step's arguments and constants are resident throughout; the previous step's outputs are alive
-until the step returns (the caller still holds them). The prediction replays that walk through a model of TF's BFC
-allocator (``bfc.py``), variables first, a warm-up step and then the steps it measures, because the allocator
-charges whole chunks, not tensors — for a train step in the graph's own order and in ``SCHEDULES`` other orders the
-executor can take, the largest peak, as the measurement takes the largest of several steps. What is left (the
-allocation history before the step, which decides where chunks split) is one allowance per device type
-(``ALLOWANCE``), the same for every model.
+The step (a train step: forward, loss, gradients, optimizer update; or inference) is traced as a ``tf.function`` without
+running it, Grappler optimises the graph as the runtime does (pruning what the fetches do not need, folding constants,
+fusing where it may), and the executor is simulated over the result: ops in a topological order TF's executor can take
+(the graph's own order among ready ops), every output allocated when its op runs — its size from the static shape and
+dtype — unless the op aliases an input (``Identity``, ``Reshape``, a variable read) or TF forwards an input buffer to it
+(an element-wise op whose input has no other reader), and each buffer freed after its last reader; an op's kernel
+scratch (``kernels.py``: oneDNN's convolution scratchpads on x86 CPUs) is alive while it runs. A train step's ops also
+run side by side, as on the executor's inter-op threads: each op as long as its floating-point work and bytes moved say
+(a weight gradient's convolution runs on while the input gradient's chain goes on beside it, holding what it reads).
+Variables, the step's arguments and constants are resident throughout; the previous step's outputs are alive until the
+step returns (the caller still holds them). The prediction replays that walk through a model of TF's BFC allocator
+(``bfc.py``), variables first, a warm-up step and then the steps it measures, because the allocator charges whole
+chunks, not tensors — for a train step in the graph's own order and in ``SCHEDULES`` runs on the inter-op threads with
+jittered op times, the largest peak, as the measurement takes the largest of several steps. What is left (the allocation
+history before the step, which decides where chunks split) is one allowance per device type (``ALLOWANCE``), the same
+for every model.
 
 ``simulate`` works on plain ``Node`` lists, so the tests check it on hand-built graphs whose peak is known exactly.
 """
@@ -21,6 +23,8 @@ allocation history before the step, which decides where chunks split) is one all
 from __future__ import annotations
 
 import heapq
+import math
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -39,9 +43,9 @@ FORWARDING_OPS = frozenset({
     "SqrtGrad", "RsqrtGrad", "ReciprocalGrad",
 })
 #: schedules a train step's prediction takes the worst of, beside the graph's own order (``predict_from_graph``),
-#: and how far (in ops) a ready node's turn may slip in each: the envelope that best matched the largest of five
-#: measured steps on the generated networks among spreads 0-32, fitted once for every model and device
-SCHEDULES, SPREAD = 6, 8
+#: and how much an op's time varies in each (``_schedule``): chosen once, on the generated networks' train steps
+#: (28, sweep 20261127T132131), among 1, 4 or 8 schedules and jitters 0, 0.3 and 0.7, for every model and device
+SCHEDULES, JITTER = 8, 0.7
 #: resident for the whole step, never freed by it
 RESIDENT_OPS = frozenset({"Placeholder", "Const", "VarHandleOp", "_Arg"})
 #: per-device allowance over the simulated peak (allocator rounding, kernels' scratch buffers), one constant per
@@ -57,6 +61,7 @@ class Node:
     output_bytes: list[int]
     scratch_bytes: int = 0  # taken from the allocator while the op runs and given back when it ends (kernels.py)
     after: list[str] = field(default_factory=list)  # control inputs: nodes that must run first (read nothing)
+    work: float = 0.0  # how long it runs, roughly: floating-point operations and bytes moved (``op_work``)
 
 
 @dataclass
@@ -74,53 +79,65 @@ class Simulation:
         return self.resident_bytes + self.transient_peak_bytes
 
 
-def _order(nodes: list[Node], seed: int | None = None, spread: float = 0.0) -> list[Node]:
-    """A topological order TF's executor can take. Without a ``seed``: the graph's own order among ready nodes.
-    With one: ready nodes first come, first served — TF's executor queues a node when its last input is produced —
-    each node's place in the queue moved by a random delay of up to ``spread`` ops (another inter-op thread was
-    faster or slower), so each seed is another schedule the same step can take."""
+def _schedule(nodes: list[Node], workers: int = 1, seed: int | None = None, jitter: float = 0.0) -> list:
+    """How the executor runs ``nodes``: ``("start", node)`` and ``("end", node)`` in time order. Without a ``seed``:
+    one at a time, the graph's own order among ready nodes. With one: TF's executor queues a node when its last
+    input (or control input) is produced and ``workers`` inter-op threads take queued nodes first come, first
+    served, each running as long as its ``work`` times a random factor (log-normal, ``jitter``: the same op is not
+    always as fast) — so ops run side by side, a long one (a weight gradient's convolution) while the short ones
+    after its neighbour go on, and each seed is another schedule the same step can take."""
     rng = random.Random(seed)
     index = {n.name: i for i, n in enumerate(nodes)}
+    by_name = {n.name: n for n in nodes}
     deps = {n.name: ({t.rsplit(":", 1)[0] for t in n.inputs} | set(n.after)) & index.keys() for n in nodes}
     users: dict[str, list[str]] = {n.name: [] for n in nodes}
     for name, ds in deps.items():
         for d in ds:
             users[d].append(name)
     waiting = {name: len(ds) for name, ds in deps.items()}
+    if seed is None:
+        workers = 1
 
-    def key(name: str, now: int) -> tuple:
-        return (index[name],) if seed is None else (now + spread * rng.random(), index[name])
+    def key(name: str, now: float) -> tuple:
+        return (index[name],) if seed is None else (now, index[name])
 
-    ready = [(key(name, 0), name) for name, w in waiting.items() if w == 0]
+    ready = [(key(name, 0.0), name) for name, w in waiting.items() if w == 0]
     heapq.heapify(ready)
-    out = []
-    by_name = {n.name: n for n in nodes}
-    while ready:
-        node = by_name[heapq.heappop(ready)[1]]
-        out.append(node)
-        for u in users[node.name]:
+    running: list[tuple[float, int, str]] = []
+    actions, clock = [], 0.0
+    while ready or running:
+        while ready and len(running) < workers:
+            node = by_name[heapq.heappop(ready)[1]]
+            actions.append(("start", node))
+            took = node.work * (rng.lognormvariate(0.0, jitter) if jitter else 1.0)
+            heapq.heappush(running, (clock + took, len(actions), node.name))
+        clock, _, name = heapq.heappop(running)
+        actions.append(("end", by_name[name]))
+        for u in users[name]:
             waiting[u] -= 1
             if waiting[u] == 0:
-                heapq.heappush(ready, (key(u, len(out)), u))
-    if len(out) != len(nodes):
+                heapq.heappush(ready, (key(u, clock), u))
+    if len(actions) != 2 * len(nodes):
         raise ValueError("the graph has a cycle")
-    return out
+    return actions
 
 
-def _events(nodes: list[Node], keep: frozenset[str], seed: int | None = None, spread: float = 0.0):
-    """The executor's walk as allocator events, in order: ``("resident", buffer, bytes, tensor)`` for what lives
-    through the step, ``("alloc", buffer, bytes, tensor)``, ``("run", node)`` once a node's outputs and scratch exist,
-    ``("free", buffer)``; a node's scratch is an ``alloc`` before its ``run`` and a ``free`` right after; the step's
-    outputs, handed to the caller, end it as ``("output", buffer)``."""
-    order = _order(nodes, seed, spread)
+def _events(nodes: list[Node], keep: frozenset[str], workers: int = 1, seed: int | None = None,
+            jitter: float = 0.0):
+    """The executor's walk (``_schedule``) as allocator events, in order: ``("resident", buffer, bytes, tensor)``
+    for what lives through the step, ``("alloc", buffer, bytes, tensor)``, ``("run", node)`` once a node's outputs
+    and scratch exist, ``("free", buffer)``; a node's scratch is an ``alloc`` before its ``run`` and a ``free`` when it
+    ends, as are its inputs that no node still to end reads; the step's outputs, handed to the caller, end it as
+    ``("output", buffer)``."""
     readers: dict[str, int] = {}
-    for n in order:
+    for n in nodes:
         for t in n.inputs:
             readers[t] = readers.get(t, 0) + 1
     buffer: dict[str, int] = {}  # tensor → buffer id
     size: dict[int, int] = {}
     refs: dict[int, int] = {}  # live tensors on each buffer
     resident: set[int] = set()
+    scratch: dict[str, int] = {}
 
     def new_buffer(nbytes: int) -> int:
         b = len(size)
@@ -133,7 +150,20 @@ def _events(nodes: list[Node], keep: frozenset[str], seed: int | None = None, sp
         if refs[b] == 0 and b not in resident:
             yield kind, b
 
-    for n in order:
+    for action, n in _schedule(nodes, workers, seed, jitter):
+        if action == "end":
+            if n.name in scratch:
+                yield "free", scratch.pop(n.name)
+            for t in n.inputs:
+                if t in buffer:
+                    readers[t] -= 1
+                    if readers[t] == 0 and t not in keep:
+                        yield from release(t)
+            for i in range(len(n.output_bytes)):  # an output nobody reads is freed at once
+                t = f"{n.name}:{i}"
+                if readers.get(t, 0) == 0 and t not in keep:
+                    yield from release(t)
+            continue
         for i, nbytes in enumerate(n.output_bytes):
             t = f"{n.name}:{i}"
             b = None
@@ -155,34 +185,24 @@ def _events(nodes: list[Node], keep: frozenset[str], seed: int | None = None, sp
                     yield "alloc", b, nbytes, t
             refs[b] += 1
             buffer[t] = b
-        scratch = new_buffer(n.scratch_bytes) if n.scratch_bytes else None
-        if scratch is not None:
-            yield "alloc", scratch, n.scratch_bytes, f"{n.name} (scratch)"
+        if n.scratch_bytes:
+            scratch[n.name] = new_buffer(n.scratch_bytes)
+            yield "alloc", scratch[n.name], n.scratch_bytes, f"{n.name} (scratch)"
         yield "run", n
-        if scratch is not None:
-            yield "free", scratch
-        for t in n.inputs:
-            if t in buffer:
-                readers[t] -= 1
-                if readers[t] == 0 and t not in keep:
-                    yield from release(t)
-        for i in range(len(n.output_bytes)):  # an output nobody reads is freed at once
-            t = f"{n.name}:{i}"
-            if readers.get(t, 0) == 0 and t not in keep:
-                yield from release(t)
     for t in sorted(keep):  # the step's outputs, handed to the caller, are freed after it
         if t in buffer:
             yield from release(t, "output")
 
 
 def simulate(nodes: list[Node], *, keep: frozenset[str] = frozenset(),
-             allocator_before: list[int] | None = None, steps: int = 3, seed: int | None = None,
-             spread: float = 0.0) -> Simulation:
+             allocator_before: list[int] | None = None, steps: int = 3, workers: int = 1, seed: int | None = None,
+             jitter: float = 0.0) -> Simulation:
     """Walk ``nodes`` as the executor would; ``keep``: tensors alive to the end (the step's outputs). With
     ``allocator_before`` (the sizes allocated before the first step, in order: variables, optimizer slots), the walk
     is also replayed ``steps`` times through a BFC allocator model, the first a warm-up, and ``allocator_peak_bytes``
-    is the largest peak of the others, as the probe measures it. ``seed``, ``spread``: the schedule (``_order``)."""
-    events = list(_events(nodes, keep, seed, spread))
+    is the largest peak of the others, as the probe measures it. ``workers``, ``seed``, ``jitter``: the schedule
+    (``_schedule``)."""
+    events = list(_events(nodes, keep, workers, seed, jitter))
     live = peak = resident_bytes = 0
     peak_at, alive_at_peak = "", []
     alive: dict[int, tuple[str, int]] = {}
@@ -254,6 +274,43 @@ def scratch_bytes(op, cpu) -> int:
                               strides=(strides[1], strides[2]), dilated=max(dilations) > 1, cpu=cpu)
 
 
+#: floating-point operations a CPU does in the time it moves a byte (an op's time: bytes moved + flops / this)
+FLOPS_PER_BYTE = 8
+
+
+def _flops(op) -> int:
+    """A convolution's or product's multiply-adds x 2, from its static shapes; 0 for anything else."""
+    shape = lambda t: t.shape.as_list() if t.shape.is_fully_defined() else None  # noqa: E731
+    ins, out = [shape(t) for t in op.inputs], shape(op.outputs[0]) if op.outputs else None
+    t = op.type
+    try:
+        if t in ("MatMul", "_FusedMatMul", "BatchMatMulV2"):
+            a = ins[0]
+            k = a[-2] if op.get_attr("transpose_a" if t != "BatchMatMulV2" else "adj_x") else a[-1]
+            return 2 * math.prod(out) * k
+        if t in ("Conv2D", "_FusedConv2D"):  # filter [kh, kw, in, out]
+            kh, kw, ci, _ = ins[1]
+            return 2 * math.prod(out) * kh * kw * ci
+        if t in ("DepthwiseConv2dNative", "_FusedDepthwiseConv2dNative"):
+            kh, kw, _, _ = ins[1]
+            return 2 * math.prod(out) * kh * kw
+        if t == "Conv2DBackpropInput":  # (input_sizes, filter, out_backprop)
+            kh, kw, ci, _ = ins[1]
+            return 2 * math.prod(ins[2]) * kh * kw * ci
+        if t == "Conv2DBackpropFilter":  # (input, filter_sizes, out_backprop) → the filter
+            kh, kw, ci, _ = out
+            return 2 * math.prod(ins[2]) * kh * kw * ci
+        if t == "DepthwiseConv2dNativeBackpropInput":
+            kh, kw, _, _ = ins[1]
+            return 2 * math.prod(ins[2]) * kh * kw
+        if t == "DepthwiseConv2dNativeBackpropFilter":
+            kh, kw, _, _ = out
+            return 2 * math.prod(ins[2]) * kh * kw
+    except (TypeError, ValueError, IndexError):  # a shape not static
+        return 0
+    return 0
+
+
 def graph_nodes(concrete, cpu=None, device: str = "CPU") -> tuple[list[Node], frozenset[str]]:
     """The nodes of a traced ``ConcreteFunction`` after Grappler for ``device`` (``CPU`` or ``GPU``), with static
     output sizes and, given a ``cpu`` (``kernels.CpuKernels``), each op's kernel scratch; and its outputs."""
@@ -295,14 +352,20 @@ def graph_nodes(concrete, cpu=None, device: str = "CPU") -> tuple[list[Node], fr
     with g.as_default():
         tf.graph_util.import_graph_def(optimized, name="")
 
+    def nbytes(t) -> int:
+        return t.shape.num_elements() * t.dtype.size if t.shape.is_fully_defined() and t.dtype not in (
+            tf.resource, tf.variant, tf.string) else 0
+
     def sizes(op) -> list[int]:
-        return [t.shape.num_elements() * t.dtype.size if t.shape.is_fully_defined()
-                and t.dtype not in (tf.resource, tf.variant, tf.string) else 0 for t in op.outputs]
+        return [nbytes(t) for t in op.outputs]
 
     def node(op) -> Node:
         if op.name in converted:
             return Node(op.name, "ReadVariableOp", [reads[op.name][1]], sizes(op), after=after[op.name])
-        return Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu), after[op.name])
+        # a GPU op's time on the executor's thread is its launch, the same for every op; a CPU op's is its work
+        work = 1.0 if device == "GPU" else sum(map(nbytes, [*op.inputs, *op.outputs])) + _flops(op) / FLOPS_PER_BYTE
+        return Node(op.name, op.type, [t.name for t in op.inputs], sizes(op), scratch_bytes(op, cpu), after[op.name],
+                    work)
 
     nodes = [node(op) for op in g.get_operations()]
     if cpu is not None and cpu.onednn:
@@ -329,25 +392,26 @@ def predict_from_graph(model, spec: dict, input_shape) -> dict:
     simulated: resident bytes (variables, optimizer slots, the batch, constants), the transient peak with the
     kernels' scratch, the op running at it and the tensors alive then — and the prediction, the same walk replayed
     through the BFC allocator model with the variables allocated first (``graph_predicted_bytes``)."""
-    import math
-
     import tensorflow as tf
 
     from cnnbench.measure.kernels import this_cpu
     from cnnbench.measure.memory_probe import make_step
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    # TF's executor runs ready ops on its inter-op pool: by default a thread per CPU the process may use
+    workers = tf.config.threading.get_inter_op_parallelism_threads() or len(os.sched_getaffinity(0))
     step, args = make_step(model, spec, input_shape)
     nodes, keep = graph_nodes(step.get_concrete_function(*args), cpu=this_cpu() if device == "CPU" else None,
                               device=device)
     variables = list(model.variables) + (list(model.optimizer.variables) if spec["mode"] == "train" else [])
     sizes = [math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables]
-    # a train step's measurement is the largest of several steps, each in the order TF's executor happened to take
-    # (their peaks differ: a median 3-12 % in the sweeps): so is the prediction, over the graph's own order and
-    # SCHEDULES first-come-first-served ones with random delays. An inference's steps peak alike (a median 0.0 %
-    # apart): the graph's own order
+    # a train step's measurement is the largest of several steps, each as TF's executor happened to run it (their
+    # peaks differ: a median 3-12 % in the sweeps): so is the prediction, over the graph's own order and SCHEDULES
+    # runs on ``workers`` threads with jittered op times. An inference's steps peak alike (a median 0.0 % apart):
+    # the graph's own order
     seeds = (None, *range(SCHEDULES)) if spec["mode"] == "train" else (None,)
-    sims = [simulate(nodes, keep=keep, allocator_before=sizes, seed=seed, spread=SPREAD) for seed in seeds]
+    sims = [simulate(nodes, keep=keep, allocator_before=sizes, workers=workers, seed=seed, jitter=JITTER)
+            for seed in seeds]
     sim = max(sims, key=lambda s: s.allocator_peak_bytes)
     variable_bytes, allowance = sum(sizes), ALLOWANCE[device]
     scratch = max((n.scratch_bytes for n in nodes), default=0)
