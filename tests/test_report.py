@@ -231,3 +231,21 @@ def test_every_page_renders_in_chromium(site, monkeypatch):
             assert shot.stat().st_size > 10_000
         browser.close()
     assert not errors, errors
+
+
+def test_memory_figures_show_the_traced_graph_where_the_sweep_ran_it(tmp_path):
+    import pandas as pd
+
+    from cnnbench.report import figures
+
+    mib = 2**20
+    rows = pd.DataFrame({"arch": ["a", "a", "b"], "mode": ["train", "infer", "train"], "batch_size": [1, 1, 8],
+                         "predicted_bytes": [10 * mib, 5 * mib, 20 * mib],
+                         "graph_predicted_bytes": [12 * mib, None, 21 * mib],
+                         "measured_peak_bytes": [12 * mib, 6 * mib, 22 * mib]})
+    assert list(figures._predicted_mib(rows)) == [12, 5, 21]  # the layer model only where the graph did not run
+    name = figures.predicted_vs_measured(rows, tmp_path)
+    assert "traced graph" in (tmp_path / name).read_text()
+    layers_only = rows.drop(columns="graph_predicted_bytes")
+    assert list(figures._predicted_mib(layers_only)) == [10, 5, 20]
+    assert "traced graph" not in (tmp_path / figures.predicted_vs_measured(layers_only, tmp_path, "b.svg")).read_text()

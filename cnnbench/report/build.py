@@ -462,10 +462,13 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     gen_rows = pd.DataFrame([r for r in (gen_sweep or {}).get("rows", []) if "generator" in r])
     mem_figs = [(f"figures/{n}", c) for n, c in (
         (figures.memory_vs_batch(mem_rows, fig_dir) if len(mem_rows) else None,
-         "Peak memory per step against batch size: the prediction as lines, the measured peak (TF allocator) as "
-         "points."),
+         "Peak memory per step against batch size: the prediction (the traced graph's, where the sweep ran it) as "
+         "lines, the measured peak (TF allocator) as points."),
         (figures.predicted_vs_measured(mem_rows, fig_dir) if len(mem_rows) else None,
-         "Predicted against measured peak, log-log, with y = x and a ±10 % band.")) if n]
+         "Registry: each predictor against the measured peak, log-log, with y = x and a ±10 % band."),
+        (figures.predicted_vs_measured(gen_rows, fig_dir, "memory-generated-predicted-vs-measured.svg",
+                                       "generated networks: predicted vs measured") if len(gen_rows) else None,
+         "Generated networks (never in the registry): each predictor against the measured peak.")) if n]
     gpu = []
     for file, sweep in jax:
         rows = pd.DataFrame([r for r in sweep.get("rows", []) if r.get("outcome") == "ok"])

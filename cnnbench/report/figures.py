@@ -147,9 +147,16 @@ def throughput_vs_batch(rows: pd.DataFrame, out: Path) -> str | None:
     return _save(g.figure, out, "throughput-vs-batch.svg")
 
 
+def _predicted_mib(rows: pd.DataFrame) -> pd.Series:
+    """The better prediction a sweep row has: the traced graph's where it ran, else the layer model's."""
+    graph = rows["graph_predicted_bytes"] if "graph_predicted_bytes" in rows else pd.Series(np.nan, index=rows.index)
+    return graph.fillna(rows["predicted_bytes"]) / MIB
+
+
 def memory_vs_batch(rows: pd.DataFrame, out: Path) -> str | None:
-    """Predicted (lines) and measured (points) peak memory against batch size, per mode."""
-    d = rows.assign(predicted=rows["predicted_bytes"] / MIB, measured=rows["measured_peak_bytes"] / MIB)
+    """Predicted (lines: the traced graph where the sweep ran it) and measured (points) peak memory against batch
+    size, per mode."""
+    d = rows.assign(predicted=_predicted_mib(rows), measured=rows["measured_peak_bytes"] / MIB)
     if d.empty:
         return None
     modes = sorted(d["mode"].unique(), reverse=True)
@@ -166,17 +173,25 @@ def memory_vs_batch(rows: pd.DataFrame, out: Path) -> str | None:
 
 def predicted_vs_measured(rows: pd.DataFrame, out: Path, name: str = "memory-predicted-vs-measured.svg",
                           title: str = "memory: predicted vs measured peak") -> str | None:
+    """Each case's prediction against its measured peak, log-log; both predictors (colour) where the sweep ran the
+    traced graph, the mode as the marker."""
     d = rows.dropna(subset=["measured_peak_bytes"])
-    d = d.assign(predicted=d["predicted_bytes"] / MIB, measured=d["measured_peak_bytes"] / MIB)
     if d.empty:
         return None
+    both = "graph_predicted_bytes" in d and d["graph_predicted_bytes"].notna().any()
+    parts = [d.assign(predictor="layer model", predicted=d["predicted_bytes"] / MIB)]
+    if both:
+        parts.append(d.dropna(subset=["graph_predicted_bytes"]).assign(
+            predictor="traced graph", predicted=lambda x: x["graph_predicted_bytes"] / MIB))
+    d = pd.concat(parts).assign(measured=lambda x: x["measured_peak_bytes"] / MIB)
     fig, ax = plt.subplots(figsize=(5.6, 5))
     lo, hi = 0.8 * min(d["predicted"].min(), d["measured"].min()), 1.25 * max(d["predicted"].max(),
                                                                                  d["measured"].max())
     line = np.geomspace(lo, hi, 50)
     ax.fill_between(line, 0.9 * line, 1.1 * line, color="0.85", label="±10 %")
     ax.plot(line, line, color="0.3", lw=1, label="y = x")
-    sns.scatterplot(data=d, x="measured", y="predicted", hue="mode", style="mode", ax=ax)
+    sns.scatterplot(data=d, x="measured", y="predicted", hue="predictor" if both else "mode", style="mode", ax=ax,
+                    alpha=0.8 if both else 1)
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured peak (MiB)",
            ylabel="predicted (MiB)", title=title)
     ax.legend(fontsize=8)
