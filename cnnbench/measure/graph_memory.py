@@ -61,7 +61,7 @@ class Node:
     output_bytes: list[int]
     scratch_bytes: int = 0  # taken from the allocator while the op runs and given back when it ends (kernels.py)
     after: list[str] = field(default_factory=list)  # control inputs: nodes that must run first (read nothing)
-    work: float = 0.0  # how long it runs, roughly: floating-point operations and bytes moved (``op_work``)
+    work: float = 0.0  # how long it runs, roughly: bytes moved + flops / FLOPS_PER_BYTE (``graph_nodes``)
 
 
 @dataclass
