@@ -141,7 +141,8 @@ def assert_sweep_table(rows: list[dict], layers_label: str, graph_label: str):
 
 
 @pytest.mark.parametrize(("name", "layers", "graph"), [
-    ("memory-sweep.20261127T064501.json", "| layer model | ", "| traced graph, with scratch and allocator | **"),
+    ("memory-sweep.20261127T064501.json", "| layer model, AVX2 EPYC | ",
+     "| traced graph, AVX2 EPYC, one schedule | **"),
     ("memory-sweep.20261127T152558.json", "| layer model, AVX-512 Xeon | ", "| traced graph, AVX-512 Xeon | **")])
 def test_memory_sweep_figures(name, layers, graph):
     rows = memory_sweep(name)["rows"]
