@@ -230,8 +230,11 @@ def _sweep_rows(sweep: dict | None) -> pd.DataFrame:
     return pd.DataFrame(sweep["rows"]) if sweep and sweep.get("rows") else pd.DataFrame()
 
 
-def _frame_table(heading: str, df: pd.DataFrame, note: str = "") -> Table:
-    return Table(heading, list(df.columns), [[Cell(str(v)) for v in row] for row in df.itertuples(index=False)], note)
+def _frame_table(heading: str, df: pd.DataFrame, note: str = "", text: tuple[str, ...] = ()) -> Table:
+    """``text``: columns of prose (left-aligned, wrapping); the others are figures, kept on one line."""
+    cls = ["text" if c in text else "" for c in df.columns]
+    return Table(heading, list(df.columns), [[Cell(str(v), cls=k) for v, k in zip(row, cls, strict=True)]
+                                             for row in df.itertuples(index=False)], note)
 
 
 def _memory_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -486,7 +489,8 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
               cases=_frame_table("Every case", _memory_table(mem_rows)) if len(mem_rows) else None, gpu=gpu,
               exercise=_frame_table("", _memory_table(ex_rows), f"From {ex_file} ({ex_sweep['env']['device']['name']})."
                                     ) if len(ex_rows) else None,
-              exercise_file=ex_file, generated=_frame_table("", _memory_table(gen_rows)) if len(gen_rows) else None,
+              exercise_file=ex_file,
+              generated=_frame_table("", _memory_table(gen_rows), text=("network drawn",)) if len(gen_rows) else None,
               generated_sweep=gen_sweep, generated_file=gen_file,
               provenance=_provenance([], [mem_sweep, ex_sweep, gen_sweep, *[s for _, s in jax]]), **common)
 
