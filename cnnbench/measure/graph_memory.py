@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import os
 import random
 from dataclasses import dataclass, field
 
@@ -394,12 +393,13 @@ def predict_from_graph(model, spec: dict, input_shape) -> dict:
     through the BFC allocator model with the variables allocated first (``graph_predicted_bytes``)."""
     import tensorflow as tf
 
+    from cnnbench import environment
     from cnnbench.measure.kernels import this_cpu
     from cnnbench.measure.memory_probe import make_step
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     # TF's executor runs ready ops on its inter-op pool: by default a thread per CPU the process may use
-    workers = tf.config.threading.get_inter_op_parallelism_threads() or len(os.sched_getaffinity(0))
+    workers = tf.config.threading.get_inter_op_parallelism_threads() or environment.device()["cpu_cores"]
     step, args = make_step(model, spec, input_shape)
     nodes, keep = graph_nodes(step.get_concrete_function(*args), cpu=this_cpu() if device == "CPU" else None,
                               device=device)
