@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "default: a local cluster on this machine's cores")
     p.add_argument("--ablations", nargs="+", metavar="NAME", default=[],
                    help="also these ablations' paired cells ('all': every one; see `cnnbench ablation --list`)")
+    p.add_argument("--plan", action="store_true",
+                   help="list the cells with their resolved settings, each validated, and run nothing")
 
     def model_options(p):
         """Which model (a registered one or a .keras file) and how it runs: shared by memory and fit."""
@@ -221,9 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_list(args) -> int:
     """From the registry alone (nothing is built): the reference counts, which the tests check every builder against.
     Nothing computes, so Keras gets its numpy backend unless already loaded (importing TensorFlow takes seconds);
-    that backend borrows JAX's convolutions, so without JAX installed Keras keeps its default."""
-    if "keras" not in sys.modules and importlib.util.find_spec("jax") is not None:
-        os.environ.setdefault("KERAS_BACKEND", "numpy")
+    that backend borrows JAX's convolutions, so without JAX installed Keras keeps its default. The choice is made for
+    Keras' import only: the environment the process hands on stays as it was."""
+    if "keras" not in sys.modules and importlib.util.find_spec("jax") is not None and "KERAS_BACKEND" not in os.environ:
+        os.environ["KERAS_BACKEND"] = "numpy"
+        try:
+            import keras  # noqa: F401  (reads KERAS_BACKEND once, now)
+        finally:
+            del os.environ["KERAS_BACKEND"]
     import architectures
 
     names = architectures.list_models(args.pattern)
@@ -306,6 +313,8 @@ def cmd_suite(args) -> int:
                  recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
                  measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
                  strategy=args.strategy, cpu_devices=args.cpu_devices)
+    if args.address and args.executor != "ray":
+        raise ValueError("--address is for --executor ray")
     if args.executor == "ray" and args.strategy != "default":
         raise ValueError("--executor ray runs each cell on one device of a worker: --strategy default")
     if args.strategy == "multiworker" and args.resume:
@@ -318,12 +327,15 @@ def cmd_suite(args) -> int:
         seeds = tuple(args.seeds or (0, 1, 2))
         cells += run_configs(names, args.profile, seeds, data_dir=args.data_dir)
         args.tasks = [*args.tasks, "fashion_mnist"]
+    if args.plan:
+        from cnnbench.suite import plan_table
+
+        print(plan_table(cells))
+        return 0
     _check_results_dir(args.results)
     for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
         options = {"source": args.dataset} if args.dataset and task != "mnist" else {}
         get_task(task, **options).verify_data(args.data_dir)
-    if args.address and args.executor != "ray":
-        raise ValueError("--address is for --executor ray")
     return run_suite(cells, results_dir=args.results, resume=args.resume, executor=args.executor,
                      address=args.address)
 

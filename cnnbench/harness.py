@@ -6,6 +6,7 @@ outcome: ``oom`` (with the predicted memory), ``diverged`` (with the step), or `
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import statistics
@@ -124,15 +125,9 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
     profile = get_profile(cfg.profile)
     info = architectures.model_info(cfg.arch)
     task = _task(cfg)
-    sizes = profile.setting(cfg.arch, cfg.task)
-    epochs, batch_size = cfg.epochs or sizes["epochs"], cfg.batch_size or sizes["batch_size"]
-    learning_rate = cfg.learning_rate or sizes["learning_rate"]
-    recipe = _recipe(cfg, profile)
-    if epochs < 1 or batch_size < 1 or not learning_rate > 0:
-        raise ValueError(f"epochs, batch size and learning rate must be positive, got {epochs}, {batch_size}, "
-                         f"{learning_rate}")
-    builder_kwargs = profile.builder_kwargs(cfg.arch, cfg.task) | (cfg.model_kwargs or {})
-    model_kwargs = {"input_shape": info.default_input_shape} | builder_kwargs
+    s = validate_cell(cfg)
+    epochs, batch_size, learning_rate, recipe = s.epochs, s.batch_size, s.learning_rate, s.recipe
+    builder_kwargs, model_kwargs = s.builder_kwargs, s.model_kwargs
     input_shape = tuple(model_kwargs["input_shape"])
     distribution = describe(cfg.strategy, strategy)
     global_batch = batch_size * distribution["replicas"]
@@ -149,11 +144,10 @@ def run(cfg: RunConfig, *, verbose: int | None = None, context: dict | None = No
         "loss": task.loss,
         "profile": profile.as_dict(),
     } | (cfg.ablation or {})
-    train_subset = cfg.train_subset or sizes["train_subset"]
 
     set_determinism(cfg.seed)
     data = task.prepare(input_shape=input_shape, batch_size=global_batch, seed=cfg.seed,
-                        train_subset=train_subset, test_subset=sizes["test_subset"], data_dir=cfg.data_dir,
+                        train_subset=s.train_subset, test_subset=s.test_subset, data_dir=cfg.data_dir,
                         **({"validation_images": recipe.validation_images} if recipe.validation_images else {}))
     config["adaptation"] = data.adaptation
     with strategy.scope():
@@ -269,16 +263,46 @@ def _failure(exc: BaseException, context: dict) -> tuple[str, dict]:
     return "error", error | {"traceback": "".join(traceback.format_exception(exc, limit=-8))}
 
 
-def _recipe(cfg: RunConfig, profile) -> Recipe:
-    """The cell's training recipe: its own (``--recipe``) or its profile's for the model and task."""
-    return get_recipe(cfg.recipe or profile.setting(cfg.arch, cfg.task)["recipe"])
+@dataclass(frozen=True)
+class Settings:
+    """What a cell runs with, resolved once from its profile (for its model and task) and its own overrides."""
+
+    epochs: int
+    batch_size: int  # per replica
+    learning_rate: float
+    recipe: Recipe
+    train_subset: int | None  # None: the whole split (transfer: images per class)
+    test_subset: int | None
+    builder_kwargs: dict  # the profile's builder keywords and the cell's own (``model_kwargs``)
+    model_kwargs: dict  # the same with the input shape always set (the registered default where none is)
 
 
-def validate_cell(cfg: RunConfig) -> None:
-    """Resolve every name before anything runs: unknown names raise KeyError with a did-you-mean; a model of another
-    kind than the task's (a classifier on ``segmentation``) raises ValueError naming the models that fit."""
-    info, task, profile = architectures.model_info(cfg.arch), _task(cfg), get_profile(cfg.profile)
-    recipe = _recipe(cfg, profile)
+def settings(cfg: RunConfig) -> Settings:
+    """The cell's settings: its overrides, else its profile's for the model and task."""
+    info, profile = architectures.model_info(cfg.arch), get_profile(cfg.profile)
+    sizes = profile.setting(cfg.arch, cfg.task)
+    builder_kwargs = profile.builder_kwargs(cfg.arch, cfg.task) | (cfg.model_kwargs or {})
+    return Settings(epochs=cfg.epochs or sizes["epochs"], batch_size=cfg.batch_size or sizes["batch_size"],
+                    learning_rate=cfg.learning_rate or sizes["learning_rate"],
+                    recipe=get_recipe(cfg.recipe or sizes["recipe"]),
+                    train_subset=cfg.train_subset or sizes["train_subset"], test_subset=sizes["test_subset"],
+                    builder_kwargs=builder_kwargs,
+                    model_kwargs={"input_shape": info.default_input_shape} | builder_kwargs)
+
+
+def validate_cell(cfg: RunConfig) -> Settings:
+    """Resolve every name and setting before anything runs, and return the settings: unknown names raise KeyError
+    with a did-you-mean; a model of another kind than the task's (a classifier on ``segmentation``), a builder
+    keyword the model does not take, a non-positive size or a recipe the task cannot follow raise ValueError."""
+    info, task = architectures.model_info(cfg.arch), _task(cfg)
+    s = settings(cfg)
+    recipe = s.recipe
+    if s.epochs < 1 or s.batch_size < 1 or not s.learning_rate > 0:
+        raise ValueError(f"epochs, batch size and learning rate must be positive, got {s.epochs}, {s.batch_size}, "
+                         f"{s.learning_rate}")
+    taken = inspect.signature(info.builder).parameters
+    if unknown := sorted(set(s.model_kwargs) - set(taken)):
+        raise ValueError(f"{cfg.arch}'s builder takes no {', '.join(unknown)} (it takes {', '.join(taken)})")
     if recipe != get_recipe("plain") and not getattr(task, "holds_out_validation", False):
         raise ValueError(f"the {recipe.name} recipe augments and holds out images of a classification task's own "
                          f"split; the {cfg.task} task trains by its own recipe (use the plain one)")
@@ -292,6 +316,7 @@ def validate_cell(cfg: RunConfig) -> None:
         from cnnbench.pretrained import check_weights
 
         check_weights(cfg.weights)
+    return s
 
 
 def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:

@@ -32,7 +32,7 @@ from cnnbench import records
 from cnnbench._util import die_with_parent
 from cnnbench.distribute import is_chief
 from cnnbench.environment import code_fingerprint, machine_id, this_machine
-from cnnbench.harness import RunConfig, validate_cell
+from cnnbench.harness import RunConfig, settings, validate_cell
 from cnnbench.profiles import get_profile
 from cnnbench.tasks import get_task
 
@@ -52,6 +52,11 @@ def expand_archs(patterns: list[str] | None, kind: str | None = None) -> list[st
     return names
 
 
+def _archs(patterns: list[str] | None, task) -> list[str]:
+    """The models a suite runs on ``task``: those named (of the task's kind), else the task's defaults."""
+    return expand_archs(patterns, task.kind) if patterns or task.default_archs is None else list(task.default_archs)
+
+
 def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list[int] | None,
          dataset: str | None = None, weights: str | None = None, **options) -> list[RunConfig]:
     """Every cell of the matrix, validated before anything runs. ``options``: the other ``RunConfig`` fields
@@ -59,7 +64,7 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
     prof = get_profile(profile)
     cells = [RunConfig(arch=a, task=t, profile=profile, seed=s, **options,
                        dataset=dataset if t != "mnist" else None, weights=weights if t == "transfer" else None)
-             for t in tasks for a in expand_archs(archs, get_task(t).kind)
+             for t in tasks for a in _archs(archs, get_task(t))
              for s in (seeds or prof.setting(a, t)["seeds"])]
     for pattern in archs or []:  # a model that no requested task runs is a mistake, not an empty plan
         if not any(fnmatch.fnmatch(c.arch, pattern) for c in cells):
@@ -69,6 +74,21 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
     for cell in cells:
         validate_cell(cell)
     return cells
+
+
+def plan_table(cells: list[RunConfig]) -> str:
+    """The cells as a table with the settings each runs with (``harness.settings``)."""
+    rows = [("#", "arch", "task", "seed", "input", "width", "train subset", "epochs", "batch", "lr", "recipe")]
+    for i, cell in enumerate(cells, 1):
+        s = settings(cell)
+        variant = f" [{cell.ablation['variant']}]" if cell.ablation else ""
+        rows.append((str(i), cell.arch + variant, cell.task, str(cell.seed),
+                     "x".join(map(str, s.model_kwargs["input_shape"])), f"{s.model_kwargs.get('width', 1.0):g}",
+                     "all" if s.train_subset is None else f"{s.train_subset:,}", str(s.epochs), str(s.batch_size),
+                     f"{s.learning_rate:g}", s.recipe.name))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join([*lines, f"{len(cells)} cells"])
 
 
 def _done_here(record: dict, here: tuple[str, str]) -> bool:

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,10 @@ def test_help_lists_every_command_and_every_option_explains_itself(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out.startswith("cnnbench 0.")
 
 
-def test_gpu_profile_refuses_on_a_machine_without_a_gpu(tmp_path, capsys):
+def test_gpu_profile_refuses_on_a_machine_without_a_gpu(tmp_path, capsys, monkeypatch):
+    from cnnbench.measure import nvml
+
+    monkeypatch.setattr(nvml, "gpu_names", lambda: [])  # the machine this test describes, whatever runs it
     for command in (["run", "lenet5"], ["suite", "--archs", "lenet5"]):
         assert main([*command, "--profile", "gpu", "--results", str(tmp_path / "results")]) == 2
         assert "--allow-cpu" in capsys.readouterr().err
@@ -119,3 +123,50 @@ def test_list_runs_where_jax_is_not_installed():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "61,706" in done.stdout
+
+
+def _nox_runs(session_name: str) -> list[tuple[str, ...]]:
+    """The commands a noxfile session runs, with nothing installed or run (a stand-in session records them)."""
+    import noxfile
+
+    class Session:
+        posargs: list[str] = []
+
+        def __init__(self):
+            self.runs = []
+
+        def install(self, *args, **kwargs):
+            pass
+
+        def run(self, *args, **kwargs):
+            self.runs.append(args)
+
+    session = Session()
+    next(f for f in vars(noxfile).values() if getattr(f, "name", None) == session_name)(session)
+    return session.runs
+
+
+def test_the_readme_main_command_plans_a_valid_matrix(capsys):
+    """`nox -s bench-cpu`, the README's main command: its suite, resolved and validated cell by cell (``--plan``: no
+    data, no training), covers every task with the models each task runs by default."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "python3 -m pip install -q nox && python3 -m nox -s bench-cpu\n" in readme
+    (suite,) = [args for args in _nox_runs("bench-cpu") if args[:2] == ("cnnbench", "suite")]
+    assert main([*suite[1:], "--plan"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:-1]]
+    cells = {(arch, task) for _, arch, task, *_ in rows}
+    assert {arch for arch, task in cells if task == "mnist"} == set(list_models(kind="classification"))
+    assert {arch for arch, task in cells if task == "transfer"} == {"efficientnet_lite0"}
+    assert {arch for arch, task in cells if task == "segmentation"} == set(list_models(kind="segmentation"))
+    mnist_cnn = [row for row in rows if row[1] == "mnist_cnn"]
+    assert len(mnist_cnn) == 5 and {row[-1] for row in mnist_cnn} == {"augment"}  # its recipe, five seeds
+
+
+def test_plan_refuses_a_cell_that_cannot_run(capsys):
+    """Validation covers the resolved settings: a recipe the task cannot follow, a builder keyword the model lacks."""
+    assert main(["suite", "--plan", "--tasks", "transfer", "--archs", "efficientnet_lite0", "--recipe", "augment"]) == 2
+    assert "the transfer task trains by its own recipe" in capsys.readouterr().err
+    from cnnbench.harness import RunConfig, validate_cell
+
+    with pytest.raises(ValueError, match="builder takes no widht"):
+        validate_cell(RunConfig(arch="lenet5", profile="smoke", model_kwargs={"widht": 0.5}))

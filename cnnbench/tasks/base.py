@@ -43,6 +43,8 @@ class Task(Protocol):
     metrics: list[str]
     #: whether ``prepare`` takes ``validation_images`` (held out of the training split): what non-plain recipes need
     holds_out_validation: bool = False
+    #: the registered models a suite runs on this task when none are named; None: every model of its ``kind``
+    default_archs: tuple[str, ...] | None = None
 
     def prepare(self, *, input_shape: tuple[int, int, int], batch_size: int, seed: int,
                 train_subset: int | None, test_subset: int | None, data_dir: str | None) -> TaskData: ...

@@ -50,6 +50,7 @@ class MnistTask:
     kind = "classification"
     loss = "sparse_categorical_crossentropy"
     holds_out_validation = True
+    default_archs = None
     metrics = ["accuracy"]
     target_accuracy: float | None = 0.99  # time to accuracy: the first epoch whose test accuracy reaches it
 

