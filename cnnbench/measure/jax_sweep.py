@@ -186,24 +186,37 @@ def throughput(arch: str, points=THROUGHPUT_POINTS, modes=MODES, timing=TIMING, 
     info = architectures.model_info(arch)
     shape = tuple(input_shape or info.default_input_shape)
     rows = []
+
+    def late(precision: str, batches, modes) -> bool:
+        """Past the deadline: the cases not started are recorded as skipped, before anything is built for them."""
+        if time.monotonic() <= deadline:
+            return False
+        rows.extend({"arch": arch, "input_shape": list(shape), "precision": precision, "batch_size": batch,
+                     "mode": mode, "outcome": "skipped", "error": "deadline"} for batch in batches for mode in modes)
+        return True
+
     for precision in dict.fromkeys(p for p, _ in points):
+        batches = [b for p, b in points if p == precision]
+        if late(precision, batches, modes):
+            continue
         keras.mixed_precision.set_global_policy(precision)
         keras.backend.clear_session()
         ours = architectures.create_model(arch, input_shape=shape)
         twin = getattr(keras.applications, info.keras_equivalent)(weights=None, input_shape=shape)
         macs = count_flops(ours)["macs"]
         peak_ = peak or peak_flops("float16" if precision == "mixed_float16" else "float32")
-        for batch in (b for p, b in points if p == precision):
+        for batch in batches:
+            if late(precision, [batch], modes):
+                continue
             for model in (ours, twin):
                 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
             x, y = synthetic(ours, batch, shape)
             steps, theirs = compiled_steps(ours, x, y), compiled_steps(twin, x, y)
             for mode in modes:
+                if late(precision, [batch], [mode]):
+                    continue
                 row = {"arch": arch, "input_shape": list(shape), "precision": precision, "batch_size": batch,
                        "mode": mode, "macs_per_image": macs, "peak_flops_per_s": peak_}
-                if time.monotonic() > deadline:
-                    rows.append(row | {"outcome": "skipped", "error": "deadline"})
-                    continue
                 t = time_step(steps[mode], others={"keras": theirs[mode]}, **timing)
                 flops = 2 * macs * (TRAIN_FACTOR if mode == "train" else 1)
                 r = rates(t, batch)
@@ -338,7 +351,16 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
                          f"{jax.default_backend()}): install JAX's CUDA build, e.g. `pip install 'jax[cuda13]'`")
     env = environment(device_info=gpu or {"type": jax.default_backend(), "name": str(jax.devices()[0])})
     env |= {"jax": jax.__version__, "keras_backend": keras.config.backend()}
-    result = {"memory": [], "throughput": [], "context": None, "budget": None, "oom": None}
+    result = {"memory": [], "throughput": [], "context": None, "budget": None, "oom": None, "skipped": []}
+
+    def due(part: str) -> bool:
+        """Whether ``part`` was asked for and may start: one that would start after the deadline is skipped (named
+        in the record's ``skipped``; throughput, case by case, in its rows)."""
+        if part in parts and time.monotonic() > deadline:
+            result["skipped"].append(part)
+            print(f"{part}: skipped, past the deadline", flush=True)
+            return False
+        return part in parts
 
     def flush():  # the record of this run; the table of every recorded run, each part from its latest
         this = {"started_at": started.isoformat(), "env": env, "rows": result["memory"]} | result
@@ -350,7 +372,7 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
     shape_spec = {"input_shape": list(input_shape)} if input_shape else {}
     result["context"] = run_probe({"context_only": True})
     print(f"context: {result['context']}", flush=True)
-    cases = [c | shape_spec for c in memory_cases(archs, batches, precisions=precisions)] if "memory" in parts else []
+    cases = [c | shape_spec for c in memory_cases(archs, batches, precisions=precisions)] if due("memory") else []
     gpu_bytes = (gpu or {}).get("memory_total_bytes")
     resnet = {"arch": "resnet50", "mode": "train", "precision": "float32"} | shape_spec
     model, shape = build_for_memory(resnet)
@@ -362,7 +384,7 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
     budget = resnet | {"batch_size": b, "predicted_bytes": predicted, "budget_bytes": budget_bytes,
                        "next_predicted_bytes": predict(b + 1)}
     warm_ups = [{"arch": a, "precision": p, "batch_size": b, "modes": list(modes)} | shape_spec
-                for a in parity for p, b in points] if "throughput" in parts else []
+                for a in parity for p, b in points] if "throughput" in parts and time.monotonic() <= deadline else []
     # processes at once share the GPU: each warm-up may grow to its share (XLA's allocator keeps what it took)
     share = {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / min(workers, len(warm_ups) + len(cases) + 1):.3f}"}
     with ThreadPoolExecutor(workers) as pool:
@@ -370,7 +392,7 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
         futures = [pool.submit(measure_case, c, timeout=240) for c in cases]
         capped = {"XLA_PYTHON_CLIENT_PREALLOCATE": "true",
                   "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{budget_bytes / gpu_bytes:.4f}"} if gpu_bytes else {}
-        budget_future = pool.submit(run_probe, budget, env=capped) if gpu_bytes and b and "budget" in parts else None
+        budget_future = pool.submit(run_probe, budget, env=capped) if gpu_bytes and b and due("budget") else None
         built = {}
         for case, future in zip(cases, futures, strict=True):
             if case["arch"] not in built:
@@ -387,7 +409,7 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
             result["budget"] = budget | budget_future.result()
         result["warm_up"] = [f.result() for f in warming]
     flush()
-    if gpu_bytes and "oom" in parts:  # alone: it asks for the whole GPU. No autotuning: it would only delay the
+    if gpu_bytes and due("oom"):  # alone: it asks for the whole GPU. No autotuning: it would only delay the
         b, predicted = largest_batch(predict, 2 * gpu_bytes)  # allocation that fails
         result["oom"] = resnet | {"batch_size": b, "predicted_bytes": predicted, "gpu_bytes": gpu_bytes}
         result["oom"] |= run_probe(result["oom"], env={"XLA_FLAGS": "--xla_gpu_autotune_level=0"},
