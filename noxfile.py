@@ -1,10 +1,12 @@
-"""Sessions: `nox -s tests` (default), `lint`, `bench-cpu` (the CPU suite + report), `bench-gpu` (everything, on a
-GPU), `bench-ablations`, `bench-memory`, `bench-throughput`, `bench-jax` (GPU memory and throughput through Keras'
-JAX backend), `asv` (airspeed velocity, arguments passed through), `report`.
+"""Sessions: `nox -s tests` (default: the fast tier), `tests-full` (the slow tier), `lint`, `bench-cpu` (the CPU
+suite + report), `bench-gpu` (everything, on a GPU), `bench-ablations`, `bench-memory`, `bench-throughput`,
+`bench-jax` (GPU memory and throughput through Keras' JAX backend), `asv` (airspeed velocity, arguments passed
+through), `report`.
 
 Heavy environments are reused between runs (TensorFlow is a large install); benchmark sessions are opt-in.
 """
 
+import os
 import shutil
 
 import nox
@@ -30,9 +32,26 @@ def _install(session: nox.Session, *extras: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite (tiny profiles; finishes in minutes on two cores)."""
-    _install(session, "test", "cluster")
-    session.run("pytest", *(session.posargs or TEST_ARGS), env=TEST_ENV)
+    """The fast tier, the README's test command: every README claim at smoke scale (tiny profiles; minutes on two
+    cores). Extra args go to pytest."""
+    _install(session, "test")
+    session.run("pytest", "-m", "not full", *(session.posargs or TEST_ARGS), env=TEST_ENV)
+
+
+@nox.session(name="tests-full", default=False)
+def tests_full(session: nox.Session) -> None:
+    """The slow tier (`-m full`): end-to-end checks — bench-gpu --quick, the Ray executor, the suite killed at 20
+    points, every architecture's smoke training, asv compare, the JAX sweep, the report in Chromium; then the fast
+    tier again where NVML reports a GPU (tests/fake_nvml) that TensorFlow does not see. Extra args go to pytest."""
+    _install(session, "test")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        if not (shutil.which("apt-get") and os.geteuid() == 0):
+            session.error("the full tier opens the report in Chromium: install it (Debian: apt-get install chromium)")
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
+    session.run("pytest", "-m", "full", *(session.posargs or TEST_ARGS), env=TEST_ENV)
+    if not session.posargs:
+        session.run("pytest", "-m", "not full", *TEST_ARGS, env=TEST_ENV | {"CNNBENCH_FAKE_NVML": "1"})
 
 
 @nox.session

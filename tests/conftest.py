@@ -1,9 +1,18 @@
 import functools
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: CNNBENCH_FAKE_NVML=1: NVML reports an H100 (tests/fake_nvml), here and in every subprocess the tests start — the
+#: suite must pass where NVML sees a GPU although TensorFlow sees none (`nox -s tests-full` runs the fast tier so)
+if os.environ.get("CNNBENCH_FAKE_NVML") == "1":
+    FAKE_NVML = str(Path(__file__).parent / "fake_nvml")
+    sys.path.insert(0, FAKE_NVML)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [FAKE_NVML, os.environ.get("PYTHONPATH")]))
 
 #: session fixtures worth computing once: the tests using one run on the same xdist worker (``--dist loadgroup``)
 SHARED = ("smoke_record", "paper_model")

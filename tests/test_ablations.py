@@ -92,6 +92,7 @@ def test_variants_that_run_the_same_experiment_share_one_cell():
                                       "claim": get_ablation("relu_vs_tanh").claim}]
 
 
+@pytest.mark.full
 def test_an_ablation_runs_paired_cells_and_reports_them(tmp_path, capsys):
     results = tmp_path / "results"
     assert main(["ablation", "conv_vs_fc", "--profile", "smoke", "--seeds", "0", "--results", str(results)]) == 0

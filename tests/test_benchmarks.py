@@ -33,7 +33,10 @@ def test_tracks_read_the_harness_record(smoke_record):
     memory = smoke_record["memory"]
     assert bench.track_train_step_memory_measured(cache, "lenet5") == memory["measured_peak_bytes"]
     assert bench.track_train_step_memory_predicted(cache, "lenet5") == memory["predicted_bytes"]
-    assert math.isnan(bench.track_train_step_memory_nvml(cache, "lenet5"))  # no GPU here: n/a, not a number
+    no_gpu = {"lenet5": smoke_record | {"memory": memory | {"nvml_used_bytes": None}}}
+    assert math.isnan(bench.track_train_step_memory_nvml(no_gpu, "lenet5"))  # no GPU reading: n/a, not a number
+    gpu = {"lenet5": smoke_record | {"memory": memory | {"nvml_used_bytes": 123}}}
+    assert bench.track_train_step_memory_nvml(gpu, "lenet5") == 123
     with pytest.raises(NotImplementedError):  # a model setup_cache did not run is skipped, not failed
         bench.setup(cache, "alexnet")
 
@@ -46,8 +49,8 @@ def test_step_times_a_real_train_step_and_the_gpu_profile_is_skipped_without_a_g
     _, (args,) = step.steps["train"]
     assert tuple(args[0].shape)[1:] == (28, 28, 1)
     monkeypatch.setattr(benchmarks, "PROFILE", "gpu")
-    from cnnbench.measure.nvml import gpu_names
+    from cnnbench.measure import nvml
 
-    if not gpu_names():
-        with pytest.raises(NotImplementedError, match="GPU"):
-            Step().setup("lenet5")
+    monkeypatch.setattr(nvml, "gpu_names", lambda: [])  # a machine without a GPU, whatever runs the test
+    with pytest.raises(NotImplementedError, match="GPU"):
+        Step().setup("lenet5")

@@ -1,18 +1,26 @@
 """The suite on a local two-worker Ray cluster: the same records as the local executor, and a worker killed mid-cell
 loses nothing."""
 
+import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import psutil
 import pytest
+import ray
 
 from cnnbench import records
+from cnnbench.cluster import RETRIES
 from cnnbench.suite import plan, run_suite
 
-ray = pytest.importorskip("ray", reason="the cluster extra (pip install 'cnnbench[cluster]') is not installed")
+# one Ray cluster for the module, on one xdist worker (the killers must not see another test's cluster); the slow tier
+pytestmark = [pytest.mark.full, pytest.mark.xdist_group("cluster")]
 
 #: timing fields: measured, so they differ between any two runs
 TIMES = {"epoch_seconds", "train_seconds", "time_to_target"}
@@ -58,29 +66,81 @@ def under_ray(proc) -> bool:
         return False
 
 
-def kill_one_worker_mid_cell(killed: list):
-    """Wait for a cell process to start under a Ray worker, then SIGKILL that worker (its cell dies with it). Only a
-    Ray worker's: another test's cell, running beside this one under pytest-xdist, is not this test's to kill (it
-    once took down ``bench-gpu --quick``'s suite)."""
-    deadline = time.time() + 120
-    while time.time() < deadline and not killed:
+def kill_workers_mid_cell(killed: list, times: int, deadline_s: float = 240):
+    """Each time a cell process starts under a Ray worker, SIGKILL that worker (its cell dies with it), ``times``
+    times; ``killed`` gets (arch, seed, when) of each killed cell. Only a Ray worker's: another test's cell, running
+    beside this one under pytest-xdist, is not this test's to kill (it once took down ``bench-gpu --quick``'s suite)."""
+    seen: set[int] = set()
+    deadline = time.time() + deadline_s
+    while time.time() < deadline and len(killed) < times:
         for proc in psutil.process_iter(["cmdline"]):
             cmd = proc.info["cmdline"] or []
-            if "cnnbench.suite" in cmd and proc.ppid() != os.getpid() and under_ray(proc):
-                time.sleep(2)  # mid-cell: TensorFlow imported, training under way
-                worker = psutil.Process(proc.ppid())
-                killed.append(worker.pid)
-                worker.send_signal(signal.SIGKILL)
-                return
-        time.sleep(0.2)
+            if "cnnbench.suite" in cmd and proc.pid not in seen and under_ray(proc):
+                seen.add(proc.pid)
+                cell = json.loads(cmd[cmd.index("cnnbench.suite") + 1])
+                psutil.Process(proc.ppid()).send_signal(signal.SIGKILL)
+                killed.append((cell["arch"], cell["seed"], datetime.now(UTC)))
+                break
+        time.sleep(0.05)
+
+
+def run_while_killing(cells, folder, times: int) -> tuple[int, list]:
+    killed: list = []
+    killer = threading.Thread(target=kill_workers_mid_cell, args=(killed, times))
+    killer.start()
+    code = run_suite(cells, results_dir=folder, executor="ray")
+    killer.join()
+    assert len(killed) == times, f"saw {len(killed)} of {times} cells to kill"
+    return code, killed
 
 
 def test_a_worker_killed_mid_cell_loses_nothing(cluster, tmp_path):
-    killed: list[int] = []
-    killer = threading.Thread(target=kill_one_worker_mid_cell, args=(killed,))
-    killer.start()
-    code = run_suite(matrix(), results_dir=tmp_path, executor="ray")
-    killer.join()
-    assert killed, "no cell process was seen to kill"
+    code, [(arch, seed, when)] = run_while_killing(matrix(), tmp_path, times=1)
     done = by_cell(tmp_path)
-    assert code == 0 and len(done) == 4 and all(r["outcome"] == "ok" for r in done.values())  # the lost cell re-ran
+    assert code == 0 and len(done) == 4 and all(r["outcome"] == "ok" for r in done.values())
+    # the killed cell's record is a retry's: it started after the kill
+    assert datetime.fromisoformat(done[(arch, seed)]["started_at"]) > when
+
+
+def test_a_cell_lost_twice_is_recorded_as_crashed(cluster, tmp_path, capsys):
+    code, killed = run_while_killing(matrix()[:1], tmp_path, times=1 + RETRIES)
+    assert code == 1 and {(a, s) for a, s, _ in killed} == {("lenet5", 0)}
+    (record,) = by_cell(tmp_path).values()
+    assert record["outcome"] == "error" and record["error"]["type"] == "CellCrashed"
+    assert f"was lost with its Ray worker {1 + RETRIES} times" in record["error"]["message"]
+    assert "worker lost 2 times; recorded as error" in capsys.readouterr().out
+
+
+def test_ctrl_c_cancels_the_cluster_cells(tmp_path):
+    """SIGINT to `cnnbench suite --executor ray` mid-cell: exit 130, no cell process left running, nothing written."""
+    results = tmp_path / "results"
+    # RAY_ADDRESS=local: a cluster of its own (not this module's), whose workers and cells descend from the suite
+    suite = subprocess.Popen([sys.executable, "-m", "cnnbench", "suite", "--executor", "ray", "--profile", "smoke",
+                              "--archs", "lenet5", "--seeds", "0", "1", "--epochs", "3", "--no-measure-memory",
+                              "--no-measure-throughput", "--results", str(results)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             env=os.environ | {"RAY_ADDRESS": "local"},
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def cells() -> list[psutil.Process]:
+        try:
+            below = psutil.Process(suite.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        found = []
+        for p in below:
+            with contextlib.suppress(psutil.Error):  # gone since listed
+                if "cnnbench.suite" in p.cmdline() and under_ray(p):
+                    found.append(p)
+        return found
+
+    deadline = time.time() + 240
+    while not (running := cells()) and time.time() < deadline and suite.poll() is None:
+        time.sleep(0.1)
+    assert running, "no cell started"
+    suite.send_signal(signal.SIGINT)
+    out, _ = suite.communicate(timeout=120)
+    assert suite.returncode == 130, out[-3000:]
+    assert "interrupted; finished records are kept" in out
+    _, alive = psutil.wait_procs(running, timeout=30)  # cancelled tasks are force-killed: their cells with them
+    assert not alive and not list(results.glob("*.json"))

@@ -163,7 +163,7 @@ def test_report_escapes_record_text(smoke_record, tmp_path):
     records.write(hostile, tmp_path / "results")
     with pytest.raises(records.InvalidRecordError):  # names become file names: no paths, no markup
         records.write(hostile | {"arch": "../<script>"}, tmp_path / "results")
-    main(["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "reports")])
+    assert main(["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "reports")]) == 0
     page = (tmp_path / "reports" / "index.html").read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 

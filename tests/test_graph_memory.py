@@ -221,7 +221,9 @@ def test_measured_side_replays_the_allocators_records_of_a_profiled_step(capsys)
     m = report["measured_alive_at_peak"]
     assert m["events"] > 50 and m["resident_bytes"] + m["alive_bytes"] == m["peak_bytes"]
     assert m["resident_bytes"] >= 4 * report["params"]  # the weights (and Adam's slots) were there before the step
-    assert abs(m["peak_bytes"] - report["measured_peak_bytes"]) <= 0.25 * report["measured_peak_bytes"]
+    # two readings of one allocator: the replayed records of one profiled step and the probe's peak over five steps in
+    # another process (three runs here: -0.6, +4.0, -1.7 %)
+    assert abs(m["peak_bytes"] - report["measured_peak_bytes"]) <= 0.10 * report["measured_peak_bytes"]
     ops = [a["op"] for a in m["alive"]]
     assert any(op.startswith(("lenet5", "gradient_tape/lenet5")) for op in ops)
     assert {a["region"] for a in m["alive"]} <= {"output", "temp", "persist", "?"}

@@ -1,8 +1,8 @@
 """One cell end to end at smoke scale: the record it produces, and that it is reproducible."""
 
-import math
 
 import pytest
+import tensorflow as tf
 
 from architectures import list_models
 from cnnbench import records
@@ -17,7 +17,6 @@ def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
     assert r["params"] == {"total": 61_706, "trainable": 61_706, "non_trainable": 0}
     assert r["dataset"]["n_train"] == 2048 and r["dataset"]["n_test"] == 512 and r["dataset"]["subset"]
     assert 0.8 < r["metrics"]["test_accuracy"] <= 1.0  # 3 epochs on 2k images: far above chance (0.1)
-    assert r["metrics"]["train_loss"][-1] < math.log(10)  # below a uniform guess's loss
     t = r["throughput"]
     assert t["batch_size"] == 32 and t["train_images_per_s"] > 0 and t["infer_images_per_s"] > 0
     assert t["train_images_per_s_min"] <= t["train_images_per_s"] <= t["train_images_per_s_max"]
@@ -27,9 +26,13 @@ def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
     assert 0 < t["train_mfu"] < 1 and 0 < t["infer_mfu"] < 1  # the arithmetic: test_throughput, hand numbers
     assert 0 < t["infer_latency_ms_p50"] <= t["infer_latency_ms_p90"] and t["end_to_end_train_images_per_s"] > 0
     mem = r["memory"]  # one train step at the run's batch, predicted here and measured in a fresh process
-    assert (mem["mode"], mem["batch_size"], mem["optimizer"], mem["device"]) == ("train", 32, "adam", "CPU:0")
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"  # TensorFlow's, whatever NVML says
+    assert (mem["mode"], mem["batch_size"], mem["optimizer"], mem["device"]) == ("train", 32, "adam", device)
     assert mem["measured_peak_bytes"] > mem["breakdown"]["weights"] + mem["breakdown"]["optimizer_slots"]
-    assert abs(mem["relative_error"]) < 1  # predicted and measured within a factor of two of each other
+    # the layer model (run records' prediction) within its worst error over the registry's 144 recorded cases (README,
+    # Memory: 35.5 % under); this one: 2.39 MiB predicted, 3.05 measured (-21.6 %), the allocator's chunks at this size
+    error = (mem["predicted_bytes"] - mem["measured_peak_bytes"]) / mem["measured_peak_bytes"]
+    assert error == pytest.approx(mem["relative_error"]) and abs(error) < 0.355, error
     env = r["env"]
     assert env["device"]["type"] in {"cpu", "gpu"} and env["tensorflow"].startswith("2.21")
     assert set(env["git"]) == {"sha", "dirty"}
@@ -73,9 +76,12 @@ def test_same_command_twice_gives_identical_metrics(smoke_record):
 
 
 def test_another_seed_gives_other_metrics(smoke_record):
-    other = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=1, epochs=1, measure_memory=False,
+    """The same command but for the seed (weights, data order): every epoch's loss differs."""
+    other = run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=1, measure_memory=False,
                           measure_throughput=False), verbose=0)
-    assert other["metrics"]["train_loss"] != smoke_record["metrics"]["train_loss"]
+    assert other["config"]["epochs"] == smoke_record["config"]["epochs"] == 3
+    assert all(a != b for a, b in zip(other["metrics"]["train_loss"], smoke_record["metrics"]["train_loss"],
+                                      strict=True))
 
 
 def test_lenet_1998_pads_to_32(mnist):
@@ -84,16 +90,21 @@ def test_lenet_1998_pads_to_32(mnist):
     assert r["config"]["adaptation"]["spatial"] == "zero-pad" and r["config"]["input_shape"] == [32, 32, 1]
     assert r["params"] == {"total": 60_840, "trainable": 60_000, "non_trainable": 840}
     assert r["throughput"] is None and r["memory"]["measured_peak_bytes"] is None  # asked not to measure
-    assert r["metrics"]["train_loss"][-1] < math.log(10) and r["metrics"]["test_accuracy"] > 0.5
+    assert r["metrics"]["test_accuracy"] >= LEARNED, r["metrics"]["test_accuracy"]
 
 
-# ResNet-101/152 are ResNet-50's builder with more blocks per stage (their builds and parameter counts are checked in
-# test_architectures): learning at smoke scale adds no code path and 7 minutes of CI time on two cores
-DEEPER_COPIES = {"resnet101", "resnet152"}
+#: what "learns" means at smoke scale: test accuracy on 512 real MNIST test images at least this, five times chance.
+#: A model that learns only the class frequencies scores about 0.11 (the slice's commonest digit), and one trained on
+#: zeroed images 0.08-0.09: the bar fails both.
+LEARNED = 0.5
 
 
-@pytest.mark.parametrize("arch", [a for a in list_models(kind="classification")
-                                  if not a.startswith("lenet5") and a not in DEEPER_COPIES])
+#: the learners the fast tier trains besides LeNet-5: batch norm, residual blocks and precise BN (the rest: full tier)
+FAST_LEARNERS = {"resnet18"}
+
+
+@pytest.mark.parametrize("arch", [a if a in FAST_LEARNERS else pytest.param(a, marks=pytest.mark.full)
+                                  for a in list_models(kind="classification") if not a.startswith("lenet5")])
 def test_every_architecture_learns_on_mnist_at_smoke_scale(arch, mnist):
     # Accuracy only: the timing and the memory probe are exercised once per model kind (the smoke record above).
     r = run(RunConfig(arch=arch, profile="smoke", seed=0, measure_memory=False, measure_throughput=False),
@@ -103,16 +114,8 @@ def test_every_architecture_learns_on_mnist_at_smoke_scale(arch, mnist):
         assert r["config"]["input_shape"] == list(setting["input_shape"])
         assert r["config"]["model_kwargs"]["width"] == setting["width"]
         assert r["config"]["adaptation"]["channels"] == "replicate"
-    # Learning, not just running: the last epoch's mean training loss is below a uniform guess's
-    assert r["metrics"]["train_loss"][-1] < uniform_guess_loss(r), r["metrics"]["train_loss"]
-
-
-def uniform_guess_loss(record: dict, classes: int = 10) -> float:
-    """The training loss of predicting every class with equal probability: ln(classes) for each output head, the
-    auxiliary heads weighted as in the loss (GoogLeNet: 1 + 2 x 0.3)."""
-    from architectures.googlenet import AUX_WEIGHT
-
-    return (1 + 2 * AUX_WEIGHT * bool(record["config"]["model_kwargs"].get("aux_logits"))) * math.log(classes)
+    # Learning, not just running: the test images are classified far above chance
+    assert r["metrics"]["test_accuracy"] >= LEARNED, (r["metrics"]["test_accuracy"], r["metrics"]["train_loss"])
 
 
 def test_precise_bn_sets_population_statistics_to_the_batch_average():

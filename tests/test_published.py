@@ -20,9 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 README = (ROOT / "README.md").read_text()
 
-#: README figures that disagree with their records, reported rather than fixed here (README.md is written by hand):
-#: per check, what the README writes and what the records give. A check fails when its README text changes — fixed or
-#: otherwise — until its entry goes.
+
 # --- reading: the committed files only, parsed here -------------------------------------------------------------
 
 def committed() -> set[str] | None:

@@ -2,6 +2,7 @@
 
 import inspect
 
+import keras
 import numpy as np
 import pytest
 
@@ -59,8 +60,14 @@ def test_forward_pass_finite_with_right_shape(name):
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_headless_pooling(name, pooling):
+    """``pooling`` ends the headless model with the global pooling it names (keras.applications' contract); the
+    perceptron has no feature map to pool and ignores it."""
     model = create_model(name, include_top=False, pooling=pooling, **small(name))
     assert len(model.output_shape) == 2
+    if name == "mlp":
+        return
+    expected = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}[pooling]
+    assert isinstance(model.layers[-1], expected), (name, model.layers[-1])
 
 
 def test_list_models_pattern():

@@ -1,7 +1,6 @@
 """The segmentation task: scores on hand-made masks, the MNIST composites (deterministic, checksummed, consistent),
 the TFDS path through its mock data, the model-kind checks, and every segmentation model run end to end."""
 
-import math
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from cnnbench import records
 from cnnbench.data.segmentation import INK, composites, mnist_composites
 from cnnbench.harness import RunConfig, run, validate_cell
 from cnnbench.metrics import confusion_matrix, segmentation_scores
+from cnnbench.profiles import get_profile
 
 TRUTH = np.array([[0, 0, 1, 1],
                   [0, 0, 1, 1],
@@ -88,7 +88,8 @@ def test_task_pipelines_and_dataset_identity(mnist):
 
 
 def test_oxford_pet_trimaps_through_tfds_mock_data():
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
+
     from cnnbench.tasks.segmentation import SegmentationTask
 
     with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_CODE):
@@ -119,16 +120,31 @@ def test_suite_plans_segmentation_models_only():
         plan(profile="smoke", tasks=["mnist"], archs=["fcn8s_vgg16"], seeds=[0])
 
 
-@pytest.mark.parametrize("arch", [a for a in list_models(kind="segmentation") if a != "fcn8s_vgg16"])
+def assert_learns_from_pixels(record: dict) -> None:
+    """Learning, not just running: the test pixels are predicted better — test loss at most 0.95 of it — than by the
+    training pixels' class frequencies alone (their entropy, 0.31 on 95 %-background canvases), which is all a
+    network can learn from inputs that carry nothing (on zeroed canvases: 1.47 at smoke scale)."""
+    f = np.asarray(record["dataset"]["train_pixel_frequency"])
+    entropy = float(-(f[f > 0] * np.log(f[f > 0])).sum())
+    assert record["metrics"]["test_loss"] < 0.95 * entropy, (record["metrics"]["test_loss"], entropy)
+
+
+#: A stride-32 score map of a 64x64 canvas is 2x2: FCN-32s labels every pixel background at every budget recorded
+#: (README, Segmentation) and stays above the frequencies' entropy at smoke scale (test loss 0.47; 0.12 against 0.10
+#: at 128x128). Strict: should it ever learn the digits, this turns red and the README needs a new sentence.
+COARSE = pytest.mark.xfail(strict=True, reason="FCN-32s's 2x2 score map of a 64x64 canvas misses 28-px digits")
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=COARSE) if a == "fcn32s_vgg16" else a
+                                  for a in list_models(kind="segmentation") if a != "fcn8s_vgg16"])
 def test_every_segmentation_model_learns_at_smoke_scale(arch, mnist):
     # Scores only: the timing and the memory probe are exercised once for this kind (the CLI run below).
     r = run(RunConfig(arch=arch, task="segmentation", profile="smoke", seed=0, measure_memory=False,
                       measure_throughput=False), verbose=0)
-    assert r["config"]["input_shape"] == [64, 64, 3] and r["dataset"]["num_classes"] == 11
-    # It learns the pixels' class frequencies at least: the last epoch's loss is below a uniform guess's, ln 11.
-    # (Beating "everything is background" in mean IoU takes the cpu profile's budget: test_published checks the
-    # recorded runs; at smoke scale -- even 2,048 canvases x 6 epochs -- FCN-8s VGG16 still labels all background.)
-    assert r["metrics"]["train_loss"][-1] < math.log(11), r["metrics"]["train_loss"]
+    assert r["config"]["input_shape"] == list(get_profile("smoke").setting(arch, "segmentation")["input_shape"])
+    assert r["dataset"]["num_classes"] == 11
+    assert_learns_from_pixels(r)
 
 
 def test_segmentation_run_end_to_end_through_the_cli_and_report(mnist, tmp_path, capsys):
@@ -143,7 +159,8 @@ def test_segmentation_run_end_to_end_through_the_cli_and_report(mnist, tmp_path,
     r = json.loads(path.read_text())
     records.validate(r)
     m = r["metrics"]
-    assert m["train_loss"][-1] < math.log(11) and m["test_accuracy"] == m["pixel_accuracy"]
+    assert_learns_from_pixels(r)
+    assert m["test_accuracy"] == m["pixel_accuracy"]
     assert set(m["per_class_iou"]) == {"background", *map(str, range(10))}
     assert np.array(m["confusion_matrix"]).sum() == 64 * 64 * 64  # every test pixel scored once
     # the sample masks the report draws: the first test canvases, decoded back to the classes the confusion counts

@@ -1,10 +1,12 @@
 """The suite survives SIGKILL and Ctrl-C at any point, resumes to the same numbers, and shares a results dir.
 
-Kill points wait for events in the suite's output, not for times: a cell process starting, a cell training, a record
-being written (held open there by the ``CNNBENCH_PAUSE_AT`` fault-injection point), and a record just landed between
-two cells. They are drawn at random from a fixed seed, with a random delay after each event.
+Kill points wait for events, not for times: a cell process starting, its memory probe running (a process of its own,
+which must die with the cell), a cell training, a record being written (held open there by the ``CNNBENCH_PAUSE_AT``
+fault-injection point), and a record just landed between two cells. They are drawn at random from a fixed seed, with a
+random delay after each event.
 """
 
+import contextlib
 import os
 import random
 import re
@@ -20,14 +22,16 @@ import pytest
 
 from cnnbench import records
 
-# Accuracy-only cells: the timing and the memory probe are tested once per model kind (test_harness, test_segmentation).
-# Two epochs: keras announces "Epoch 1/2" as training starts (with one epoch it prints nothing until the end).
-MATRIX = ["--profile", "smoke", "--epochs", "2", "--archs", "lenet5", "--seeds", "0", "1", "2", "--no-measure-memory",
+# The memory probe runs (a process of the cell's own: a kill point); the timing is tested once per model kind
+# (test_harness, test_segmentation). Two epochs: keras announces "Epoch 1/2" as training starts (with one epoch it
+# prints nothing until the end).
+MATRIX = ["--profile", "smoke", "--epochs", "2", "--archs", "lenet5", "--seeds", "0", "1", "2",
           "--no-measure-throughput"]
 KEYS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 PAUSE_S = 1.0  # how long the record writer holds its complete, unlinked file open before naming it
 
-pytestmark = pytest.mark.xdist_group("suite")  # the tests share the uninterrupted reference run
+# the tests share the uninterrupted reference run; each starts suites, cells and probes: the slow tier
+pytestmark = [pytest.mark.xdist_group("suite"), pytest.mark.full]
 
 
 class Suite:
@@ -70,6 +74,20 @@ class Suite:
                 if not self._seen.wait(timeout=max(0.0, deadline - time.monotonic())):
                     raise TimeoutError(f"no line matching {pattern!r}; output:\n" + self.output)
 
+    def wait_for_probe(self, results: Path, timeout: float = 240) -> int | None:
+        """Block until one of this suite's cells runs its memory probe; its pid (None if the suite ended first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._eof:
+            cells = set(cell_processes(results))
+            for pid in processes_named("cnnbench.measure.memory_probe"):
+                with contextlib.suppress(OSError):
+                    if int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1]) in cells:
+                        return pid
+            time.sleep(0.02)
+        if self._eof:
+            return None
+        raise TimeoutError("no memory probe started; output:\n" + self.output)
+
     def finish(self, timeout: float = 600) -> int:
         self.proc.wait(timeout=timeout)
         self._reader.join()
@@ -96,17 +114,22 @@ def metrics_by_seed(results: Path) -> dict[int, dict]:
     return {r["seed"]: {k: r["metrics"][k] for k in KEYS} for r in ok}
 
 
-def cell_processes(results: Path) -> list[int]:
-    """Pids of live processes whose command line names ``results`` (suite, cells, probes)."""
+def processes_named(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text``."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            named = proc.name.isdigit() and str(results).encode() in (proc / "cmdline").read_bytes()
+            named = proc.name.isdigit() and text.encode() in (proc / "cmdline").read_bytes()
             if named and (proc / "stat").read_text().split(") ")[1][0] != "Z":  # zombies write nothing
                 pids.append(int(proc.name))
         except OSError:
             continue
     return pids
+
+
+def cell_processes(results: Path) -> list[int]:
+    """Pids of live processes whose command line names ``results`` (the suite and its cells)."""
+    return processes_named(str(results))
 
 
 def assert_clean_after_kill(results: Path) -> None:
@@ -132,14 +155,16 @@ def uninterrupted(tmp_path_factory, mnist):
     return metrics_by_seed(results)
 
 
-# (event, the line that announces it, delay range after it in seconds)
+# (event, the line that announces it, delay range after it in seconds); PROBE: a memory probe process is running
+PROBE = None
 EVENTS = {
     "cell starting": (r"seed \d: running$", (0.0, 2.0)),
+    "memory probe running": (PROBE, (0.0, 1.0)),
     "cell training": (r"^Epoch 1/", (0.0, 0.5)),
     "record being written": (r"^cnnbench pause-point atomic-write .*\.json$", (0.0, 0.8 * PAUSE_S)),
     "between cells": (r"test accuracy .* → ", (0.0, 0.05)),
 }
-KILL_POINTS = 8  # twice the kinds of kill point: every kind lands (asserted), at a third of 20 kills' CI time
+KILL_POINTS = 20
 
 
 def test_sigkill_at_random_events_then_resume_equals_an_uninterrupted_run(uninterrupted, tmp_path):
@@ -151,7 +176,9 @@ def test_sigkill_at_random_events_then_resume_equals_an_uninterrupted_run(uninte
         event = rng.choice(sorted(EVENTS))
         pattern, (low, high) = EVENTS[event]
         suite = Suite(results, "--resume", pause=True)
-        if not suite.wait_for(pattern):  # the matrix finished before this event came: check it, start a new one
+        probe = suite.wait_for_probe(results) if pattern is PROBE else None
+        came = probe is not None if pattern is PROBE else suite.wait_for(pattern)
+        if not came:  # the matrix finished before this event came: check it, start a new one
             assert suite.finish() == 0, suite.output
             assert metrics_by_seed(results) == uninterrupted
             rounds += 1
@@ -161,6 +188,7 @@ def test_sigkill_at_random_events_then_resume_equals_an_uninterrupted_run(uninte
         suite.kill()
         landed[event] += 1
         assert_clean_after_kill(results)
+        assert probe not in processes_named("cnnbench.measure.memory_probe"), "the memory probe outlived its cell"
         assert len(json_files(results)) <= 3
     suite = Suite(results, "--resume")
     assert suite.finish() == 0, suite.output
@@ -184,10 +212,12 @@ def test_ctrl_c_stops_keeps_records_and_resumes(uninterrupted, tmp_path):
     assert metrics_by_seed(tmp_path) == uninterrupted
 
 
-def test_parallel_suites_share_a_results_dir(uninterrupted, tmp_path):
+def test_parallel_suites_split_the_matrix(uninterrupted, tmp_path):
     suites = [Suite(tmp_path, "--resume") for _ in range(2)]
     assert [s.finish() for s in suites] == [0, 0], [s.output for s in suites]
-    assert len(json_files(tmp_path)) == 3  # each cell ran exactly once
+    ran = [{int(m) for m in re.findall(r"seed (\d): running$", s.output, re.MULTILINE)} for s in suites]
+    assert all(ran) and not ran[0] & ran[1] and ran[0] | ran[1] == {0, 1, 2}, ran  # both worked, each cell once
+    assert len(json_files(tmp_path)) == 3
     assert metrics_by_seed(tmp_path) == uninterrupted
 
 
