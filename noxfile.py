@@ -8,9 +8,11 @@ Heavy environments are reused between runs (TensorFlow is a large install); benc
 
 import os
 import shutil
+import sys
 
 import nox
 
+nox.needs_version = ">=2024.4"
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 # TF C++ start-up chatter off (CUDA probing, oneDNN notices); oneDNN's CPU kernels on, as TensorFlow's default does
@@ -23,6 +25,11 @@ QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
 TEST_ARGS = ["-q", "-n", "2", "--dist", "loadgroup", "--durations", "25"]
 # oneDNN (QUIET_TF): the tests ran 40 % faster with it on this AVX2-only machine (ResNet-18 smoke training 35 → 21 s)
 TEST_ENV = QUIET_TF | {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+# The Pythons pyproject's classifiers list; sessions run on the one running nox where it is listed (one environment
+# per session, reused: TensorFlow is a large install), else on the newest listed.
+PYTHON_VERSIONS = nox.project.python_versions(nox.project.load_toml("pyproject.toml"))
+RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
+PYTHON = RUNNING if RUNNING in PYTHON_VERSIONS else PYTHON_VERSIONS[-1]
 
 
 def _install(session: nox.Session, *extras: str) -> None:
@@ -30,7 +37,7 @@ def _install(session: nox.Session, *extras: str) -> None:
     session.install("-e", f".[{','.join(extras)}]" if extras else ".")
 
 
-@nox.session
+@nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The fast tier, the README's test command: every README claim at smoke scale (tiny profiles; minutes on two
     cores). Extra args go to pytest."""
@@ -38,7 +45,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-m", "not full", *(session.posargs or TEST_ARGS), env=TEST_ENV)
 
 
-@nox.session(name="tests-full", default=False)
+@nox.session(name="tests-full", python=PYTHON, default=False)
 def tests_full(session: nox.Session) -> None:
     """The slow tier (`-m full`): end-to-end checks — bench-gpu --quick, the Ray executor, the suite killed at 20
     points, every architecture's smoke training, asv compare, the JAX sweep, the report in Chromium; then the fast
@@ -54,7 +61,7 @@ def tests_full(session: nox.Session) -> None:
         session.run("pytest", "-m", "not full", *TEST_ARGS, env=TEST_ENV | {"CNNBENCH_FAKE_NVML": "1"})
 
 
-@nox.session
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
@@ -74,7 +81,7 @@ def _report(session: nox.Session) -> None:
     session.run("cnnbench", "report", "--results", "results", "--out", "reports")
 
 
-@nox.session(name="bench-cpu", default=False)
+@nox.session(name="bench-cpu", python=PYTHON, default=False)
 def bench_cpu(session: nox.Session) -> None:
     """The CPU suite — every registered model on all three tasks, the profile's seeds — then the HTML report. Extra
     args go to suite: `nox -s bench-cpu -- --tasks mnist` is the quicker MNIST-only selection."""
@@ -82,7 +89,7 @@ def bench_cpu(session: nox.Session) -> None:
     _bench(session, "cpu", "--tasks", "mnist", "transfer", "segmentation")
 
 
-@nox.session(name="bench-ablations", default=False)
+@nox.session(name="bench-ablations", python=PYTHON, default=False)
 def bench_ablations(session: nox.Session) -> None:
     """The nine paired ablations on Fashion-MNIST at the cpu profile (3 seeds), then the report's innovations page.
     Extra args go to `cnnbench ablation` (default: all): `nox -s bench-ablations -- residual --seeds 0 1 2 3 4`."""
@@ -92,52 +99,30 @@ def bench_ablations(session: nox.Session) -> None:
     _report(session)
 
 
-#: NVML's answer before anything large is installed: exit 2 with the reason where it sees no GPU
-NVML_CHECK = """
-import os, sys
-if os.environ.get("CNNBENCH_ASSUME_GPU") == "1":
-    sys.exit(0)
-try:
-    import pynvml
-    pynvml.nvmlInit()
-    count = pynvml.nvmlDeviceGetCount()
-except Exception as e:
-    count, why = 0, f"{type(e).__name__}: {e}"
-else:
-    why = "the driver reports no device"
-if not count:
-    print(f"bench-gpu: no NVIDIA GPU visible through NVML ({why}). bench-gpu measures a GPU; on this machine run "
-          "`nox -s bench-cpu` (the cpu profile) instead.", file=sys.stderr)
-    sys.exit(2)
-"""
-
-
-@nox.session(name="bench-gpu", default=False)
+@nox.session(name="bench-gpu", python=PYTHON, default=False)
 def bench_gpu(session: nox.Session) -> None:
     """The GPU user's one command: refuses (exit 2) unless NVML sees a GPU; installs TensorFlow's CUDA build; runs
     the gpu-profile suite on every task, the memory sweep with NVML readings, the throughput sweep in float32 and
     mixed precision with and without XLA, asv run + publish, and the report (cnnbench/pipeline.py). Extra args go to
     the pipeline: `-- --quick` (a <= 8 min smoke check), `-- --archs resnet50 xception --tasks mnist`."""
     session.install("nvidia-ml-py")
-    session.run("python", "-c", NVML_CHECK)
+    session.run("python", "-m", "cnnbench.measure.nvml")  # NVML's answer before anything large is installed
     _install(session, "gpu", "bench")
     session.run("python", "-m", "cnnbench.pipeline", *session.posargs, env=QUIET_TF)
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def asv(session: nox.Session) -> None:
     """airspeed velocity with this repository's asv.conf.json; extra args go to asv (default: `run --quick`, HEAD,
     in asv's own virtualenv built from the package index). `nox -s asv -- run HEAD~5..HEAD`, `-- publish`,
     `-- compare A B`, `-- continuous main HEAD`. CNNBENCH_ASV_PROFILE and CNNBENCH_ASV_ARCHS pick the profile and
     the models. The machine is recorded under the suite's machine id, with its GPU where there is one."""
     _install(session, "bench")
-    session.run("python", "-c", "from cnnbench.environment import write_asv_machine as w; print(w())", env=QUIET_TF)
+    session.run("python", "-m", "cnnbench.environment", "asv-machine", env=QUIET_TF)
     session.run("asv", *(session.posargs or ["run", "--quick"]), env=QUIET_TF)
-    if session.posargs[:1] == ["publish"]:  # asv's site loads its libraries from CDNs: point it at vendored copies
-        session.run("python", "-c", "from cnnbench.report.asv_site import make_offline as m; print(m('reports/asv'))")
 
 
-@nox.session(name="bench-memory", default=False)
+@nox.session(name="bench-memory", python=PYTHON, default=False)
 def bench_memory(session: nox.Session) -> None:
     """Predicted vs measured memory, every model x batch {1, 8, 32} x {train, infer} and the textbook's worked
     network (results/memory/), then the report (reports/memory.html)."""
@@ -146,7 +131,7 @@ def bench_memory(session: nox.Session) -> None:
     _report(session)
 
 
-@nox.session(name="bench-throughput", default=False)
+@nox.session(name="bench-throughput", python=PYTHON, default=False)
 def bench_throughput(session: nox.Session) -> None:
     """Images/s, CoV, latency, MFU and keras parity of every model x batch x mode (results/throughput/), then the
     report (reports/throughput.html)."""
@@ -155,7 +140,7 @@ def bench_throughput(session: nox.Session) -> None:
     _report(session)
 
 
-@nox.session(name="bench-jax", default=False)
+@nox.session(name="bench-jax", python=PYTHON, default=False)
 def bench_jax(session: nox.Session) -> None:
     """The registry's models on the GPU through Keras' JAX backend (XLA), where TensorFlow's CUDA build cannot be
     installed: memory predicted vs XLA's peak vs NVML, a budget, the OOM path, throughput vs keras.applications
@@ -167,7 +152,7 @@ def bench_jax(session: nox.Session) -> None:
                 env=QUIET_TF | {"KERAS_BACKEND": "jax"})
 
 
-@nox.session(default=False)
+@nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
     """Rebuild the report site (reports/index.html and its pages) from results/."""
     _install(session)

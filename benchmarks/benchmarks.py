@@ -5,13 +5,15 @@ without a GPU is skipped). ``CNNBENCH_ASV_ARCHS`` narrows the models (comma-sepa
 default: every model). A combination the harness cannot run is skipped in ``setup`` (``NotImplementedError``).
 
 - ``Step``: what asv times itself — one compiled train step and one inference batch on a fixed synthetic batch at the
-  profile's input, width and batch size, and the process's peak memory around a train step.
+  profile's input, width and batch size. (No ``peakmem_``: asv's peak RSS would count the setup too — TensorFlow's
+  import and the model's build; the train step's own peak is ``Cell.track_train_step_memory_measured``, the
+  allocator's peak in a fresh process.)
 - ``Cell``: what asv cannot time — ``setup_cache`` runs each model once through the harness (its task, the profile's
-  schedule, seed 0) and the ``track_`` methods read that run's record: accuracy, parameters, GMACs, predicted and
-  measured train-step memory, throughput and MFU.
+  schedule, seed 0; a model that fails is recorded so, and only its tracks fail) and the ``track_`` methods read that
+  run's record: accuracy, parameters, GMACs, predicted and measured train-step memory, throughput and MFU.
   On a GPU the same train step's NVML reading is tracked too (n/a elsewhere).
 
-Only long-standing harness entry points are used (``RunConfig``/``run``, the profile, ``compiled_steps``), so the
+Only long-standing harness entry points are used (``RunConfig``/``run_cell``, the profile, ``compiled_steps``), so the
 current suite can be run over older commits for a history.
 """
 
@@ -24,21 +26,17 @@ import keras
 import numpy as np
 
 import architectures
-from cnnbench.harness import RunConfig, run
+from cnnbench.harness import RunConfig, run_cell
 from cnnbench.measure.throughput import compiled_steps, synthetic_batch
 from cnnbench.profiles import get_profile
+from cnnbench.tasks import home_task
 
 PROFILE = os.environ.get("CNNBENCH_ASV_PROFILE", "smoke")
-TASKS = {"classification": "mnist", "segmentation": "segmentation"}
 
 
 def _archs() -> list[str]:
     patterns = [p.strip() for p in os.environ.get("CNNBENCH_ASV_ARCHS", "*").split(",") if p.strip()]
     return [a for a in architectures.list_models() if any(fnmatch.fnmatch(a, p) for p in patterns)]
-
-
-def _task(arch: str) -> str:
-    return TASKS[architectures.model_info(arch).kind]
 
 
 def _check_device() -> None:
@@ -64,7 +62,7 @@ class Step:
     def setup(self, arch):
         _check_device()
         profile = get_profile(PROFILE)
-        task = _task(arch)
+        task = home_task(arch)
         kwargs = profile.builder_kwargs(arch, task)
         shape = tuple(kwargs.pop("input_shape", architectures.model_info(arch).default_input_shape))
         batch = profile.setting(arch, task)["batch_size"]
@@ -86,9 +84,6 @@ class Step:
     def time_infer_batch(self, arch):
         self._step("infer")
 
-    def peakmem_train_step(self, arch):
-        self._step("train")
-
 
 class Cell:
     """Each model once through the harness on its task (the profile's schedule, seed 0); the tracks read its
@@ -103,13 +98,16 @@ class Cell:
             _check_device()
         except NotImplementedError:
             return {}  # setup skips every model, saying why
-        return {arch: run(RunConfig(arch=arch, task=_task(arch), profile=PROFILE, seed=0), verbose=0)
+        # a model that fails is recorded as its outcome (run_cell), so the others still run
+        return {arch: run_cell(RunConfig(arch=arch, task=home_task(arch), profile=PROFILE, seed=0), verbose=0)
                 for arch in self.params[0]}
 
     def setup(self, cache, arch):
         _check_device()
         if arch not in cache:
             raise NotImplementedError(f"{arch} was not run in setup_cache")
+        if cache[arch]["outcome"] != "ok":  # this model's tracks fail, saying why; the others are unaffected
+            raise RuntimeError(f"{arch}: {cache[arch]['outcome']}: {cache[arch]['error']['message'][:500]}")
 
     def track_test_accuracy(self, cache, arch):
         return cache[arch]["metrics"]["test_accuracy"]

@@ -75,16 +75,23 @@ def device() -> dict:
     return {"type": "cpu", "name": cpu_name(), "count": 1, "cpu_cores": cpus}
 
 
-#: the code a record's numbers depend on: every model and harness source (the report only reads records)
-CODE_DIRS = ("architectures", "cnnbench")
+#: what determines a record's numbers: the builders, the training recipes and loop, the tasks' data pipelines and
+#: scores, the profiles, the pretrained weights' loading and the parameter and FLOP counts — not the CLI, the report,
+#: the suite and its executors, the sweeps or the memory and speed measurements (speed and measured memory belong to
+#: the machine; the predicted memory is the predictor's, which its own tests hold)
+FINGERPRINTED = ("architectures", "cnnbench/data", "cnnbench/tasks", "cnnbench/training.py", "cnnbench/profiles.py",
+                 "cnnbench/metrics.py", "cnnbench/pretrained.py", "cnnbench/measure/flops.py",
+                 "cnnbench/measure/params.py")
 
 
 @cache
 def code_fingerprint(root: Path = REPO_ROOT) -> str:
-    """sha256 over the model and harness sources (the .py files under ``CODE_DIRS``, the report's excepted): records
-    with the same fingerprint were measured by the same code, whatever else their commits changed (docs, tests)."""
+    """sha256 over the sources that determine a record's numbers (``FINGERPRINTED``): records with the same
+    fingerprint were measured by the same code, whatever else their commits changed (CLI, report, suite, docs)."""
     digest = hashlib.sha256()
-    for path in sorted(p for d in CODE_DIRS for p in (root / d).rglob("*.py") if "report" not in p.parts):
+    files = (p for entry in FINGERPRINTED for p in ([root / entry] if entry.endswith(".py")
+                                                     else sorted((root / entry).rglob("*.py"))))
+    for path in sorted(files):
         digest.update(f"{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -158,3 +165,12 @@ def write_asv_machine() -> str:
     info = asv_machine()
     MachineCollection.save(_get_unique_machine_name(), info)
     return info["machine"]
+
+
+if __name__ == "__main__":  # `python -m cnnbench.environment asv-machine`: what nox -s asv and bench-gpu run first
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cnnbench.environment")
+    parser.add_argument("what", choices=["asv-machine"], help="record this machine in asv's machine file")
+    parser.parse_args()
+    print(write_asv_machine())

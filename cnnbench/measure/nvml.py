@@ -75,3 +75,25 @@ def process_used_bytes(pid: int) -> int | None:
                      if p.pid == pid and p.usedGpuMemory is not None), None)
 
     return _query(read)
+
+
+def main() -> int:
+    """``python -m cnnbench.measure.nvml``: exit 2, saying why, unless NVML sees a GPU (or the check is forced off
+    with ``CNNBENCH_ASSUME_GPU=1``). Needs only nvidia-ml-py: bench-gpu asks before installing anything large."""
+    import os
+    import sys
+
+    if os.environ.get("CNNBENCH_ASSUME_GPU") == "1":
+        return 0
+    names = gpu_names()
+    if not names:
+        print("bench-gpu: no NVIDIA GPU visible through NVML (no driver, no device, or nvidia-ml-py missing). "
+              "bench-gpu measures a GPU; on this machine run `nox -s bench-cpu` (the cpu profile) instead.",
+              file=sys.stderr)
+        return 2
+    print(f"GPU: {', '.join(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
