@@ -95,9 +95,11 @@ def register(
     gmacs_precision: float | None = None,
     keras_equivalent: str | None = None,
     kind: str = "classification",
-    **defaults: Any,
+    defaults: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
-    """Register a keyword-only builder. Stack several ``@register`` to publish variants of one builder."""
+    """Register a keyword-only builder. Stack several ``@register`` to publish variants of one builder; ``defaults``
+    are the builder keywords this name passes (checked against the builder's signature here, at import)."""
+    defaults = dict(defaults or {})
 
     def deco(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         key = name or builder.__name__
@@ -110,6 +112,8 @@ def register(
         params = inspect.signature(builder).parameters.values()
         if any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
             raise TypeError(f"builder {builder.__name__} must take keyword-only arguments")
+        if unknown := sorted(set(defaults) - {p.name for p in params}):
+            raise TypeError(f"{key}: builder {builder.__name__} takes no {', '.join(unknown)}")
         _REGISTRY[key] = ModelInfo(
             name=key,
             builder=builder,

@@ -225,7 +225,8 @@ def _register(stride: int, backbone: str, reference_params: int, convention: str
         f"fcn{stride}s_{backbone}", paper=PAPER, year=2015,
         innovations=(*INNOVATIONS, SKIP_INNOVATION) if skips else INNOVATIONS,
         default_input_shape=(512, 512, 3), reference_params=reference_params, param_convention=convention,
-        count="trainable", kind="segmentation", backbone=backbone, stride=stride, classes=VOC_CLASSES,
+        count="trainable", kind="segmentation",
+        defaults={"backbone": backbone, "stride": stride, "classes": VOC_CLASSES},
         variant=f"FCN-{stride}s on {backbone}: " + (f"skips from {', '.join(skips)}; " if skips else "no skips; ")
         + "fixed bilinear upsampling; 'same' geometry (no pad-100 / crop), 21 classes at 512x512.",
     )

@@ -106,8 +106,6 @@ def _resnet(*, block_counts, bottleneck, convention, se_ratio=None, input_shape,
 
 _TV = "trainable weights only, no conv biases, BN statistics not counted (torchvision)"
 _KERAS = "all weights incl. conv biases and BN moving statistics (keras.applications)"
-_COMMON = ("stages conv2-conv5 with 64-512 filters, stride 2 entering conv3-conv5 (on the first 1x1 in the keras "
-           "convention, on the 3x3 in the torchvision one), projection shortcuts where the shape changes (option B)")
 
 
 def _register(name=None, *, year=2015, paper=RESNET_PAPER, innovations=RESIDUAL, **kwargs):
@@ -123,7 +121,9 @@ def resnet18(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: boo
 
     Stages, strides and shortcuts as in every ResNet here; ``width`` scales every stage.
     """
-    return _resnet(block_counts=(2, 2, 2, 2), bottleneck=False, **locals(), name="resnet18")
+    return _resnet(block_counts=(2, 2, 2, 2), bottleneck=False, convention=convention, input_shape=input_shape,
+                   classes=classes, include_top=include_top, pooling=pooling, width=width,
+                   classifier_activation=classifier_activation, name="resnet18")
 
 
 @_register(reference_params=21_797_672, param_convention=_TV, count="trainable", reference_gmacs=3.664,
@@ -131,7 +131,9 @@ def resnet18(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: boo
 def resnet34(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
              convention: str = "torchvision", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-34 v1 (paper Table 1): basic blocks (3x3, 3x3) 3-4-6-3; torchvision convention, 21,797,672 trainable."""
-    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=False, **locals(), name="resnet34")
+    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=False, convention=convention, input_shape=input_shape,
+                   classes=classes, include_top=include_top, pooling=pooling, width=width,
+                   classifier_activation=classifier_activation, name="resnet34")
 
 
 @_register(reference_params=25_636_712, param_convention=_KERAS, keras_equivalent="ResNet50")
@@ -139,28 +141,34 @@ def resnet34(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: boo
            reference_gmacs=4.089, gmacs_source="torchvision weights metadata (timm's benchmark CSV lists 4.11)",
            variant="ResNet-50 v1.5 in the torchvision convention: bottleneck blocks 3-4-6-3, stride on the 3x3, no "
                    "conv biases; 25,557,032 trainable.",
-           convention="torchvision")
+           defaults={"convention": "torchvision"})
 def resnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
              convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-50 v1 (paper Table 1): bottleneck blocks (1x1, 3x3, 1x1) 3-4-6-3 in the keras.applications convention —
     stride on the first 1x1, conv biases; 25,636,712 parameters incl. BN statistics, and the same layer names and
     stage shapes as keras.applications.ResNet50.
     """
-    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, **locals(), name="resnet50")
+    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, convention=convention, input_shape=input_shape,
+                   classes=classes, include_top=include_top, pooling=pooling, width=width,
+                   classifier_activation=classifier_activation, name="resnet50")
 
 
 @_register(reference_params=44_707_176, param_convention=_KERAS, keras_equivalent="ResNet101")
 def resnet101(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
               convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-101 v1 (paper Table 1): bottleneck blocks 3-4-23-3, keras.applications convention (44,707,176)."""
-    return _resnet(block_counts=(3, 4, 23, 3), bottleneck=True, **locals(), name="resnet101")
+    return _resnet(block_counts=(3, 4, 23, 3), bottleneck=True, convention=convention, input_shape=input_shape,
+                   classes=classes, include_top=include_top, pooling=pooling, width=width,
+                   classifier_activation=classifier_activation, name="resnet101")
 
 
 @_register(reference_params=60_419_944, param_convention=_KERAS, keras_equivalent="ResNet152")
 def resnet152(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
               convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
     """ResNet-152 v1 (paper Table 1): bottleneck blocks 3-8-36-3, keras.applications convention (60,419,944)."""
-    return _resnet(block_counts=(3, 8, 36, 3), bottleneck=True, **locals(), name="resnet152")
+    return _resnet(block_counts=(3, 8, 36, 3), bottleneck=True, convention=convention, input_shape=input_shape,
+                   classes=classes, include_top=include_top, pooling=pooling, width=width,
+                   classifier_activation=classifier_activation, name="resnet152")
 
 
 @_register(paper=SE_PAPER, year=2017, innovations=("squeeze-and-excitation channel attention", *RESIDUAL),
@@ -177,7 +185,9 @@ def seresnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: b
     paper's Table 2 "3.87 GFLOPs"); ``convention="torchvision"`` puts it on the 3x3 (v1.5, 4.11 GMACs). 28,088,024
     trainable parameters either way.
     """
-    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, **locals(), name="seresnet50")
+    return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, convention=convention, se_ratio=se_ratio,
+                   input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling, width=width,
+                   classifier_activation=classifier_activation, name="seresnet50")
 
 
 # --- He et al. §4.2: the CIFAR-10 family (6n+2 layers), with the switches the ablations turn -------------------
@@ -239,7 +249,9 @@ def resnet20_cifar(*, input_shape=(32, 32, 3), classes: int = 10, include_top: b
     net of the same depth; ``se_ratio=16`` adds squeeze-excitation (Hu et al.); ``separable=True`` makes every 3x3 a
     depthwise-separable convolution at the same width (Chollet).
     """
-    return _cifar_resnet(n=3, **locals(), name="resnet20_cifar")
+    return _cifar_resnet(n=3, residual=residual, se_ratio=se_ratio, separable=separable, input_shape=input_shape,
+                         classes=classes, include_top=include_top, pooling=pooling, width=width,
+                         classifier_activation=classifier_activation, name="resnet20_cifar")
 
 
 @register("resnet56_cifar", paper=RESNET_PAPER + ", §4.2", year=2015, innovations=CIFAR_INNOVATIONS,
@@ -251,4 +263,6 @@ def resnet56_cifar(*, input_shape=(32, 32, 3), classes: int = 10, include_top: b
     """ResNet-56 for CIFAR-10 (He et al. §4.2, n = 9): as ``resnet20_cifar`` with 9 blocks per stage; with
     ``residual=False`` the 56-layer plain net whose higher training error is the paper's degradation problem (Fig. 6).
     """
-    return _cifar_resnet(n=9, **locals(), name="resnet56_cifar")
+    return _cifar_resnet(n=9, residual=residual, se_ratio=se_ratio, separable=separable, input_shape=input_shape,
+                         classes=classes, include_top=include_top, pooling=pooling, width=width,
+                         classifier_activation=classifier_activation, name="resnet56_cifar")

@@ -96,6 +96,19 @@ def pause_point(name: str, detail: object = "") -> None:
             time.sleep(float(seconds or 1))
 
 
+class lazy:
+    """A module imported on first attribute access: ``tf = lazy("tensorflow")`` at the top of a module that must be
+    importable without starting TensorFlow (the report reads task classes; TensorFlow loads when a task runs)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
 def lookup(mapping: Mapping[str, T], name: str, what: str) -> T:
     """``mapping[name]``, or a KeyError that names the close matches and the known names."""
     try:

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 
 from cnnbench._util import check_writable_dir
 
 EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """What the user must fix — a name, a value, a combination of options: the command says so and exits 2."""
+
+
+@contextlib.contextmanager
+def _checking_input():
+    """A KeyError or ValueError raised while a command checks its input (names, values, the cells it would run) is
+    the user's to fix (``UsageError``, exit 2); the same errors once the work runs are bugs and keep their
+    traceback."""
+    try:
+        yield
+    except (KeyError, ValueError) as e:
+        raise UsageError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from e
 
 
 def _number(kind, valid, what: str):
@@ -50,6 +67,28 @@ def _shape(text: str) -> tuple[int, int, int]:
     return shape
 
 
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"16GiB"`` → 17179869184; decimal (kB, MB, GB) and binary (KiB, MiB, GiB) units, case-insensitive."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in UNITS:
+        raise ValueError(f"expected a size like 16GiB or 500MB, got {text!r}")
+    value = float(match.group(1)) * UNITS[match.group(2).lower()]
+    if value <= 0:
+        raise ValueError(f"a memory size must be positive, got {text!r}")
+    return int(value)
+
+
+def _memory_size(text: str) -> int:
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 DESCRIPTION = """Faithful Keras reimplementations of the classic CNNs, trained, evaluated and measured through one
 harness; every number is written to a result record (results/) and the report reads only those."""
 
@@ -63,58 +102,80 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
         return super()._get_help_string(action)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from importlib.metadata import version
+def _cell_options(p):
+    from cnnbench.profiles import PROFILES
 
-    parser = argparse.ArgumentParser(prog="cnnbench", description=DESCRIPTION, formatter_class=_HelpFormatter)
-    parser.add_argument("--version", action="version", version=f"cnnbench {version('cnnbench')}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                title="commands (cnnbench COMMAND --help for each)",
-                                parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter))
+    p.add_argument("--profile", default="cpu", help=f"{' | '.join(PROFILES)} (default: cpu)")
+    p.add_argument("--allow-cpu", action="store_true",
+                   help="let the gpu profile run without a GPU (paper-scale work on the CPU: hours)")
+    p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
+    p.add_argument("--batch-size", type=_positive_int, help="override the profile's batch size")
+    p.add_argument("--train-subset", type=_positive_int, help="override the profile's training images")
+    p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
+    p.add_argument("--recipe", help="override the profile's training recipe: plain | augment (augmentation, "
+                                    "warm-up, 5,000 held-out validation images; classification tasks)")
+    p.add_argument("--results", default="results", help="directory for result records (default: results)")
+    p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
+    p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
+                   help="record the predicted memory only (skips the measuring process)")
+    p.add_argument("--no-measure-throughput", dest="measure_throughput", action="store_false",
+                   help="skip the throughput timing (the record's throughput is null)")
+    p.add_argument("--dataset", help="transfer: fashion_mnist (offline default), tfds:NAME or dir:PATH; "
+                                     "segmentation: mnist_composites (offline default) or tfds:oxford_iiit_pet")
+    p.add_argument("--weights", help="transfer: imagenet (default), scratch, or a .weights.h5 file")
+    _strategy_options(p)
 
-    p = sub.add_parser("list", help="registered models with their reference parameter counts")
+
+def _strategy_options(p):
+    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+                   help="one model on several devices: mirrored (this machine's GPUs), multiworker (hosts named "
+                        "in TF_CONFIG); the batch size is per replica (default: default, one device)")
+    p.add_argument("--cpu-devices", type=_positive_int, metavar="N",
+                   help="with --strategy mirrored and no GPU: split the CPU into N logical devices")
+
+
+def _model_options(p):
+    """Which model (a registered one or a .keras file) and how it runs: shared by memory and fit."""
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("arch", nargs="?", help="a registered model")
+    which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
+    p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
+    p.add_argument("--width", type=_positive_float, help="width multiplier (registered models)")
+    p.add_argument("--mode", choices=["train", "infer"], default="train", help="a train step or an inference")
+    p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, rmsprop, ... (default: adam)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _sweep_options(p):
+    p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="comma-separated")
+    p.add_argument("--results", default="results", help="where the sweep's record goes (RESULTS/<kind>/)")
+    p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu",
+                   help="whose input sizes and widths the models get (gpu: the papers')")
+
+
+def _task_names() -> str:
+    from cnnbench.tasks import TASKS
+
+    return " | ".join(TASKS)
+
+
+def _list_args(p):
     p.add_argument("pattern", nargs="?", help="shell-style filter, any case, e.g. 'resnet*'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    def cell_options(p):
-        p.add_argument("--profile", default="cpu", help="smoke | cpu | gpu (default: cpu)")
-        p.add_argument("--allow-cpu", action="store_true",
-                       help="let the gpu profile run without a GPU (paper-scale work on the CPU: hours)")
-        p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
-        p.add_argument("--batch-size", type=_positive_int, help="override the profile's batch size")
-        p.add_argument("--train-subset", type=_positive_int, help="override the profile's training images")
-        p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
-        p.add_argument("--recipe", help="override the profile's training recipe: plain | augment (augmentation, "
-                                        "warm-up, 5,000 held-out validation images; classification tasks)")
-        p.add_argument("--results", default="results", help="directory for result records (default: results)")
-        p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
-        p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
-                       help="record the predicted memory only (skips the measuring process)")
-        p.add_argument("--no-measure-throughput", dest="measure_throughput", action="store_false",
-                       help="skip the throughput timing (the record's throughput is null)")
-        p.add_argument("--dataset", help="transfer: fashion_mnist (offline default), tfds:NAME or dir:PATH; "
-                                         "segmentation: mnist_composites (offline default) or tfds:oxford_iiit_pet")
-        p.add_argument("--weights", help="transfer: imagenet (default), scratch, or a .weights.h5 file")
-        strategy_options(p)
 
-    def strategy_options(p):
-        p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
-                       help="one model on several devices: mirrored (this machine's GPUs), multiworker (hosts named "
-                            "in TF_CONFIG); the batch size is per replica (default: default, one device)")
-        p.add_argument("--cpu-devices", type=_positive_int, metavar="N",
-                       help="with --strategy mirrored and no GPU: split the CPU into N logical devices")
-
-    p = sub.add_parser("run", help="train, evaluate and measure one architecture; write one result record")
+def _run_args(p):
     p.add_argument("arch", help="a registered model (cnnbench list)")
-    p.add_argument("--task", default="mnist", help="mnist | transfer | segmentation (default: mnist)")
-    cell_options(p)
+    p.add_argument("--task", default="mnist", help=f"{_task_names()} (default: mnist)")
+    _cell_options(p)
     p.add_argument("--seed", type=_seed, default=0, help="the run's seed (weights, data order, dropout)")
 
-    p = sub.add_parser("suite", help="run every (arch, task, seed) cell of a profile, one process per cell")
-    cell_options(p)
+
+def _suite_args(p):
+    _cell_options(p)
     p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
-    p.add_argument("--tasks", nargs="+", default=["mnist"], help="mnist, transfer, segmentation (default: mnist)")
+    p.add_argument("--tasks", nargs="+", default=["mnist"], help=f"{_task_names()} (default: mnist)")
     p.add_argument("--seeds", nargs="+", type=_seed, help="default: the profile's seeds for each arch")
     p.add_argument("--resume", action="store_true",
                    help="skip cells with a valid ok record from this machine and this code; run missing, invalid, "
@@ -130,19 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", action="store_true",
                    help="list the cells with their resolved settings, each validated, and run nothing")
 
-    def model_options(p):
-        """Which model (a registered one or a .keras file) and how it runs: shared by memory and fit."""
-        which = p.add_mutually_exclusive_group(required=True)
-        which.add_argument("arch", nargs="?", help="a registered model")
-        which.add_argument("--model-file", help="a saved .keras model (loaded with safe_mode)")
-        p.add_argument("--input-shape", type=_shape, help="H,W,C (default: the model's own)")
-        p.add_argument("--width", type=_positive_float, help="width multiplier (registered models)")
-        p.add_argument("--mode", choices=["train", "infer"], default="train", help="a train step or an inference")
-        p.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, rmsprop, ... (default: adam)")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("memory", help="predicted (and measured) memory of a train step or an inference")
-    model_options(p)
+def _memory_args(p):
+    _model_options(p)
     p.add_argument("--batch-size", type=_positive_int, default=32, help="images per step")
     p.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], default="float32",
                    help="Keras precision policy")
@@ -150,20 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph", action="store_true",
                    help="also simulate the traced step's graph: its peak and the tensors alive at it")
 
-    p = sub.add_parser("fit", help="the largest batch that fits a memory budget, and what each remedy allows")
-    model_options(p)
-    p.add_argument("--memory-budget", required=True, help="e.g. 16GiB, 500MB")
+
+def _fit_args(p):
+    _model_options(p)
+    p.add_argument("--memory-budget", required=True, type=_memory_size, help="e.g. 16GiB, 500MB")
     p.add_argument("--measure", action="store_true", help="measure each applicable remedy at the batch it allows")
 
-    def sweep_options(p):
-        p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
-        p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="comma-separated")
-        p.add_argument("--results", default="results", help="where the sweep's record goes (RESULTS/<kind>/)")
-        p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu",
-                       help="whose input sizes and widths the models get (gpu: the papers')")
 
-    p = sub.add_parser("memory-sweep", help="predicted vs measured memory for every model x batch x mode")
-    sweep_options(p)
+def _memory_sweep_args(p):
+    _sweep_options(p)
     p.add_argument("--exercise", action="store_true",
                    help="also the textbook's worked network (infer batch 1, train batch 50); alone with --archs none")
     p.add_argument("--random", type=_positive_int, default=0, metavar="N",
@@ -171,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "drew); alone with --archs none")
     p.add_argument("--random-seed", type=_seed, default=0, help="the first generated network's seed (default 0)")
 
-    p = sub.add_parser("throughput", help="images/s, latency, FLOPs and MFU of one model over a batch-size sweep")
+
+def _throughput_args(p):
     p.add_argument("arch", help="a registered model")
     p.add_argument("--mode", choices=["train", "infer"], default="train", help="time a train step or inference")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32], help="comma-separated")
@@ -187,18 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-window", type=_positive_float, default=1.0, help="seconds per timed window (default 1)")
     p.add_argument("--repeats", type=_positive_int, default=7, help="timed windows (default 7)")
     p.add_argument("--data-dir", help="dataset cache for --end-to-end")
-    strategy_options(p)
+    _strategy_options(p)
     p.add_argument("--results", help="also record the result (with the environment) in RESULTS/scaling/")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("throughput-sweep", help="every model x batch x mode at a profile's sizes, recorded")
-    sweep_options(p)
+
+def _throughput_sweep_args(p):
+    _sweep_options(p)
     p.add_argument("--precisions", nargs="+", choices=["float32", "mixed_float16", "mixed_bfloat16"],
                    default=["float32"], help="Keras precision policies to time (default: float32)")
     p.add_argument("--xla", action="store_true", help="also time every case with XLA-compiled steps")
     p.add_argument("--min-window", type=_positive_float, help="seconds per timed window (default 2)")
 
-    p = sub.add_parser("ablation", help="paired experiments: variants of one builder on Fashion-MNIST, same seeds")
+
+def _ablation_args(p):
     p.add_argument("names", nargs="*", metavar="NAME", help="ablations to run, or 'all' (see --list)")
     p.add_argument("--list", action="store_true", help="the ablations, their variants and the claim each tests")
     p.add_argument("--profile", choices=["smoke", "cpu"], default="cpu", help="run sizes")
@@ -208,15 +257,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", action="store_true", help="only print the paired table from the records")
     p.add_argument("--data-dir", help="dataset cache (default: the user data dir)")
 
-    p = sub.add_parser("describe", help="architecture cards: each model at its paper input, counted layer by layer")
+
+def _describe_args(p):
     p.add_argument("patterns", nargs="*", metavar="PATTERN",
                    help="registry names (glob, case-insensitive; default: every model)")
     p.add_argument("--results", default="results", help="cards go to RESULTS/architectures/<name>.json")
 
-    p = sub.add_parser("report", help="write the HTML report (a static site) from result records")
+
+def _report_args(p):
     p.add_argument("--results", default="results", help="the records to read")
     p.add_argument("--out", default="reports", help="where the site (index.html, pages, figures) goes")
     p.add_argument("--baseline", help="an earlier results folder: each row's change against it, regressions marked")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
+    parser = argparse.ArgumentParser(prog="cnnbench", description=DESCRIPTION, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cnnbench {version('cnnbench')}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands (cnnbench COMMAND --help for each)",
+                                parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter))
+    for name, (text, arguments, _) in COMMANDS.items():
+        arguments(sub.add_parser(name, help=text))
     return parser
 
 
@@ -236,7 +300,7 @@ def cmd_list(args) -> int:
     names = architectures.list_models(args.pattern)
     if not names:
         known = ", ".join(architectures.list_models())
-        raise KeyError(f"no registered model matches {args.pattern!r} (models: {known})")
+        raise UsageError(f"no registered model matches {args.pattern!r} (models: {known})")
     rows = [architectures.model_info(name).as_dict() for name in names]
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
@@ -273,7 +337,8 @@ def _check_device(args) -> None:
 def cmd_run(args) -> int:
     from cnnbench import records
     from cnnbench.distribute import is_chief
-    from cnnbench.harness import RunConfig, run_cell, validate_cell
+    from cnnbench.harness import run_cell
+    from cnnbench.spec import RunConfig, resolve
 
     _check_device(args)
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
@@ -281,7 +346,8 @@ def cmd_run(args) -> int:
                      recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
                      measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
                      strategy=args.strategy, cpu_devices=args.cpu_devices)
-    validate_cell(cell)
+    with _checking_input():
+        resolve(cell)
     _check_results_dir(args.results)
     record = run_cell(cell)
     if not is_chief():
@@ -308,34 +374,36 @@ def cmd_suite(args) -> int:
     _check_device(args)
     from cnnbench.tasks import get_task
 
-    cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
-                 batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
-                 recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
-                 measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
-                 strategy=args.strategy, cpu_devices=args.cpu_devices)
     if args.address and args.executor != "ray":
-        raise ValueError("--address is for --executor ray")
+        raise UsageError("--address is for --executor ray")
     if args.executor == "ray" and args.strategy != "default":
-        raise ValueError("--executor ray runs each cell on one device of a worker: --strategy default")
+        raise UsageError("--executor ray runs each cell on one device of a worker: --strategy default")
     if args.strategy == "multiworker" and args.resume:
-        raise ValueError("--strategy multiworker: every worker must run the same cells, so no --resume (a worker's "
+        raise UsageError("--strategy multiworker: every worker must run the same cells, so no --resume (a worker's "
                          "results differ from the chief's)")
-    if args.ablations:
-        from cnnbench.ablations import resolve, run_configs
+    with _checking_input():
+        cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
+                     batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
+                     recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
+                     measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
+                     strategy=args.strategy, cpu_devices=args.cpu_devices)
+        if args.ablations:
+            from cnnbench.ablations import TASK, resolve, run_configs
 
-        names = resolve(args.ablations)
-        seeds = tuple(args.seeds or (0, 1, 2))
-        cells += run_configs(names, args.profile, seeds, data_dir=args.data_dir)
-        args.tasks = [*args.tasks, "fashion_mnist"]
+            names = resolve(args.ablations)
+            seeds = tuple(args.seeds or (0, 1, 2))
+            cells += run_configs(names, args.profile, seeds, data_dir=args.data_dir)
+            args.tasks = [*args.tasks, TASK]
     if args.plan:
         from cnnbench.suite import plan_table
 
         print(plan_table(cells))
         return 0
     _check_results_dir(args.results)
-    for task in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
-        options = {"source": args.dataset} if args.dataset and task != "mnist" else {}
-        get_task(task, **options).verify_data(args.data_dir)
+    for name in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
+        task = get_task(name)
+        with _checking_input():  # an unknown --dataset source
+            (get_task(name, source=args.dataset) if task.takes_dataset else task).verify_data(args.data_dir)
     return run_suite(cells, results_dir=args.results, resume=args.resume, executor=args.executor,
                      address=args.address)
 
@@ -344,24 +412,29 @@ def _mib(n: int | None) -> str:
     return "—" if n is None else f"{n / 2**20:,.1f} MiB"
 
 
-def _model_spec(args) -> dict:
-    """The memory spec the ``model_options`` arguments describe; an unknown arch fails here (did-you-mean, exit 2)."""
-    if args.arch:
-        import architectures
+def _model_spec(args) -> tuple[dict, tuple]:
+    """The memory spec the ``model_options`` arguments describe and the model it names, built: an unknown arch, an
+    unreadable model file, an input the model cannot take or an unknown optimizer fail here (exit 2)."""
+    from cnnbench.measure.memory import OPTIMIZER_SLOTS
+    from cnnbench.measure.steps import build_for_memory
 
-        architectures.model_info(args.arch)
-    return {"arch": args.arch, "model_file": args.model_file, "mode": args.mode, "optimizer": args.optimizer,
+    spec = {"arch": args.arch, "model_file": args.model_file, "mode": args.mode, "optimizer": args.optimizer,
             "input_shape": list(args.input_shape) if args.input_shape else None,
             "model_kwargs": {"width": args.width} if args.width else {}}
+    with _checking_input():
+        if args.optimizer not in OPTIMIZER_SLOTS:
+            raise ValueError(f"unknown optimizer {args.optimizer!r} (known: {', '.join(OPTIMIZER_SLOTS)})")
+        return spec, build_for_memory(spec)
 
 
 def cmd_memory(args) -> int:
     from cnnbench.measure.memory import memory_report
 
-    spec = _model_spec(args) | {"batch_size": args.batch_size, "precision": args.precision}
+    spec, built = _model_spec(args)
+    spec |= {"batch_size": args.batch_size, "precision": args.precision}
     if args.graph and args.measure:  # the allocator's own records of the measured step, beside the simulation's
         spec["trace"] = True
-    report = memory_report(spec, measure=args.measure, graph=args.graph)
+    report = memory_report(spec, measure=args.measure, graph=args.graph, built=built)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -397,10 +470,9 @@ def cmd_memory(args) -> int:
 
 def cmd_fit(args) -> int:
     from cnnbench.measure.advisor import advise
-    from cnnbench.measure.memory import parse_bytes
 
-    budget = parse_bytes(args.memory_budget)
-    advice = advise(_model_spec(args), budget, measure=args.measure)
+    budget = args.memory_budget
+    advice = advise(_model_spec(args)[0], budget, measure=args.measure)
     if args.json:
         json.dump(advice, sys.stdout, indent=2)
         print()
@@ -421,7 +493,8 @@ def cmd_memory_sweep(args) -> int:
     from cnnbench.measure.memory_sweep import EXERCISE, run_sweep
     from cnnbench.suite import expand_archs
 
-    archs = [] if args.archs == ["none"] else expand_archs(args.archs)
+    with _checking_input():
+        archs = [] if args.archs == ["none"] else expand_archs(args.archs)
     _check_results_dir(args.results)
     result = run_sweep(archs + [EXERCISE] * args.exercise, batch_sizes=tuple(args.batch_sizes),
                        results_dir=args.results, profile=args.profile, random=args.random,
@@ -445,10 +518,12 @@ def cmd_throughput(args) -> int:
 
     from cnnbench import distribute
     from cnnbench.measure.sweep import save
-    from cnnbench.measure.throughput import check_strategy, throughput_report
+    from cnnbench.measure.throughput import check_options, throughput_report
 
-    distribute.check(args.strategy, args.cpu_devices)
-    check_strategy(args.strategy, compare_keras=args.compare_keras, end_to_end=args.end_to_end, jit=args.jit)
+    with _checking_input():
+        distribute.check(args.strategy, args.cpu_devices)
+        check_options(args.arch, width=args.width, precision=args.precision, compare_keras=args.compare_keras,
+                      end_to_end=args.end_to_end, jit=args.jit, strategy=args.strategy)
     if args.cpu_devices:
         distribute.split_cpu(args.cpu_devices)
     if args.results:
@@ -493,7 +568,8 @@ def cmd_throughput_sweep(args) -> int:
     from cnnbench.measure.throughput_sweep import run_sweep
     from cnnbench.suite import expand_archs
 
-    archs = expand_archs(args.archs)
+    with _checking_input():
+        archs = expand_archs(args.archs)
     _check_results_dir(args.results)
     result = run_sweep(archs, batch_sizes=tuple(args.batch_sizes), results_dir=args.results, profile=args.profile,
                        precisions=tuple(args.precisions), xla=args.xla, min_window_s=args.min_window)
@@ -505,23 +581,25 @@ def cmd_throughput_sweep(args) -> int:
 
 
 def cmd_ablation(args) -> int:
-    from cnnbench.ablations import ABLATIONS, resolve, run_configs, table_text
+    from cnnbench.ablations import ABLATIONS, TASK, resolve, run_configs, table_text
 
     if args.list:
         for a in ABLATIONS.values():
             variants = ", ".join(f"{v}{' (reference)' if v == a.reference else ''}" for v in a.variants)
             print(f"{a.name:<26} {a.arch:<18} {variants}\n{'':<26} {a.claim}")
         return 0
-    names = resolve(args.names)  # unknown: KeyError with the list, exit 2, nothing written
+    with _checking_input():
+        names = resolve(args.names)  # unknown: the list, exit 2, nothing written
     if not names:
-        raise ValueError("name an ablation (or 'all'); --list shows them")
+        raise UsageError("name an ablation (or 'all'); --list shows them")
     if not args.table:
         from cnnbench.suite import run_suite
         from cnnbench.tasks import get_task
 
         _check_results_dir(args.results)
-        get_task("fashion_mnist").verify_data(args.data_dir)
-        cells = run_configs(names, args.profile, tuple(args.seeds), data_dir=args.data_dir)
+        get_task(TASK).verify_data(args.data_dir)
+        with _checking_input():
+            cells = run_configs(names, args.profile, tuple(args.seeds), data_dir=args.data_dir)
         code = run_suite(cells, results_dir=args.results, resume=args.resume)
         if code == 130:
             return code
@@ -530,8 +608,11 @@ def cmd_ablation(args) -> int:
 
 
 def cmd_describe(args) -> int:
+    import architectures
     from cnnbench.cards import write_cards
 
+    if unknown := [p for p in args.patterns if not architectures.list_models(p)]:
+        raise UsageError(f"no registered model matches {', '.join(map(repr, unknown))}")
     _check_results_dir(args.results)
     for pattern in args.patterns or [None]:
         for path in write_cards(pattern, args.results):
@@ -547,10 +628,25 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "suite": cmd_suite, "memory": cmd_memory,
-            "fit": cmd_fit, "memory-sweep": cmd_memory_sweep, "throughput": cmd_throughput,
-            "throughput-sweep": cmd_throughput_sweep, "ablation": cmd_ablation, "describe": cmd_describe,
-            "report": cmd_report}
+#: each command: its one-line help, its arguments, what runs it
+COMMANDS = {
+    "list": ("registered models with their reference parameter counts", _list_args, cmd_list),
+    "run": ("train, evaluate and measure one architecture; write one result record", _run_args, cmd_run),
+    "suite": ("run every (arch, task, seed) cell of a profile, one process per cell", _suite_args, cmd_suite),
+    "memory": ("predicted (and measured) memory of a train step or an inference", _memory_args, cmd_memory),
+    "fit": ("the largest batch that fits a memory budget, and what each remedy allows", _fit_args, cmd_fit),
+    "memory-sweep": ("predicted vs measured memory for every model x batch x mode", _memory_sweep_args,
+                     cmd_memory_sweep),
+    "throughput": ("images/s, latency, FLOPs and MFU of one model over a batch-size sweep", _throughput_args,
+                   cmd_throughput),
+    "throughput-sweep": ("every model x batch x mode at a profile's sizes, recorded", _throughput_sweep_args,
+                         cmd_throughput_sweep),
+    "ablation": ("paired experiments: variants of one builder on Fashion-MNIST, same seeds", _ablation_args,
+                 cmd_ablation),
+    "describe": ("architecture cards: each model at its paper input, counted layer by layer", _describe_args,
+                 cmd_describe),
+    "report": ("write the HTML report (a static site) from result records", _report_args, cmd_report),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -559,12 +655,12 @@ def main(argv: list[str] | None = None) -> int:
     from cnnbench.data import ChecksumError, DataUnavailableError
     from cnnbench.measure.memory_probe import ProbeError
     from cnnbench.measure.nvml import NoGPUError
+    from cnnbench.report import ReportError
 
     try:
-        return COMMANDS[args.command](args)
-    except (KeyError, ValueError, ResultsDirError, ChecksumError, DataUnavailableError, NoGPUError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"cnnbench {args.command}: error: {message}", file=sys.stderr)
+        return COMMANDS[args.command][2](args)
+    except (UsageError, ResultsDirError, ChecksumError, DataUnavailableError, NoGPUError, ReportError) as e:
+        print(f"cnnbench {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except ProbeError as e:
         print(f"cnnbench {args.command}: {e}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Ray is the usual engine for ML sweeps: tasks with resource requests (a gpu-profile cell asks for one GPU, any other
 for one CPU), retries when a worker or node is lost, and a driver that needs no shared filesystem. A task runs its
-cell exactly as the local executor does — in a fresh process (``python -m cnnbench.suite``), on the worker — but into
+cell exactly as the local executor does — in a fresh process (``python -m cnnbench.cell``), on the worker — but into
 a temporary folder there, and returns the record; the driver writes it atomically into its own results folder. A
 worker lost mid-cell (its process or node dies) makes Ray run the cell once more elsewhere; lost again, the cell is
 recorded as crashed. A cell process that dies by itself (the kernel's OOM killer) is recorded as an ``error`` as
@@ -15,23 +15,23 @@ names the machine it ran on.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cnnbench import cell as child
 from cnnbench import records
+from cnnbench.spec import RunConfig
 
 #: a cell's task is run once more when its worker is lost, then recorded as crashed
 RETRIES = 1
 
 
-def run_cell_in_worker(cell_json: str) -> dict:
+def run_cell_in_worker(cell: RunConfig) -> dict:
     """In a Ray worker: the cell in a fresh process, as the local executor runs it; its record returned, not written.
     ``{"record": dict | None, "returncode": int, "host": str}``."""
     import socket
@@ -39,12 +39,11 @@ def run_cell_in_worker(cell_json: str) -> dict:
     import architectures
     import cnnbench
     from cnnbench._util import die_with_parent
-    from cnnbench.suite import cell_command
 
     paths = [str(Path(m.__file__).resolve().parents[1]) for m in (cnnbench, architectures)]
     env = os.environ | {"PYTHONPATH": os.pathsep.join([*dict.fromkeys(paths), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.run(cell_command(cell_json, folder), env=env, preexec_fn=die_with_parent)
+        proc = subprocess.run(child.command(cell, folder), env=env, preexec_fn=die_with_parent)
         written = sorted(Path(folder).glob("*.json"))
         record = records.read(written[0]) if written else None
     return {"record": record, "returncode": proc.returncode, "host": socket.gethostname()}
@@ -57,7 +56,6 @@ def run_on_ray(todo: list[tuple[str, object]], *, results_dir: Path, address: st
 
     import architectures
     import cnnbench
-    from cnnbench.suite import EXIT_CELL_FAILED, record_crash
 
     if not ray.is_initialized():
         # a running cluster gets our code with the job; a local one (no address) imports it from here
@@ -67,7 +65,7 @@ def run_on_ray(todo: list[tuple[str, object]], *, results_dir: Path, address: st
     pending = {}
     for tag, cell in todo:
         gpus = 1 if cell.profile == "gpu" else 0
-        ref = task.options(num_cpus=1, num_gpus=gpus, name=tag).remote(json.dumps(asdict(cell)))
+        ref = task.options(num_cpus=1, num_gpus=gpus, name=tag).remote(cell)
         pending[ref] = (tag, cell, datetime.now(UTC), time.perf_counter())
         print(f"{tag}: submitted ({'1 GPU' if gpus else '1 CPU'})", flush=True)
     outcomes: Counter[str] = Counter()
@@ -79,20 +77,20 @@ def run_on_ray(todo: list[tuple[str, object]], *, results_dir: Path, address: st
                 out = ray.get(ref)
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                     ray.exceptions.ObjectLostError) as exc:
-                path = record_crash(cell, None, results_dir, started, time.perf_counter() - t0,
+                path = child.record_crash(cell, None, results_dir, started, time.perf_counter() - t0,
                                     how=f"was lost with its Ray worker {RETRIES + 1} times ({type(exc).__name__})")
                 print(f"{tag}: worker lost {RETRIES + 1} times; recorded as error → {path}", flush=True)
                 outcomes["error"] += 1
                 continue
             if out["record"] is None:  # the cell process died without writing its record
-                path = record_crash(cell, out["returncode"], results_dir, started, time.perf_counter() - t0)
+                path = child.record_crash(cell, out["returncode"], results_dir, started, time.perf_counter() - t0)
                 print(f"{tag}: cell process died on {out['host']} ({out['returncode']}); recorded as error → {path}",
                       flush=True)
                 outcomes["error"] += 1
                 continue
             path = records.write(out["record"], results_dir)
             print(f"{tag}: {out['record']['outcome']} on {out['host']} → {path}", flush=True)
-            outcomes["failed" if out["returncode"] == EXIT_CELL_FAILED else "run"] += 1
+            outcomes[child.outcome(out["returncode"])] += 1
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)

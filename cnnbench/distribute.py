@@ -21,6 +21,8 @@ import os
 
 import tensorflow as tf
 
+from cnnbench.compat import build_training_state, forget_strategy
+
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
@@ -113,8 +115,8 @@ def prepare_for_fit(model, name: str, element_spec) -> None:
     The variables, the all-reduce of gradients and the data sharding stay TensorFlow's own."""
     if name == "default":
         return
-    model._symbolic_build(data_batch=element_spec)
-    model._distribute_strategy = None
+    build_training_state(model, element_spec)
+    forget_strategy(model)
     if name == "multiworker":
         for step_name in ("train_step", "test_step"):
             step = getattr(model, step_name)
@@ -127,7 +129,7 @@ def replicated_steps(model, strategy: tf.distribute.Strategy, x: tf.Tensor, y: t
     on its device once; each step runs every replica's slice and returns one value that depends on all of them (so
     reading it back waits for every device)."""
     with strategy.scope():  # the training state (optimizer slots, metrics) mirrored now, not created while tracing
-        model._symbolic_build(data_batch=(x, y))
+        build_training_state(model, (x, y))
     replicas = strategy.num_replicas_in_sync
     per = x.shape[0] // replicas
 

@@ -4,8 +4,8 @@
 2. the gpu-profile suite: every model on every task, the profile's seeds (``--archs``/``--tasks`` narrow it);
 3. the memory sweep at the papers' input sizes: predicted vs the TF allocator's peak, NVML beside it;
 4. the throughput sweep at the same sizes in float32 and mixed precision, each with and without XLA;
-5. asv over this environment at HEAD (``asv run -E existing``), then ``asv publish`` → reports/asv/ (its CDN
-   libraries replaced by vendored copies, so it works offline);
+5. asv over this environment at HEAD (``asv run -E existing``), then ``asv publish`` → reports/asv/ (asv's own
+   site: ``asv preview`` serves it; it loads its libraries from CDNs, as every asv site does);
 6. the architecture cards and the report → reports/index.html.
 
 ``--quick`` smoke-checks a GPU box in ≤ 8 minutes: LeNet-5 and ResNet-18 on MNIST, one seed, one epoch on 4,096
@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from cnnbench.environment import REPO_ROOT
+from cnnbench.tasks import SUITE_TASKS
 
 #: forces the GPU check to pass (the tests prove the plumbing on a CPU with it); never set it on a real run
 ASSUME_GPU_ENV = "CNNBENCH_ASSUME_GPU"
@@ -38,7 +39,7 @@ def steps(*, quick: bool, archs: list[str] | None, tasks: list[str] | None, prof
     """(name, argv) of each step."""
     cnnbench = [sys.executable, "-m", "cnnbench"]
     archs = archs or (QUICK["archs"] if quick else None)
-    tasks = tasks or (QUICK["tasks"] if quick else ["mnist", "transfer", "segmentation"])
+    tasks = tasks or (QUICK["tasks"] if quick else list(SUITE_TASKS))
     suite = [*cnnbench, "suite", "--profile", profile, "--allow-cpu", "--resume", "--results", results,
              "--tasks", *tasks]
     sweep = ["--profile", "gpu" if profile == "gpu" else "cpu", "--results", results]
@@ -56,12 +57,10 @@ def steps(*, quick: bool, archs: list[str] | None, tasks: list[str] | None, prof
         ("memory sweep", [*cnnbench, "memory-sweep", *sweep]),
         ("throughput sweep", [*cnnbench, "throughput-sweep", *sweep, "--precisions", "float32", "mixed_float16",
                               "--xla", *(["--min-window", str(min_window)] if min_window else [])]),
-        ("asv machine", [sys.executable, "-c", "from cnnbench.environment import write_asv_machine as w; print(w())"]),
+        ("asv machine", [sys.executable, "-m", "cnnbench.environment", "asv-machine"]),
         ("asv run", [*asv, "run", *conf, "-E", f"existing:{sys.executable}", "--set-commit-hash", _head(),
                      "--show-stderr", *(["--quick"] if quick else [])]),
         ("asv publish", [*asv, "publish", *conf]),
-        ("asv site offline", [sys.executable, "-c", "from cnnbench.report.asv_site import make_offline as m; "
-                              f"print(m({str(Path(reports) / 'asv')!r}))"]),
         ("architecture cards", [*cnnbench, "describe", *(archs or []), "--results", results]),
         ("report", [*cnnbench, "report", "--results", results, "--out", reports]),
     ]

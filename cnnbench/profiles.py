@@ -40,14 +40,19 @@ class Profile:
 
     def setting(self, arch: str, task: str = "mnist") -> dict:
         """Everything this profile sets for ``arch`` on ``task``: run sizes from the profile, overridden per
-        architecture, then per task."""
+        architecture, then per task. A model no entry names is an error, not a run at its paper size by default:
+        every model states what it runs at (an empty entry: its paper's input)."""
         merged = {k: getattr(self, k) for k in RUN_KEYS}
+        matched = False
         for pattern, values in self.arch_settings:
             if fnmatch.fnmatch(arch, pattern):
-                merged |= values
+                merged, matched = merged | values, True
         for name, pattern, values in self.task_settings:
             if name == task and fnmatch.fnmatch(arch, pattern):
-                merged |= values
+                merged, matched = merged | values, True
+        if not matched:
+            raise KeyError(f"the {self.name} profile sets nothing for {arch} on {task}: add an entry for it to the "
+                           "profile's arch settings (cnnbench/profiles.py; an empty one runs the paper's input)")
         return merged
 
     def builder_kwargs(self, arch: str, task: str = "mnist") -> dict:
@@ -74,7 +79,10 @@ class Profile:
 # bottlenecks (3 epochs: 38 % / 23 %; 8: 64 % / 43 %) and learn at 0.25 in 4 (77 % / 65 %); EfficientNet-Lite0 at
 # width 0.25 has 8-channel early stages and stays near chance; VGG16 (no batch norm) dies at batch 32 and learns at
 # 64, slowly: 25 % after 3 epochs, 57 % after 6, 77 % after 8.
+#: the LeNets and the MLP run at their papers' own 32x32 / 28x28 input at every profile
+PAPER_INPUT = (("lenet5*", {}), ("mlp", {}))
 SMOKE_ARCHS = (
+    *PAPER_INPUT,
     ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.125}),
     ("vgg16", {"input_shape": (32, 32, 3), "width": 0.125, "batch_size": 64, "epochs": 8}),
     ("googlenet", {"input_shape": (80, 80, 3), "width": 0.125, "aux_logits": True}),
@@ -86,6 +94,7 @@ SMOKE_ARCHS = (
     ("mnist_cnn", {"recipe": "augment"}),
 )
 CPU_ARCHS = (
+    *PAPER_INPUT,
     ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
     ("vgg16", {"input_shape": (32, 32, 3), "width": 0.25, "train_subset": 20_000, "epochs": 4, "seeds": (0,),
                "learning_rate": 5e-4}),
@@ -100,6 +109,7 @@ CPU_ARCHS = (
     ("mnist_cnn", {"recipe": "augment", "epochs": 15, "learning_rate": 3e-3, "seeds": (0, 1, 2, 3, 4)}),
 )
 GPU_ARCHS = (
+    *PAPER_INPUT,
     ("alexnet*", {"input_shape": (227, 227, 3)}),
     ("vgg16", {"input_shape": (224, 224, 3), "learning_rate": 5e-4}),
     ("googlenet", {"input_shape": (224, 224, 3), "aux_logits": True}),

@@ -14,30 +14,26 @@ import contextlib
 import fnmatch
 import glob
 import hashlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import filelock
 
 import architectures
+from cnnbench import cell as child
 from cnnbench import records
 from cnnbench._util import die_with_parent
-from cnnbench.distribute import is_chief
+from cnnbench.cell import EXIT_INTERRUPTED
 from cnnbench.environment import code_fingerprint, machine_id, this_machine
-from cnnbench.harness import RunConfig, settings, validate_cell
 from cnnbench.profiles import get_profile
+from cnnbench.spec import RunConfig, Spec, resolve
 from cnnbench.tasks import get_task
-
-EXIT_INTERRUPTED = 130
-EXIT_CELL_FAILED = 3  # the cell ran and recorded a failure outcome (oom, diverged, error)
 
 
 def expand_archs(patterns: list[str] | None, kind: str | None = None) -> list[str]:
@@ -62,30 +58,26 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
     """Every cell of the matrix, validated before anything runs. ``options``: the other ``RunConfig`` fields
     (epochs, batch_size, learning_rate, data_dir, measure_memory, measure_throughput), the same for every cell."""
     prof = get_profile(profile)
-    cells = [RunConfig(arch=a, task=t, profile=profile, seed=s, **options,
-                       dataset=dataset if t != "mnist" else None, weights=weights if t == "transfer" else None)
-             for t in tasks for a in _archs(archs, get_task(t))
-             for s in (seeds or prof.setting(a, t)["seeds"])]
+    cells = [RunConfig(arch=a, task=t.name, profile=profile, seed=s, **options,
+                       dataset=dataset if t.takes_dataset else None, weights=weights if t.takes_weights else None)
+             for t in map(get_task, tasks) for a in _archs(archs, t)
+             for s in (seeds or prof.setting(a, t.name)["seeds"])]
     for pattern in archs or []:  # a model that no requested task runs is a mistake, not an empty plan
         if not any(fnmatch.fnmatch(c.arch, pattern) for c in cells):
             kinds = {t: get_task(t).kind for t in tasks}
-            raise ValueError(f"{pattern!r} names no model the task(s) run ({kinds}); "
-                             f"segmentation models: {', '.join(architectures.list_models(kind='segmentation'))}")
+            fitting = {kind: ", ".join(architectures.list_models(kind=kind)) for kind in set(kinds.values())}
+            raise ValueError(f"{pattern!r} names no model the task(s) run ({kinds}); {fitting}")
     for cell in cells:
-        validate_cell(cell)
+        resolve(cell)
     return cells
 
 
 def plan_table(cells: list[RunConfig]) -> str:
-    """The cells as a table with the settings each runs with (``harness.settings``)."""
-    rows = [("#", "arch", "task", "seed", "input", "width", "train subset", "epochs", "batch", "lr", "recipe")]
+    """The cells as a table with the settings each runs with (``spec.resolve``)."""
+    rows = [("#", "arch", "task", "seed", *Spec.ROW)]
     for i, cell in enumerate(cells, 1):
-        s = settings(cell)
         variant = f" [{cell.ablation['variant']}]" if cell.ablation else ""
-        rows.append((str(i), cell.arch + variant, cell.task, str(cell.seed),
-                     "x".join(map(str, s.model_kwargs["input_shape"])), f"{s.model_kwargs.get('width', 1.0):g}",
-                     "all" if s.train_subset is None else f"{s.train_subset:,}", str(s.epochs), str(s.batch_size),
-                     f"{s.learning_rate:g}", s.recipe.name))
+        rows.append((str(i), cell.arch + variant, cell.task, str(cell.seed), *resolve(cell).row()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join([*lines, f"{len(cells)} cells"])
@@ -136,13 +128,8 @@ def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
     return False
 
 
-def cell_command(cell_json: str, results_dir: Path | str) -> list[str]:
-    """The command line of one cell in a fresh process (this module's ``__main__``), here or on a cluster worker."""
-    return [sys.executable, "-m", "cnnbench.suite", cell_json, str(results_dir)]
-
-
 def _spawn(cell: RunConfig, results_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen(cell_command(json.dumps(asdict(cell)), results_dir), preexec_fn=die_with_parent)
+    return subprocess.Popen(child.command(cell, results_dir), preexec_fn=die_with_parent)
 
 
 def _wait(proc: subprocess.Popen) -> int:
@@ -158,23 +145,6 @@ def _wait(proc: subprocess.Popen) -> int:
             proc.kill()
             proc.wait()
         raise
-
-
-def record_crash(cell: RunConfig, returncode: int | None, results_dir: Path, started: datetime, seconds: float,
-                 how: str | None = None) -> Path:
-    """The cell process died (or, on a cluster, was lost) without writing its record: record an ``error`` for it."""
-    from cnnbench.environment import environment
-
-    if how is None:
-        how = (f"was killed by signal {signal.Signals(-returncode).name}" if returncode < 0
-               else f"exited with status {returncode}")
-    hint = " (SIGKILL without a Python error is what the kernel's OOM killer does)" if returncode == -9 else ""
-    record = {"schema_version": records.SCHEMA_VERSION, "arch": cell.arch, "task": cell.task,
-              "profile": cell.profile, "seed": cell.seed, "outcome": "error", "config": dict(cell.ablation or {}),
-              "env": environment(),
-              "started_at": started.isoformat(), "duration_s": seconds,
-              "error": {"type": "CellCrashed", "message": f"the cell process {how}{hint}", "returncode": returncode}}
-    return records.write(record, results_dir)
 
 
 def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume: bool = False,
@@ -244,35 +214,11 @@ def _run_here(tag: str, cell: RunConfig, results_dir: Path) -> str:
         print(f"\n{tag}: interrupted; finished records are kept. Rerun with --resume to continue.",
               file=sys.stderr, flush=True)
         return "interrupted"
-    if returncode == -signal.SIGINT or returncode == EXIT_INTERRUPTED:
+    result = child.outcome(returncode)
+    if result == "interrupted":
         print(f"{tag}: interrupted; rerun with --resume to continue.", file=sys.stderr, flush=True)
-        return "interrupted"
-    if returncode == EXIT_CELL_FAILED:
-        return "failed"
-    if returncode != 0:
-        path = record_crash(cell, returncode, results_dir, started, time.perf_counter() - t0)
+    elif result == "crashed":
+        path = child.record_crash(cell, returncode, results_dir, started, time.perf_counter() - t0)
         print(f"{tag}: cell process died ({returncode}); recorded as error → {path}", flush=True)
         return "error"
-    return "run"
-
-
-def _cell_main(cell_json: str, results_dir: str) -> int:
-    """Child entry: run one cell, record whatever happened, report the outcome on stdout."""
-    from cnnbench.harness import run_cell
-
-    record = run_cell(RunConfig(**json.loads(cell_json)))
-    if not is_chief():  # a multi-worker cell: the chief writes its record
-        print(f"{record['arch']}: {record['outcome']} on this worker; the chief records it", flush=True)
-        return 0 if record["outcome"] == "ok" else EXIT_CELL_FAILED
-    path = records.write(record, results_dir)
-    tag = f"{record['arch']} {record['task']} {record['profile']} seed {record['seed']}"
-    if record["outcome"] == "ok":
-        print(f"{tag}: {records.headline(record['metrics'])} → {path}", flush=True)
-    else:
-        print(f"{tag}: {record['outcome']}: {record['error']['message'][:300]} → {path}", flush=True)
-        return EXIT_CELL_FAILED
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_cell_main(*sys.argv[1:]))
+    return result

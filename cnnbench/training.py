@@ -1,9 +1,11 @@
-"""How classifiers train from scratch: the recipes, and the pieces every recipe shares — divergence detection and
-batch-norm statistics that do not lag short runs."""
+"""How classifiers train from scratch: the recipes, the training loop that follows them (``train_from_scratch``),
+and the pieces every recipe shares — determinism, divergence detection, the time to a target accuracy and batch-norm
+statistics that do not lag short runs."""
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import keras
@@ -191,3 +193,73 @@ class PreciseBNValidation(keras.callbacks.Callback):
         result = self.model.evaluate(self.val, verbose=0, return_dict=True)
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in result.items()})
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, numpy and TF, and make TF ops deterministic (same command twice → same metrics on CPU)."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._t0)
+
+
+class TimeToTarget(keras.callbacks.Callback):
+    """Time to accuracy (DAWNBench, MLPerf): after each epoch the test split is evaluated, outside the epoch's timed
+    span; the first epoch whose accuracy reaches the task's target is recorded with the images seen and the training
+    seconds up to then (evaluations excluded), or ``reached: false``."""
+
+    def __init__(self, test, target: float, n_train: int, timer: EpochTimer):
+        super().__init__()
+        self.test, self.target, self.n_train, self.timer = test, target, n_train, timer
+        self.accuracy: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.accuracy.append(scalar(self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]))
+
+    def result(self) -> dict:
+        out = {"metric": "test_accuracy", "target": self.target, "per_epoch": self.accuracy, "reached": False,
+               "epoch": None, "images_seen": None, "train_seconds": None}
+        hit = next((i for i, a in enumerate(self.accuracy) if a >= self.target), None)
+        if hit is not None:
+            out |= {"reached": True, "epoch": hit + 1, "images_seen": (hit + 1) * self.n_train,
+                    "train_seconds": sum(self.timer.seconds[:hit + 1])}
+        return out
+
+
+def train_from_scratch(model, task, data, *, epochs: int, learning_rate: float, recipe: Recipe, seed: int,
+                       verbose, strategy: str = "default", time_to_target: bool = True) -> tuple:
+    """Train every layer by ``recipe``; stop at a non-finite loss. ``data.train`` itself stays unaugmented: precise
+    BN afterwards estimates the statistics of the images the test resembles. Returns (model, metrics, timer)."""
+    from cnnbench.distribute import prepare_for_fit
+
+    steps_per_epoch = math.ceil(data.n_train / data.batch_size)
+    rate = schedule(learning_rate, epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
+    model.compile(optimizer=keras.optimizers.Adam(rate),
+                  loss=recipe.loss(task.loss), metrics=task.metrics)
+    prepare_for_fit(model, strategy, data.train.element_spec)
+    train, augment = data.train, recipe.augmentation(seed)
+    if augment is not None:  # in order on one thread: the seeded layers then draw the same values every run
+        train = train.map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
+    timer = EpochTimer()
+    target = task.target_accuracy if time_to_target else None
+    ttt = TimeToTarget(data.test, target, data.n_train, timer) if target else None
+    history = model.fit(train, epochs=epochs, verbose=verbose, shuffle=False, validation_data=data.val,
+                        callbacks=[DivergenceGuard(), timer, *([ttt] if ttt else [])])
+    h = history.history
+    metrics = {"train_accuracy": scalar(h["accuracy"][-1]),
+               "train_accuracy_curve": [scalar(v) for v in h["accuracy"]],
+               "train_loss": [scalar(v) for v in h["loss"]],
+               "epoch_seconds": timer.seconds, "train_seconds": sum(timer.seconds),
+               "time_to_target": ttt.result() if ttt else None}
+    if data.val is not None:  # with the moving BN statistics of each epoch's end
+        metrics["val_accuracy_curve"] = [scalar(v) for v in h["val_accuracy"]]
+    return model, metrics, timer

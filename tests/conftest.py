@@ -42,7 +42,8 @@ def mnist():
 @pytest.fixture(scope="session")
 def smoke_record(mnist):
     """One smoke-profile LeNet-5 record, shared by the tests that only read it."""
-    from cnnbench.harness import RunConfig, run
+    from cnnbench.harness import run
+    from cnnbench.spec import RunConfig
 
     return run(RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0), verbose=0)
 

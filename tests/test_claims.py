@@ -322,7 +322,7 @@ def test_a_failing_pipeline_step_stops_bench_gpu_with_its_status(failing, status
     monkeypatch.setattr(pipeline, "subprocess", SimpleNamespace(run=run))
     code = pipeline.main(["--profile", "smoke", "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "o")])
     names = [n for n, _ in planned]
-    assert len(names) == 9 and names[0] == "suite" and names[-1] == "report"
+    assert len(names) == 8 and names[0] == "suite" and names[-1] == "report"
     assert code == exit_status and ran == names[:names.index(last_run) + 1]
     err = capsys.readouterr().err
     assert (f"bench-gpu: step '{failing}' failed (exit {status})" in err) == (exit_status != 0)

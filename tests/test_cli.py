@@ -12,6 +12,8 @@ import pytest
 from architectures import list_models
 from cnnbench.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_list_answers_from_the_registry(capsys, monkeypatch):
     """Nothing is built (the counts it prints are the registry's, checked against every builder in test_registry)."""
@@ -97,6 +99,26 @@ def test_unknown_names_fail_clearly(argv, message, capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_bug_is_not_reported_as_bad_input(monkeypatch, tmp_path):
+    """A KeyError or ValueError once the work runs is a bug: it keeps its traceback (exit 1 from Python), not the
+    one-line usage error (exit 2) that a misspelt name gets."""
+    from cnnbench.report import build
+
+    def broken(*args, **kwargs):
+        raise KeyError("score_mean")
+
+    monkeypatch.setattr(build, "leaderboards", broken)
+    with pytest.raises(KeyError, match="score_mean"):
+        main(["report", "--results", str(ROOT / "results"), "--out", str(tmp_path / "site")])
+
+
+def test_a_baseline_without_run_records_is_a_usage_error(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    argv = ["report", "--results", str(ROOT / "results"), "--out", str(tmp_path / "site")]
+    assert main([*argv, "--baseline", str(tmp_path / "empty")]) == 2
+    assert f"nothing to compare: no run records in {tmp_path / 'empty'}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [["run", "lenet5", "--batch-size", "0"], ["run", "lenet5", "--epochs", "-1"],
                                   ["run", "lenet5", "--seed", "x"]])
 def test_bad_numbers_are_usage_errors(argv, capsys):
@@ -166,7 +188,7 @@ def test_plan_refuses_a_cell_that_cannot_run(capsys):
     """Validation covers the resolved settings: a recipe the task cannot follow, a builder keyword the model lacks."""
     assert main(["suite", "--plan", "--tasks", "transfer", "--archs", "efficientnet_lite0", "--recipe", "augment"]) == 2
     assert "the transfer task trains by its own recipe" in capsys.readouterr().err
-    from cnnbench.harness import RunConfig, validate_cell
+    from cnnbench.spec import RunConfig, resolve
 
     with pytest.raises(ValueError, match="builder takes no widht"):
-        validate_cell(RunConfig(arch="lenet5", profile="smoke", model_kwargs={"widht": 0.5}))
+        resolve(RunConfig(arch="lenet5", profile="smoke", model_kwargs={"widht": 0.5}))

@@ -212,7 +212,8 @@ def test_memory_precision_halves_what_is_held_in_16_bits(precision, capsys):
 def test_fit_measure_measures_each_remedy_at_the_batch_it_allows(capsys, monkeypatch):
     """fit --measure: each applicable remedy is measured once at its batch with its switch; without it, none is."""
     from cnnbench.measure import advisor, memory_probe
-    from cnnbench.measure.memory import build_for_memory, predict_memory
+    from cnnbench.measure.memory import predict_memory
+    from cnnbench.measure.steps import build_for_memory
 
     def layer_model(spec, mode, optimizer, precision, frozen):  # the traced step's cheap stand-in
         model, shape = build_for_memory(spec)

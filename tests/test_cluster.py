@@ -75,9 +75,9 @@ def kill_workers_mid_cell(killed: list, times: int, deadline_s: float = 240):
     while time.time() < deadline and len(killed) < times:
         for proc in psutil.process_iter(["cmdline"]):
             cmd = proc.info["cmdline"] or []
-            if "cnnbench.suite" in cmd and proc.pid not in seen and under_ray(proc):
+            if "cnnbench.cell" in cmd and proc.pid not in seen and under_ray(proc):
                 seen.add(proc.pid)
-                cell = json.loads(cmd[cmd.index("cnnbench.suite") + 1])
+                cell = json.loads(cmd[cmd.index("cnnbench.cell") + 1])
                 psutil.Process(proc.ppid()).send_signal(signal.SIGKILL)
                 killed.append((cell["arch"], cell["seed"], datetime.now(UTC)))
                 break
@@ -130,7 +130,7 @@ def test_ctrl_c_cancels_the_cluster_cells(tmp_path):
         found = []
         for p in below:
             with contextlib.suppress(psutil.Error):  # gone since listed
-                if "cnnbench.suite" in p.cmdline() and under_ray(p):
+                if "cnnbench.cell" in p.cmdline() and under_ray(p):
                     found.append(p)
         return found
 

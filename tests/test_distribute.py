@@ -132,7 +132,7 @@ def test_what_cannot_be_distributed_is_refused_before_any_work(argv, message, tm
 
 
 def test_a_distributed_cell_is_not_the_single_device_cell(one_device):
-    from cnnbench.harness import RunConfig
+    from cnnbench.spec import RunConfig
 
     assert record_key(one_device) == cell_key(RunConfig(arch="lenet5", profile="smoke", seed=0))
     assert cell_key(RunConfig(arch="lenet5", profile="smoke", seed=0, strategy="mirrored")) != record_key(one_device)

@@ -13,10 +13,12 @@ import pytest
 import tensorflow as tf
 
 from cnnbench import records, suite
+from cnnbench.cell import EXIT_CELL_FAILED
 from cnnbench.cli import main
 from cnnbench.data import _store
 from cnnbench.data import mnist as mnist_source
-from cnnbench.harness import RunConfig, run_cell
+from cnnbench.harness import run_cell
+from cnnbench.spec import RunConfig
 
 CELL = RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0)
 
@@ -81,7 +83,7 @@ def _fake_cells(monkeypatch, smoke_record, fails=()):
         else:
             record = smoke_record | {"seed": cell.seed, "started_at": started}
         records.write(record, results_dir)
-        status = suite.EXIT_CELL_FAILED if failed else 0
+        status = EXIT_CELL_FAILED if failed else 0
         return subprocess.Popen([sys.executable, "-c", f"raise SystemExit({status})"])
 
     monkeypatch.setattr(suite, "_spawn", spawn)

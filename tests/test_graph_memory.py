@@ -141,7 +141,7 @@ def test_a_max_pooling_kept_for_its_gradient_outputs_onednns_workspace():
 
     from cnnbench.measure.graph_memory import graph_nodes
     from cnnbench.measure.kernels import CpuKernels
-    from cnnbench.measure.memory_probe import make_step
+    from cnnbench.measure.steps import make_step
 
     inputs = keras.Input((8, 8, 2))
     model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(

@@ -6,8 +6,9 @@ import tensorflow as tf
 
 from architectures import list_models
 from cnnbench import records
-from cnnbench.harness import RunConfig, run
+from cnnbench.harness import run
 from cnnbench.profiles import get_profile
+from cnnbench.spec import RunConfig
 
 
 def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
@@ -47,10 +48,10 @@ def test_smoke_record_is_complete_and_valid(smoke_record, tmp_path):
 
 
 def test_time_to_target_is_the_first_epoch_at_the_target():
-    from cnnbench.harness import _TimeToTarget
+    from cnnbench.training import TimeToTarget
 
     timer = type("Timer", (), {"seconds": [10.0, 8.0, 8.5, 8.0]})()
-    ttt = _TimeToTarget(test=None, target=0.99, n_train=60_000, timer=timer)
+    ttt = TimeToTarget(test=None, target=0.99, n_train=60_000, timer=timer)
     ttt.accuracy = [0.97, 0.985, 0.991, 0.989]  # reached in epoch 3, lost again in 4: the first time counts
     assert ttt.result() | {"per_epoch": None} == {
         "metric": "test_accuracy", "target": 0.99, "per_epoch": None, "reached": True, "epoch": 3,

@@ -5,8 +5,8 @@ import json
 import keras
 import pytest
 
-from cnnbench.cli import main
-from cnnbench.measure.memory import bare_minimum, memory_report, parse_bytes, predict_memory
+from cnnbench.cli import main, parse_bytes
+from cnnbench.measure.memory import bare_minimum, memory_report, predict_memory
 
 
 @pytest.fixture(scope="module")
@@ -144,4 +144,6 @@ def test_fit_advisor_remedies(capsys):
         assert row["predicted_bytes"] <= budget, name
         assert row["batch_size"] >= base, name  # every remedy allows at least the plain batch
     assert rows["frozen backbone"]["batch_size"] > base and rows["half input size"]["batch_size"] > base
-    assert main(["fit", "resnet18", "--memory-budget", "lots"]) == 2
+    with pytest.raises(SystemExit) as usage:  # not a size: argparse's usage error
+        main(["fit", "resnet18", "--memory-budget", "lots"])
+    assert usage.value.code == 2 and "expected a size like 16GiB" in capsys.readouterr().err

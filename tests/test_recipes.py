@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cnnbench.harness import RunConfig, run, validate_cell
+from cnnbench.harness import run
+from cnnbench.spec import RunConfig, resolve
 from cnnbench.tasks import get_task
 from cnnbench.training import affine_transforms, get_recipe, schedule
 
@@ -100,8 +101,8 @@ def test_plain_recipe_records_no_validation(smoke_record):
 
 def test_a_recipe_is_refused_where_the_task_trains_by_its_own():
     with pytest.raises(ValueError, match="augment recipe"):
-        validate_cell(RunConfig(arch="resnet18", task="transfer", profile="smoke", recipe="augment"))
+        resolve(RunConfig(arch="resnet18", task="transfer", profile="smoke", recipe="augment"))
     with pytest.raises(ValueError, match="augment recipe"):
-        validate_cell(RunConfig(arch="fcn8s_vgg16", task="segmentation", profile="smoke", recipe="augment"))
+        resolve(RunConfig(arch="fcn8s_vgg16", task="segmentation", profile="smoke", recipe="augment"))
     with pytest.raises(KeyError, match="plain"):  # an unknown recipe names the known ones
-        validate_cell(RunConfig(arch="lenet5", profile="smoke", recipe="bogus"))
+        resolve(RunConfig(arch="lenet5", profile="smoke", recipe="bogus"))

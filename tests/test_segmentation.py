@@ -8,9 +8,10 @@ import pytest
 from architectures import list_models
 from cnnbench import records
 from cnnbench.data.segmentation import INK, composites, mnist_composites
-from cnnbench.harness import RunConfig, run, validate_cell
+from cnnbench.harness import run
 from cnnbench.metrics import confusion_matrix, segmentation_scores
 from cnnbench.profiles import get_profile
+from cnnbench.spec import RunConfig, resolve
 
 TRUTH = np.array([[0, 0, 1, 1],
                   [0, 0, 1, 1],
@@ -104,9 +105,9 @@ def test_oxford_pet_trimaps_through_tfds_mock_data():
 
 def test_models_must_match_the_task_kind():
     with pytest.raises(ValueError, match="fcn8s_vgg16"):
-        validate_cell(RunConfig(arch="lenet5", task="segmentation"))
+        resolve(RunConfig(arch="lenet5", task="segmentation"))
     with pytest.raises(ValueError, match="segmentation model"):
-        validate_cell(RunConfig(arch="fcn8s_vgg16", task="mnist"))
+        resolve(RunConfig(arch="fcn8s_vgg16", task="mnist"))
 
 
 def test_suite_plans_segmentation_models_only():

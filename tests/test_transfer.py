@@ -14,7 +14,8 @@ from architectures.efficientnet_lite import load_torch_state_dict, torch_key_map
 from cnnbench import pretrained, records
 from cnnbench.data import safe_pickle
 from cnnbench.data._store import wheel_member
-from cnnbench.harness import RunConfig, run
+from cnnbench.harness import run
+from cnnbench.spec import RunConfig
 from cnnbench.tasks.transfer import TooFewImagesError, TransferTask, load_source, stratified_split
 
 

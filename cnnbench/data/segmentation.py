@@ -52,9 +52,9 @@ def composites(digits: np.ndarray, labels: np.ndarray, n: int, canvas: tuple[int
 def mnist_composites(canvas: tuple[int, int], sizes: dict[str, int], *, seed: int = LAYOUT_SEED,
                      data_dir=None) -> dict:
     """``{"train" | "val" | "test": (images, masks), "classes": names, "identity": record fields}``."""
-    from cnnbench import data as datasets
+    from cnnbench.data.mnist import load_mnist
 
-    mnist = datasets.load("mnist", data_dir_override=data_dir)
+    mnist = load_mnist(data_dir_override=data_dir)
     pools = {"train": (mnist.x_train[:50_000], mnist.y_train[:50_000]),
              "val": (mnist.x_train[50_000:], mnist.y_train[50_000:]),
              "test": (mnist.x_test, mnist.y_test)}

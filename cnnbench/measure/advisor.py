@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 
-from cnnbench.measure.memory import build_for_memory, predict_memory
+from cnnbench.measure.memory import predict_memory
+from cnnbench.measure.steps import build_for_memory
 
 MAX_BATCH = 1 << 16
 

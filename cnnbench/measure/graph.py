@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import keras
 
+from cnnbench.compat import first_call
+
 #: where a classifier's head starts: layers after the last of these train when the backbone is frozen.
 HEAD_START = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D, keras.layers.Flatten)
 
@@ -32,17 +34,16 @@ def graph_ops(model: keras.Model) -> list[Op]:
             continue
         if isinstance(layer, keras.Model) and hasattr(layer, "operations"):
             inner = graph_ops(layer)
-            node = layer._inbound_nodes[0] if layer._inbound_nodes else None
-            if node is not None:  # connect the nested model's own inputs/outputs to the outer tensors
-                alias = dict(zip(map(id, layer.inputs), node.input_tensors, strict=False))
-                alias |= dict(zip(map(id, layer.outputs), node.output_tensors, strict=False))
+            called = first_call(layer)
+            if called is not None:  # connect the nested model's own inputs/outputs to the outer tensors
+                alias = dict(zip(map(id, layer.inputs), called[0], strict=False))
+                alias |= dict(zip(map(id, layer.outputs), called[1], strict=False))
                 for op in inner:
                     op.inputs = [alias.get(id(t), t) for t in op.inputs]
                     op.outputs = [alias.get(id(t), t) for t in op.outputs]
             ops += inner
             continue
-        node = layer._inbound_nodes[0]
-        ops.append(Op(layer, list(node.input_tensors), list(node.output_tensors)))
+        ops.append(Op(layer, keras.tree.flatten(layer.input), keras.tree.flatten(layer.output)))
     return ops
 
 

@@ -14,8 +14,7 @@ step returns (the caller still holds them). The prediction replays that walk thr
 (``bfc.py``), variables first, a warm-up step and then the steps it measures, because the allocator charges whole
 chunks, not tensors — for a train step in the graph's own order and in ``SCHEDULES`` runs on the inter-op threads with
 jittered op times, the largest peak, as the measurement takes the largest of several steps. What is left (the allocation
-history before the step, which decides where chunks split) is one allowance per device type (``ALLOWANCE``), the same
-for every model.
+history before the step, which decides where chunks split) is not modelled, and no allowance is added for it.
 
 ``simulate`` works on plain ``Node`` lists, so the tests check it on hand-built graphs whose peak is known exactly.
 """
@@ -47,9 +46,6 @@ FORWARDING_OPS = frozenset({
 SCHEDULES, JITTER = 8, 0.7
 #: resident for the whole step, never freed by it
 RESIDENT_OPS = frozenset({"Placeholder", "Const", "VarHandleOp", "_Arg"})
-#: per-device allowance over the simulated peak (allocator rounding, kernels' scratch buffers), one constant per
-#: device type, not per model: none yet — the sweeps that would set it have not been run with this predictor
-ALLOWANCE = {"CPU": 0, "GPU": 0}
 
 
 @dataclass
@@ -314,8 +310,8 @@ def graph_nodes(concrete, cpu=None, device: str = "CPU") -> tuple[list[Node], fr
     """The nodes of a traced ``ConcreteFunction`` after Grappler for ``device`` (``CPU`` or ``GPU``), with static
     output sizes and, given a ``cpu`` (``kernels.CpuKernels``), each op's kernel scratch; and its outputs."""
     import tensorflow as tf
-    from tensorflow.core.protobuf import config_pb2
-    from tensorflow.python.grappler import tf_optimizer
+
+    from cnnbench.compat import grappler, is_stateful
 
     graph = concrete.graph
     meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(), graph=graph)
@@ -325,8 +321,8 @@ def graph_nodes(concrete, cpu=None, device: str = "CPU") -> tuple[list[Node], fr
         node.device = node.device or f"/job:localhost/replica:0/task:0/device:{device}:0"
     fetch = meta.collection_def["train_op"].node_list.value
     fetch.extend(t.name for t in concrete.outputs)
-    fetch.extend(op.name for op in graph.get_operations() if op._is_stateful and op.type not in RESIDENT_OPS)
-    optimized = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
+    fetch.extend(op.name for op in graph.get_operations() if is_stateful(op) and op.type not in RESIDENT_OPS)
+    optimized = grappler(meta)
     # shapes from the import's own inference over the graph Grappler returns (an op can keep its name and change
     # its shape there: a ReLU moved after the max pooling it preceded), not the traced graph's, which it records on
     # each node; a variable read's shape, which the export loses with the handle's, is given back by importing the
@@ -387,7 +383,7 @@ def _maxpool_workspaces(nodes: list[Node]) -> None:
 
 
 def predict_from_graph(model, spec: dict, input_shape) -> dict:
-    """The step a memory spec names (``memory_probe.make_step``: the graph the measurement runs), traced and
+    """The step a memory spec names (``steps.make_step``: the graph the measurement runs), traced and
     simulated: resident bytes (variables, optimizer slots, the batch, constants), the transient peak with the
     kernels' scratch, the op running at it and the tensors alive then — and the prediction, the same walk replayed
     through the BFC allocator model with the variables allocated first (``graph_predicted_bytes``)."""
@@ -395,7 +391,7 @@ def predict_from_graph(model, spec: dict, input_shape) -> dict:
 
     from cnnbench import environment
     from cnnbench.measure.kernels import this_cpu
-    from cnnbench.measure.memory_probe import make_step
+    from cnnbench.measure.steps import make_step
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     # TF's executor runs ready ops on its inter-op pool: by default a thread per CPU the process may use
@@ -413,13 +409,13 @@ def predict_from_graph(model, spec: dict, input_shape) -> dict:
     sims = [simulate(nodes, keep=keep, allocator_before=sizes, workers=workers, seed=seed, jitter=JITTER)
             for seed in seeds]
     sim = max(sims, key=lambda s: s.allocator_peak_bytes)
-    variable_bytes, allowance = sum(sizes), ALLOWANCE[device]
+    variable_bytes = sum(sizes)
     scratch = max((n.scratch_bytes for n in nodes), default=0)
-    return {"graph_predicted_bytes": sim.allocator_peak_bytes + allowance,
+    return {"graph_predicted_bytes": sim.allocator_peak_bytes,
             "graph_breakdown": {"variables": variable_bytes, "batch, constants": sim.resident_bytes,
                                 "transient peak": sim.transient_peak_bytes,
                                 "allocator chunks and rounding": sim.allocator_peak_bytes - variable_bytes
-                                - sim.peak_bytes, "allowance": allowance},
+                                - sim.peak_bytes},
             "graph_largest_scratch": scratch,
             "graph_schedule_peaks": sorted(s.allocator_peak_bytes for s in sims),
             "graph_peak_at": sim.peak_at, "graph_alive_at_peak": sim.alive_at_peak[:20]}

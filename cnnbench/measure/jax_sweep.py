@@ -68,7 +68,9 @@ def compiled_steps(model, x, y) -> dict:
     import jax
     import jax.numpy as jnp
 
-    model._symbolic_build(data_batch=(x, y, None))  # builds optimizer, loss and metric state, as fit() does first
+    from cnnbench.compat import build_training_state
+
+    build_training_state(model, (x, y, None))  # builds optimizer, loss and metric state, as fit() does first
     copy = lambda vs: [jnp.array(v.value, copy=True) for v in vs]  # noqa: E731
     state = [(copy(model.trainable_variables), copy(model.non_trainable_variables),
               copy(model.optimizer.variables), copy(model.metrics_variables))]
@@ -99,7 +101,7 @@ def probe(spec: dict) -> dict:
     import jax
     import keras
 
-    from cnnbench.measure.memory import build_for_memory
+    from cnnbench.measure.steps import build_for_memory
     from cnnbench.measure.timing import sync
 
     device = jax.local_devices()[0]
@@ -335,22 +337,14 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
         input_shape=None, workers: int = 8, deadline_s: float = 450, results_dir="results", out_dir="reports",
         budget_bytes: int = BUDGET_BYTES, parts=PARTS, modes=MODES) -> dict:
     os.environ.update(CHILD_ENV)  # this process computes too (predictions, throughput): no preallocation
-    from cnnbench.environment import environment
     from cnnbench.measure.advisor import largest_batch
-    from cnnbench.measure.memory import build_for_memory, predict_memory
+    from cnnbench.measure.memory import predict_memory
+    from cnnbench.measure.steps import build_for_memory
     from cnnbench.measure.sweep import save
 
     start, started = time.monotonic(), datetime.now(UTC)
     deadline = start + deadline_s
-    gpu = nvml.gpu_info()
-    import jax
-    import keras
-
-    if gpu and jax.default_backend() != "gpu":
-        raise SystemExit(f"NVML sees {gpu['name']} but JAX has no GPU backend (jax {jax.__version__}, backends "
-                         f"{jax.default_backend()}): install JAX's CUDA build, e.g. `pip install 'jax[cuda13]'`")
-    env = environment(device_info=gpu or {"type": jax.default_backend(), "name": str(jax.devices()[0])})
-    env |= {"jax": jax.__version__, "keras_backend": keras.config.backend()}
+    gpu, env = _environment()
     result = {"memory": [], "throughput": [], "context": None, "budget": None, "oom": None, "skipped": []}
 
     def due(part: str) -> bool:
@@ -385,6 +379,46 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
                        "next_predicted_bytes": predict(b + 1)}
     warm_ups = [{"arch": a, "precision": p, "batch_size": b, "modes": list(modes)} | shape_spec
                 for a in parity for p, b in points] if "throughput" in parts and time.monotonic() <= deadline else []
+    _memory_part(cases, warm_ups, budget if gpu_bytes and b and due("budget") else None, result, workers=workers,
+                 gpu_bytes=gpu_bytes, budget_bytes=budget_bytes)
+    flush()
+    if gpu_bytes and due("oom"):  # alone: it asks for the whole GPU. No autotuning: it would only delay the
+        b, predicted = largest_batch(predict, 2 * gpu_bytes)  # allocation that fails
+        result["oom"] = resnet | {"batch_size": b, "predicted_bytes": predicted, "gpu_bytes": gpu_bytes}
+        result["oom"] |= run_probe(result["oom"], env={"XLA_FLAGS": "--xla_gpu_autotune_level=0"},
+                                   timeout=max(60.0, min(180.0, deadline - time.monotonic())))
+        print(f"oom: {result['oom']}", flush=True)
+        flush()
+    for arch in parity if "throughput" in parts else ():
+        result["throughput"] += throughput(arch, points, modes, deadline=deadline, input_shape=input_shape)
+        flush()
+    print(f"done in {time.monotonic() - start:.0f} s", flush=True)
+    return result | {"env": env}
+
+
+def _environment() -> tuple[dict | None, dict]:
+    """NVML's GPU (None without one) and the record's environment; a GPU JAX cannot use stops the sweep."""
+    import jax
+    import keras
+
+    from cnnbench.environment import environment
+
+    gpu = nvml.gpu_info()
+    if gpu and jax.default_backend() != "gpu":
+        raise SystemExit(f"NVML sees {gpu['name']} but JAX has no GPU backend (jax {jax.__version__}, backends "
+                         f"{jax.default_backend()}): install JAX's CUDA build, e.g. `pip install 'jax[cuda13]'`")
+    env = environment(device_info=gpu or {"type": jax.default_backend(), "name": str(jax.devices()[0])})
+    return gpu, env | {"jax": jax.__version__, "keras_backend": keras.config.backend()}
+
+
+def _memory_part(cases: list[dict], warm_ups: list[dict], budget: dict | None, result: dict, *, workers: int,
+                 gpu_bytes: int | None, budget_bytes: int) -> None:
+    """The memory cases (each measured in its own process, predicted here), the budget check and the throughput
+    points' compilation, side by side on ``workers`` processes; rows into ``result``."""
+    import keras
+
+    from cnnbench.measure.steps import build_for_memory
+
     # processes at once share the GPU: each warm-up may grow to its share (XLA's allocator keeps what it took)
     share = {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / min(workers, len(warm_ups) + len(cases) + 1):.3f}"}
     with ThreadPoolExecutor(workers) as pool:
@@ -392,7 +426,7 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
         futures = [pool.submit(measure_case, c, timeout=240) for c in cases]
         capped = {"XLA_PYTHON_CLIENT_PREALLOCATE": "true",
                   "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{budget_bytes / gpu_bytes:.4f}"} if gpu_bytes else {}
-        budget_future = pool.submit(run_probe, budget, env=capped) if gpu_bytes and b and due("budget") else None
+        budget_future = pool.submit(run_probe, budget, env=capped) if budget else None
         built = {}
         for case, future in zip(cases, futures, strict=True):
             if case["arch"] not in built:
@@ -408,19 +442,6 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
         if budget_future:
             result["budget"] = budget | budget_future.result()
         result["warm_up"] = [f.result() for f in warming]
-    flush()
-    if gpu_bytes and due("oom"):  # alone: it asks for the whole GPU. No autotuning: it would only delay the
-        b, predicted = largest_batch(predict, 2 * gpu_bytes)  # allocation that fails
-        result["oom"] = resnet | {"batch_size": b, "predicted_bytes": predicted, "gpu_bytes": gpu_bytes}
-        result["oom"] |= run_probe(result["oom"], env={"XLA_FLAGS": "--xla_gpu_autotune_level=0"},
-                                   timeout=max(60.0, min(180.0, deadline - time.monotonic())))
-        print(f"oom: {result['oom']}", flush=True)
-        flush()
-    for arch in parity if "throughput" in parts else ():
-        result["throughput"] += throughput(arch, points, modes, deadline=deadline, input_shape=input_shape)
-        flush()
-    print(f"done in {time.monotonic() - start:.0f} s", flush=True)
-    return result | {"env": env}
 
 
 def main(argv=None) -> int:

@@ -49,9 +49,9 @@ class CpuKernels:
 @functools.cache
 def this_cpu() -> CpuKernels:
     """This process's oneDNN setting (TensorFlow's own flag), the threads it may use and the L2 from sysfs."""
-    from tensorflow.python.util import _pywrap_util_port
+    from cnnbench.compat import onednn_enabled
 
-    return CpuKernels(onednn=bool(_pywrap_util_port.IsMklEnabled()), threads=len(os.sched_getaffinity(0)),
+    return CpuKernels(onednn=onednn_enabled(), threads=len(os.sched_getaffinity(0)),
                       l2_bytes=_l2_bytes(), isa=_isa())
 
 

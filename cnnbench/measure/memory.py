@@ -28,6 +28,7 @@ import keras
 from cnnbench.measure.graph import Op, elements, graph_ops, head_start
 from cnnbench.measure.memory_probe import ProbeError
 from cnnbench.measure.memory_probe import measure as probe
+from cnnbench.measure.steps import build_for_memory
 
 #: optimizer → temporaries its update of one variable allocates (elementwise results the size of the variable).
 OPTIMIZER_TEMPORARIES = {"sgd": 1, "momentum": 2, "nesterov": 2, "rmsprop": 2, "adagrad": 2, "adam": 2, "adamw": 2,
@@ -84,6 +85,83 @@ def bare_minimum(model: keras.Model, *, batch_size: int, input_shape, mode: str 
     return {"bare_minimum_bytes": sum(breakdown.values()), "breakdown": breakdown}
 
 
+class _Walk:
+    """The live set of one step, walked layer by layer: forward (outputs freed after their last consumer unless a
+    gradient needs them), then backward (each layer's saved tensors freed once its gradient is computed)."""
+
+    def __init__(self, ops: list[Op], act_bytes: int, input_batch: int, *, first: int, train: bool,
+                 checkpointing: bool):
+        self.ops, self.act_bytes, self.first, self.checkpointing = ops, act_bytes, first, checkpointing
+        self.size, self.consumers = {}, defaultdict(int)
+        for op in ops:
+            for t in op.inputs:
+                self.consumers[id(t)] += 1
+            for t in op.outputs:
+                self.size[id(t)] = elements(t) * act_bytes
+        for t in ops[0].inputs if ops else []:
+            self.size[id(t)] = input_batch
+        self.backward = ops[first:] if train else []  # the layers gradients reach
+        self.saved = {op.layer.name: [id(t) for t in _saved_for_backward(op)] for op in self.backward}
+        if checkpointing and self.backward:
+            k = math.isqrt(len(self.backward) - 1) + 1  # ceil(sqrt(n)) segments of ceil(sqrt(n)) layers
+            self.segments = [self.backward[i:i + k] for i in range(0, len(self.backward), k)]
+            self.keep = {id(t): 1 for seg in self.segments for t in seg[-1].outputs}  # only segment outputs survive
+        else:
+            self.segments = [self.backward] if self.backward else []
+            self.keep = defaultdict(int)  # tensor id → how many backward steps still need it
+            for ids in self.saved.values():
+                for i in ids:
+                    self.keep[i] += 1
+        self.live: dict = {}
+
+    def forward_peak(self) -> int:
+        ops, live = self.ops, self.live
+        peak = 0
+        for op in ops:
+            for t in op.outputs:
+                live[id(t)] = self.size[id(t)]
+            extra = _extra_intermediates(op) * self.act_bytes
+            peak = max(peak, sum(live.values()) + extra)
+            if extra and op.layer.name in self.saved and not self.checkpointing:
+                live[("extra", op.layer.name)] = extra
+            for t in op.inputs:
+                self.consumers[id(t)] -= 1
+                if (self.consumers[id(t)] == 0 and not self.keep.get(id(t)) and id(t) in live
+                        and t is not ops[0].inputs[0]):
+                    del live[id(t)]
+        return peak
+
+    def backward_peak(self, peak: int, temporaries: int) -> tuple[int, int]:
+        """The step's peak and the weight gradient (with the update's ``temporaries``) alive at it."""
+        live, size, grads_at_peak = self.live, self.size, 0
+        for segment in reversed(self.segments):
+            recomputed = {}
+            if self.checkpointing:  # the segment's forward runs again: its saved tensors (and extras) come back
+                recomputed = {i: size[i] for op in segment for i in self.saved[op.layer.name] if i not in live}
+                recomputed |= {("extra", op.layer.name): _extra_intermediates(op) * self.act_bytes for op in segment}
+                live |= recomputed
+            for op in reversed(segment):
+                grad_out = sum(size[id(t)] for t in op.outputs)
+                # no gradient w.r.t. the image, nor w.r.t. a frozen layer's output
+                grad_in = 0 if op is self.ops[self.first] else sum(size.get(id(t), 0) for t in op.inputs)
+                grads = max((math.prod(w.shape) for w in op.layer.trainable_weights), default=0) * VARIABLE_BYTES
+                grads *= temporaries
+                now = sum(live.values()) + grads + grad_out + grad_in
+                if now > peak:
+                    peak, grads_at_peak = now, grads
+                if not self.checkpointing:
+                    for i in self.saved[op.layer.name]:
+                        self.keep[i] -= 1
+                        if self.keep[i] == 0 and i in live:
+                            del live[i]
+                    live.pop(("extra", op.layer.name), None)
+            for i in recomputed:
+                live.pop(i, None)
+            for t in segment[-1].outputs if self.checkpointing else []:
+                live.pop(id(t), None)
+        return peak, grads_at_peak
+
+
 def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: str = "train",
                    optimizer: str = "adam", precision: str = "float32", frozen_backbone: bool = False,
                    checkpointing: bool = False) -> dict:
@@ -103,72 +181,11 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
     act_bytes = ACTIVATION_BYTES[precision] * batch_size
     weights = sum(math.prod(w.shape) for w in model.weights) * VARIABLE_BYTES
     ops = graph_ops(model)
-    size = {}
-    consumers: dict[int, int] = defaultdict(int)
-    for op in ops:
-        for t in op.inputs:
-            consumers[id(t)] += 1
-        for t in op.outputs:
-            size[id(t)] = elements(t) * act_bytes
     input_batch = math.prod(input_shape) * ACTIVATION_BYTES[precision] * batch_size
-    for t in ops[0].inputs if ops else []:
-        size[id(t)] = input_batch
-
-    train = mode == "train"
-    first = head_start(ops) if frozen_backbone else 0  # the first layer gradients reach
-    backward = ops[first:] if train else []
-    trainable = sum(math.prod(w.shape) for op in backward for w in op.layer.trainable_weights) * VARIABLE_BYTES
-    saved = {op.layer.name: [id(t) for t in _saved_for_backward(op)] for op in backward}
-    if checkpointing and backward:
-        k = math.isqrt(len(backward) - 1) + 1  # ceil(sqrt(n)) segments of ceil(sqrt(n)) layers
-        segments = [backward[i:i + k] for i in range(0, len(backward), k)]
-        keep = {id(t): 1 for seg in segments for t in seg[-1].outputs}  # only segment outputs survive forward
-    else:
-        segments = [backward] if backward else []
-        keep = defaultdict(int)  # tensor id → how many backward steps still need it
-        for ids in saved.values():
-            for i in ids:
-                keep[i] += 1
-    live: dict = {}
-    peak_forward = 0
-    for op in ops:
-        for t in op.outputs:
-            live[id(t)] = size[id(t)]
-        extra = _extra_intermediates(op) * act_bytes
-        peak_forward = max(peak_forward, sum(live.values()) + extra)
-        if extra and op.layer.name in saved and not checkpointing:
-            live[("extra", op.layer.name)] = extra
-        for t in op.inputs:
-            consumers[id(t)] -= 1
-            if consumers[id(t)] == 0 and not keep.get(id(t)) and id(t) in live and t is not ops[0].inputs[0]:
-                del live[id(t)]
-    peak, grads_at_peak = peak_forward, 0
-    temporaries = 1 + OPTIMIZER_TEMPORARIES[optimizer]  # the gradient itself + the update's temporaries
-    for segment in reversed(segments):
-        recomputed = {}
-        if checkpointing:  # the segment's forward runs again: its saved tensors (and extras) come back
-            recomputed = {i: size[i] for op in segment for i in saved[op.layer.name] if i not in live}
-            recomputed |= {("extra", op.layer.name): _extra_intermediates(op) * act_bytes for op in segment}
-            live |= recomputed
-        for op in reversed(segment):
-            grad_out = sum(size[id(t)] for t in op.outputs)
-            # no gradient w.r.t. the image, nor w.r.t. a frozen layer's output
-            grad_in = 0 if op is ops[first] else sum(size.get(id(t), 0) for t in op.inputs)
-            grads = max((math.prod(w.shape) for w in op.layer.trainable_weights), default=0) * VARIABLE_BYTES
-            grads *= temporaries
-            now = sum(live.values()) + grads + grad_out + grad_in
-            if now > peak:
-                peak, grads_at_peak = now, grads
-            if not checkpointing:
-                for i in saved[op.layer.name]:
-                    keep[i] -= 1
-                    if keep[i] == 0 and i in live:
-                        del live[i]
-                live.pop(("extra", op.layer.name), None)
-        for i in recomputed:
-            live.pop(i, None)
-        for t in segment[-1].outputs if checkpointing else []:
-            live.pop(id(t), None)
+    walk = _Walk(ops, act_bytes, input_batch, first=head_start(ops) if frozen_backbone else 0, train=mode == "train",
+                 checkpointing=checkpointing)
+    trainable = sum(math.prod(w.shape) for op in walk.backward for w in op.layer.trainable_weights) * VARIABLE_BYTES
+    peak, grads_at_peak = walk.backward_peak(walk.forward_peak(), 1 + OPTIMIZER_TEMPORARIES[optimizer])
     slots = OPTIMIZER_SLOTS[optimizer] * trainable
     breakdown = {
         "weights": weights,
@@ -180,24 +197,6 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
     return {"mode": mode, "batch_size": batch_size, "optimizer": optimizer, "precision": precision,
             "frozen_backbone": frozen_backbone, "checkpointing": checkpointing,
             "predicted_bytes": weights + slots + peak + input_batch, "breakdown": breakdown}
-
-
-def build_for_memory(spec: dict) -> tuple[keras.Model, tuple[int, int, int]]:
-    """The model a memory spec names: a registry arch (with builder keywords) or a user's ``.keras`` file."""
-    if spec.get("model_file"):
-        from cnnbench.modelfile import load_model_file
-
-        model = load_model_file(spec["model_file"])
-        shape = tuple(spec.get("input_shape") or model.inputs[0].shape[1:])
-        return model, shape
-    import architectures
-
-    kwargs = dict(spec.get("model_kwargs") or {})
-    if spec.get("input_shape"):
-        kwargs["input_shape"] = tuple(spec["input_shape"])
-    model = architectures.create_model(spec["arch"], **kwargs)
-    shape = tuple(kwargs.get("input_shape") or architectures.model_info(spec["arch"]).default_input_shape)
-    return model, shape
 
 
 def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = None, strict: bool = True,
@@ -249,20 +248,3 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
         "relative_error": (predicted["predicted_bytes"] - peak) / peak if peak else None,
         "device": measured.get("device") or f"{local_device()['type'].upper()}:0",
     } | ({"measure_error": measured["measure_error"]} if "measure_error" in measured else {})
-
-
-UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_bytes(text: str) -> int:
-    """``"16GiB"`` → 17179869184; decimal (kB, MB, GB) and binary (KiB, MiB, GiB) units, case-insensitive."""
-    import re
-
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in UNITS:
-        raise ValueError(f"expected a size like 16GiB or 500MB, got {text!r}")
-    value = float(match.group(1)) * UNITS[match.group(2).lower()]
-    if value <= 0:
-        raise ValueError(f"a memory size must be positive, got {text!r}")
-    return int(value)

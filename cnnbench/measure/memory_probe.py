@@ -37,44 +37,12 @@ def measure(spec: dict, *, timeout: float = 900) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _segmentation(spec: dict) -> bool:
-    """Whether the spec names a registered segmentation model (its loss then takes a label per pixel)."""
-    import architectures
-
-    return bool(spec.get("arch")) and architectures.model_info(spec["arch"]).kind == "segmentation"
-
-
-def make_step(model, spec: dict, input_shape) -> tuple:
-    """The step a memory spec names, as a ``tf.function`` and its arguments: a compiled train step (optimizer built)
-    on a fixed batch, or inference. Shared by the measurement and the graph prediction, so both see one graph."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    batch = spec["batch_size"]
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.random((batch, *input_shape), dtype=np.float32))
-    out_shape = model.compute_output_shape((batch, *input_shape))
-    if len(out_shape) == 2 or _segmentation(spec):  # classes per image or per pixel: integer labels
-        y = tf.constant(rng.integers(0, out_shape[-1], out_shape[:-1], dtype=np.int32))
-        loss = "sparse_categorical_crossentropy"
-    else:  # anything else (feature maps, dense predictions): a target of the output's shape, mean squared error
-        y, loss = tf.constant(rng.random(out_shape, dtype=np.float32)), "mse"
-    if spec["mode"] == "train":
-        optimizer = keras.optimizers.SGD(momentum=0.9) if spec.get("optimizer") == "momentum" else spec.get(
-            "optimizer", "adam")
-        model.compile(optimizer=optimizer, loss=loss)
-        model.optimizer.build(model.trainable_variables)
-        return tf.function(model.train_step), ((x, y),)
-    return tf.function(lambda t: model(t, training=False)), (x,)
-
-
 def _probe(spec: dict) -> dict:
     baseline = used_bytes()
     import keras
     import tensorflow as tf
 
-    from cnnbench.measure.memory import build_for_memory
+    from cnnbench.measure.steps import build_for_memory, make_step
 
     if spec.get("precision", "float32") != "float32":
         keras.mixed_precision.set_global_policy(spec["precision"])
@@ -128,14 +96,14 @@ def allocations_at_peak(run, top: int = 20) -> dict:
     from pathlib import Path
 
     import tensorflow as tf
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from cnnbench.compat import xspace
 
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         tf.nest.flatten(run())[0].numpy()
         tf.profiler.experimental.stop()
-        space = xplane_pb2.XSpace()
-        space.ParseFromString(Path(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]).read_bytes())
+        space = xspace(Path(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]).read_bytes())
     events = []
     for plane in space.planes:
         stat_names = {k: v.name for k, v in plane.stat_metadata.items()}

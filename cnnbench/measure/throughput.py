@@ -119,9 +119,23 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
     return out
 
 
-def check_strategy(strategy: str, *, compare_keras: bool, end_to_end: bool, jit: bool) -> None:
+def check_options(arch: str, *, width: float | None = None, precision: str = "float32", compare_keras: bool = False,
+                  end_to_end: bool = False, jit: bool = False, strategy: str = "default"):
+    """What ``throughput_report`` refuses before any work (ValueError; an unknown model: KeyError); the model's
+    registry entry."""
+    import architectures
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    info = architectures.model_info(arch)
+    if compare_keras and not info.keras_equivalent:
+        twins = [n for n in architectures.list_models() if architectures.model_info(n).keras_equivalent]
+        raise ValueError(f"{arch} has no keras.applications equivalent (models with one: {', '.join(twins)})")
+    if compare_keras and width not in (None, 1.0):
+        raise ValueError("--compare-keras needs the full-width model (keras.applications has no width multiplier)")
     if strategy != "default" and (compare_keras or end_to_end or jit):
         raise ValueError("--strategy times the replicated model alone: not with --compare-keras, --end-to-end or --jit")
+    return info
 
 
 def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32), input_shape=None,
@@ -138,15 +152,8 @@ def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32),
     from cnnbench.environment import device as local_device
     from cnnbench.measure.flops import count_flops
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
-    info = architectures.model_info(arch)
-    if compare_keras and not info.keras_equivalent:
-        twins = [n for n in architectures.list_models() if architectures.model_info(n).keras_equivalent]
-        raise ValueError(f"{arch} has no keras.applications equivalent (models with one: {', '.join(twins)})")
-    if compare_keras and width not in (None, 1.0):
-        raise ValueError("--compare-keras needs the full-width model (keras.applications has no width multiplier)")
-    check_strategy(strategy, compare_keras=compare_keras, end_to_end=end_to_end, jit=jit)
+    info = check_options(arch, width=width, precision=precision, compare_keras=compare_keras, end_to_end=end_to_end,
+                         jit=jit, strategy=strategy)
     shape = tuple(input_shape or info.default_input_shape)
     kwargs = {"input_shape": shape} | ({"width": width} if width else {})
     previous = keras.mixed_precision.global_policy().name

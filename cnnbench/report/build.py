@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench._util import atomic_write, check_writable_dir
+from cnnbench.ablations import ablation_tables
 from cnnbench.cards import read_cards
 from cnnbench.measure.sweep import variant
 from cnnbench.report import figures
@@ -29,11 +30,17 @@ from cnnbench.report.frames import (
     scaling_records,
     summary_frame,
 )
-from cnnbench.report.innovations import INNOVATIONS, ablation_tables
+from cnnbench.report.innovations import INNOVATIONS
+from cnnbench.tasks import SUITE_TASKS, TASKS, Task
 
-TASKS = {"mnist": "MNIST (real, 10 digits)", "transfer": "Transfer learning (Fashion-MNIST, pretrained backbone)",
-         "segmentation": "Segmentation (MNIST digits on generated canvases)"}
 MIB = 2**20
+
+
+#: the site's pages besides the index and the architectures', in its navigation: (file, name, what it shows)
+PAGES = (("innovations.html", "innovations", "what each idea is, and its measured effect (ablations)."),
+         ("memory.html", "memory", "predicted vs measured peak memory over models, batches and modes."),
+         ("throughput.html", "throughput", "images/s, latency and MFU over batch sizes."),
+         ("runs.html", "every run", "failures included, each with its JSON record."))
 
 
 class ReportError(ValueError):
@@ -128,21 +135,33 @@ def _innovation(arch: str, cards: dict, fallback) -> str:
     return innovations[0] if innovations else "—"
 
 
+#: the extra leaderboard columns a task names (``Task.columns``): header (from the task's rows), cell (from a row)
+TASK_COLUMNS = {
+    "time_to_target": (lambda g: f"time to {pct(g['ttt_target'].dropna().iloc[0])} %" if g["ttt_target"].notna().any()
+                       else "time to target",
+                       lambda r: _time_to_target(r.ttt_runs, r.ttt_hits, r.ttt_s, r.ttt_epoch)),
+    "from_scratch": (lambda g: "from scratch (%)", lambda r: pct(r.scratch_mean, r.scratch_std, r.seeds)),
+    "pixel_accuracy": (lambda g: "pixel accuracy (%)", lambda r: pct(r.acc_mean, r.acc_std, r.seeds)),
+}
+
+
+def task_info(name: str) -> type[Task]:
+    """A task's presentation (title, score, columns, figures); a task this code does not know gets the defaults."""
+    return TASKS.get(name, Task)
+
+
 def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.DataFrame | None) -> list[Table]:
     """One table per (profile, machine) of ``task``: numbers from different devices or scales never share a table."""
     tables = []
-    s = summary[summary["task"] == task]
-    score = "mean IoU (%)" if task == "segmentation" else "test accuracy (%)"
-    for (profile, machine), g in s.groupby(["profile", "machine"], sort=True):
+    info = task_info(task)
+    score = info.score_label
+    for (profile, machine), g in summary[summary["task"] == task].groupby(["profile", "machine"], sort=True):
         g = g.reset_index(drop=True)
-        cols = ["architecture", "year", "innovation", "trainable params", "GMACs paper / as run", score + " (n)"]
-        cols += {"transfer": ["from scratch (%)"], "mnist": [f"time to {pct(g['ttt_target'].dropna().iloc[0])} %"
-                                                            if g["ttt_target"].notna().any() else "time to target"],
-                 "segmentation": ["pixel accuracy (%)"]}.get(task, [])
-        cols += ["train img/s (CoV)", "infer img/s (CoV)", "train-step MiB predicted / measured (error)",
-                 "input · width · images · epochs", "flags"]
-        if changes is not None:
-            cols.append("vs baseline")
+        extra = [TASK_COLUMNS[c] for c in info.columns]
+        cols = ["architecture", "year", "innovation", "trainable params", "GMACs paper / as run", score + " (n)",
+                *(header(g) for header, _ in extra), "train img/s (CoV)", "infer img/s (CoV)",
+                "train-step MiB predicted / measured (error)", "input · width · images · epochs", "flags",
+                *(["vs baseline"] if changes is not None else [])]
         rows = []
         for r in g.itertuples():
             paper = cards.get(r.arch, {}).get("flops", {}).get("macs")
@@ -151,28 +170,22 @@ def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.Data
                    Cell(count(r.year).replace(",", "")), Cell(_innovation(r.arch, cards, r.innovations), cls="text"),
                    Cell(count(r.params_trainable)), Cell(f"{gmacs(paper)} / {gmacs(r.macs)}"),
                    Cell(f"{pct(r.score_mean, r.score_std, r.seeds)} ({r.seeds})"
-                        + (f" · median {pct(r.score_median)}" if r.seeds >= 5 else ""))]
-            if task == "transfer":
-                row.append(Cell(pct(r.scratch_mean, r.scratch_std, r.seeds)))
-            elif task == "mnist":
-                row.append(Cell(_time_to_target(r.ttt_runs, r.ttt_hits, r.ttt_s, r.ttt_epoch)))
-            elif task == "segmentation":
-                row.append(Cell(pct(r.acc_mean, r.acc_std, r.seeds)))
-            row += [Cell(rate(r.train_img_s, r.train_cov)), Cell(rate(r.infer_img_s, r.infer_cov)),
-                    Cell(f"{mib(r.mem_predicted)} / {mib(r.mem_measured)} ({signed_pct(r.mem_error)})"),
-                    Cell(f"{r.input_shape} · {1 if pd.isna(r.width) else r.width:g} · {count(r.n_train)} · "
-                         f"{count(r.epochs)}"),
-                    Cell("; ".join(r.flags), cls="flags")]
+                        + (f" · median {pct(r.score_median)}" if r.seeds >= 5 else "")),
+                   *(Cell(cell(r)) for _, cell in extra),
+                   Cell(rate(r.train_img_s, r.train_cov)), Cell(rate(r.infer_img_s, r.infer_cov)),
+                   Cell(f"{mib(r.mem_predicted)} / {mib(r.mem_measured)} ({signed_pct(r.mem_error)})"),
+                   Cell(f"{r.input_shape} · {1 if pd.isna(r.width) else r.width:g} · {count(r.n_train)} · "
+                        f"{count(r.epochs)}"),
+                   Cell("; ".join(r.flags), cls="flags")]
             if changes is not None:
                 row.append(_change_cell(changes, r))
             rows.append(row)
-        _mark_best(rows, 3, list(g["params_trainable"]), min)
-        _mark_best(rows, 4, list(g["macs"]), min)
-        _mark_best(rows, 5, list(g["score_mean"]), max)
-        first_rate = 7 if task in ("transfer", "mnist", "segmentation") else 6
-        _mark_best(rows, first_rate, list(g["train_img_s"]), max)
-        _mark_best(rows, first_rate + 1, list(g["infer_img_s"]), max)
-        _mark_best(rows, first_rate + 2, [abs(e) if not pd.isna(e) else None for e in g["mem_error"]], min)
+        for column, values, better in (
+                ("trainable params", g["params_trainable"], min), ("GMACs paper / as run", g["macs"], min),
+                (score + " (n)", g["score_mean"], max), ("train img/s (CoV)", g["train_img_s"], max),
+                ("infer img/s (CoV)", g["infer_img_s"], max),
+                ("train-step MiB predicted / measured (error)", g["mem_error"].abs(), min)):
+            _mark_best(rows, cols.index(column), list(values), better)
         device = ", ".join(sorted(set(g["device"].dropna())))
         tables.append(Table(f"profile {profile} · machine {machine} ({device})", cols, rows))
     return tables
@@ -319,19 +332,22 @@ class Site:
         return path
 
 
-def _segmentation_samples(df: pd.DataFrame) -> dict:
-    ok = latest_ok(df[df["task"] == "segmentation"])
+def _segmentation_samples(df: pd.DataFrame, task: str, fig_dir: Path) -> list[tuple[str | None, str]]:
+    ok = latest_ok(df[df["task"] == task])
     samples = {}
     for arch, g in ok.groupby("arch"):
         rec = g.iloc[-1]["record"]
         if rec["metrics"].get("samples"):
             samples[arch] = rec["metrics"]["samples"]
-    return dict(sorted(samples.items(), key=lambda kv: natural_key(kv[0])))
+    name = figures.segmentation_samples(dict(sorted(samples.items(), key=lambda kv: natural_key(kv[0]))), fig_dir)
+    return [(f"figures/{name}", "The first test canvases, their true masks and each FCN's prediction (its latest "
+                                "record).") if name else
+            (None, "No sample masks: these segmentation records predate recording them.")]
 
 
-def _transfer_confusions(df: pd.DataFrame, fig_dir: Path) -> list[tuple[str, str]]:
+def _transfer_confusions(df: pd.DataFrame, task: str, fig_dir: Path) -> list[tuple[str, str]]:
     out = []
-    ok = latest_ok(df[df["task"] == "transfer"])
+    ok = latest_ok(df[df["task"] == task])
     for (arch, profile, weights), g in ok.groupby(["arch", "profile", "weights"]):
         recs = list(g["record"])
         cms = [np.asarray(r["metrics"]["confusion_matrix"]) for r in recs if r["metrics"].get("confusion_matrix")]
@@ -339,39 +355,79 @@ def _transfer_confusions(df: pd.DataFrame, fig_dir: Path) -> list[tuple[str, str
             continue
         classes = recs[0]["dataset"].get("classes") or [str(i) for i in range(len(cms[0]))]
         name = figures.confusion(sum(cms), classes, f"{arch} ({weights}, {profile}): summed over {len(cms)} seeds",
-                                 fig_dir, f"transfer-confusion-{arch}-{profile}-{weights}.svg")
-        out.append((name, f"Confusion matrix of {arch}, {weights} weights, {profile} profile, test predictions "
-                          f"summed over {len(cms)} seed(s); each row is normalised to its true class."))
+                                 fig_dir, f"{task}-confusion-{arch}-{profile}-{weights}.svg")
+        out.append((f"figures/{name}", f"Confusion matrix of {arch}, {weights} weights, {profile} profile, test "
+                                       f"predictions summed over {len(cms)} seed(s); each row is normalised to its "
+                                       "true class."))
     return out
+
+
+def _summary_figure(draw, caption: str):
+    """A figure of the summary frame, its caption, for ``TASK_FIGURES``."""
+    def make(df, summary, task, fig_dir):
+        name = draw(summary, task, fig_dir)
+        return [(f"figures/{name}", caption)] if name else []
+
+    return make
+
+
+#: the figures a task names (``Task.figures``), after the common ones: (records, summary, task, figure folder) →
+#: [(path or None, caption)]
+TASK_FIGURES = {
+    "pretrained_vs_scratch": _summary_figure(figures.pretrained_vs_scratch, "Pretrained and fine-tuned vs the same "
+                                             "network trained from scratch on the same images, mean ± std over seeds."),
+    "transfer_confusions": lambda df, summary, task, fig_dir: _transfer_confusions(df, task, fig_dir),
+    "fcn_heads": _summary_figure(figures.fcn_heads, "Mean IoU per FCN (head and backbone), mean ± std over seeds."),
+    "segmentation_samples": lambda df, summary, task, fig_dir: _segmentation_samples(df, task, fig_dir),
+}
+
+
+@dataclass
+class Inputs:
+    """Everything the site is made from: the run records, their summary, the sweeps and the cards."""
+
+    results_dir: Path
+    df: pd.DataFrame
+    summary: pd.DataFrame
+    changes: pd.DataFrame | None
+    sweeps: dict[str, tuple[dict | None, str | None]]
+    jax: list[tuple[str, dict]]
+    scaling: list[tuple[str, dict]]
+    cards: dict
+
+
+def _read(results_dir: Path, baseline_dir) -> Inputs:
+    if not results_dir.is_dir():
+        raise ReportError(f"results folder {results_dir} does not exist (run `cnnbench run` or a suite first)")
+    df = records_frame(results_dir)
+    sweeps = {"memory": latest_sweep(results_dir, "memory_sweep"),
+              "exercise": latest_sweep(results_dir, "memory_sweep", lambda row: row.get("arch") == "exercise"),
+              "generated": latest_sweep(results_dir, "memory_sweep", lambda row: "generator" in row),
+              "throughput": latest_sweep(results_dir, "throughput_sweep")}
+    found = Inputs(results_dir, df, summary_frame(df), None, sweeps, jax_sweeps(results_dir),
+                   scaling_records(results_dir), read_cards(results_dir))
+    if df.empty and not (any(s for s, _ in sweeps.values()) or found.jax or found.scaling or found.cards):
+        raise ReportError(f"no result records in {results_dir} (nothing to report)")
+    if baseline_dir is not None:
+        if not Path(baseline_dir).is_dir():
+            raise ReportError(f"baseline folder {baseline_dir} does not exist")
+        baseline = summary_frame(records_frame(baseline_dir))
+        if baseline.empty or found.summary.empty:
+            empty = baseline_dir if baseline.empty else results_dir
+            raise ReportError(f"nothing to compare: no run records in {empty}")
+        found.changes = compare(found.summary, baseline)
+    return found
 
 
 def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  baseline_dir: str | os.PathLike | None = None) -> Path:
     """Write the site into ``out_dir``; returns the path of its ``index.html``."""
     results_dir, out = Path(results_dir), Path(out_dir)
-    if not results_dir.is_dir():
-        raise ReportError(f"results folder {results_dir} does not exist (run `cnnbench run` or a suite first)")
-    df = records_frame(results_dir)
-    mem_sweep, mem_file = latest_sweep(results_dir, "memory_sweep")
-    ex_sweep, ex_file = latest_sweep(results_dir, "memory_sweep", lambda row: row.get("arch") == "exercise")
-    gen_sweep, gen_file = latest_sweep(results_dir, "memory_sweep", lambda row: "generator" in row)
-    tp_sweep, tp_file = latest_sweep(results_dir, "throughput_sweep")
-    jax = jax_sweeps(results_dir)
-    scaling = scaling_records(results_dir)
-    cards = read_cards(results_dir)
-    if df.empty and not (mem_sweep or gen_sweep or tp_sweep or jax or scaling or cards):
-        raise ReportError(f"no result records in {results_dir} (nothing to report)")
+    inputs = _read(results_dir, baseline_dir)
     try:
         check_writable_dir(out)
     except OSError as e:
         raise ReportError(f"cannot write the report to {out}: {e.strerror or e}") from None
-
-    summary = summary_frame(df)
-    changes = None
-    if baseline_dir is not None:
-        if not Path(baseline_dir).is_dir():
-            raise ReportError(f"baseline folder {baseline_dir} does not exist")
-        changes = compare(summary, summary_frame(records_frame(baseline_dir)))
     env = jinja2.Environment(loader=jinja2.PackageLoader("cnnbench.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     site = Site(out, env)
@@ -379,67 +435,78 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if fig_dir.exists():
         shutil.rmtree(fig_dir)  # figures of records no longer present must not linger
     site.write("style.css", (Path(__file__).parent / "templates" / "style.css").read_text())
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     # asv's own site (`asv publish`, html_dir reports/asv) from the asv results beside the records, when both exist
-    asv = (Path(results_dir) / "asv").is_dir() and (Path(out_dir) / "asv" / "index.html").is_file()
-    common = {"generated_at": generated, "results_dir": str(results_dir), "asv": asv}
+    asv = (results_dir / "asv").is_dir() and (out / "asv" / "index.html").is_file()
+    common = {"generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "results_dir": str(results_dir),
+              "asv": asv, "pages": PAGES}
+    _copy_records(site, inputs)
+    _index_page(site, inputs, fig_dir, common, baseline_dir)
+    _arch_pages(site, inputs, common)
+    _innovations_page(site, inputs, common)
+    _memory_page(site, inputs, fig_dir, common)
+    _throughput_page(site, inputs, fig_dir, common)
+    failures = failures_frame(inputs.df)
+    site.page("runs.html", "runs.html.j2", title="Every run", runs=_runs_table(inputs.df), n_failed=len(failures),
+              failed_by_outcome=failures["outcome"].value_counts().to_dict(), provenance=_provenance([inputs.df]),
+              **common)
+    # the README's excerpt: the same aggregation, as markdown
+    site.write("summary.md", markdown_table(_summary_markdown(inputs.summary)))
+    _check_links(out, site.written)
+    return out / "index.html"
 
-    # records travel with the site, so every "JSON" link works on any static host
-    rec_dir = out / "records"
+
+def _copy_records(site: Site, inputs: Inputs) -> None:
+    """Records travel with the site, so every "JSON" link works on any static host."""
+    rec_dir = site.out / "records"
     if rec_dir.exists():
         shutil.rmtree(rec_dir)
-    for f in df["file"]:
-        site.write(f"records/{f}", (results_dir / f).read_text())
-    sweep_files = sorted({f for f in (mem_file, ex_file, gen_file, tp_file, *(f for f, _ in [*jax, *scaling])) if f})
-    for f in [*sweep_files, *(c["file"] for c in cards.values())]:
-        site.write(f"records/{f}", (results_dir / f).read_text())
+    sweep_files = {f for _, f in inputs.sweeps.values() if f} | {f for f, _ in [*inputs.jax, *inputs.scaling]}
+    for f in [*inputs.df["file"], *sorted(sweep_files), *(c["file"] for c in inputs.cards.values())]:
+        site.write(f"records/{f}", (inputs.results_dir / f).read_text())
 
-    # index: a leaderboard and figures per task
+
+def _index_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict, baseline_dir) -> None:
+    """A leaderboard and figures per task."""
+    df, summary, changes = inputs.df, inputs.summary, inputs.changes
     tasks = []
-    for task in [t for t in TASKS if t in set(summary["task"])] + sorted(set(summary["task"]) - set(TASKS)):
+    present = set(summary["task"])
+    for task in [t for t in dict.fromkeys((*SUITE_TASKS, *TASKS)) if t in present] + sorted(present - set(TASKS)):
+        info = task_info(task)
         figs = []
         for name, caption in (
-                (figures.score_vs_cost(summary, task, fig_dir, x="gmacs"),
+                (figures.score_vs_cost(summary, task, info.score_label, fig_dir, x="gmacs"),
                  "Score against GMACs as run (log), points sized by parameters (Canziani et al. 2016 style); bars: "
                  "±1 std over seeds. Profiles differ in input and width: compare within one marker style."
                  + _missing_macs(summary, task)),
-                (figures.score_vs_cost(summary, task, fig_dir, x="params"),
+                (figures.score_vs_cost(summary, task, info.score_label, fig_dir, x="params"),
                  "Score against trainable parameters as run (log)."),
                 (figures.training_curves(df, task, fig_dir),
                  "Training loss per epoch: mean over seeds with a ±1 std band.")):
             if name:
                 figs.append((f"figures/{name}", caption))
-        if task == "transfer":
-            name = figures.pretrained_vs_scratch(summary, fig_dir)
-            if name:
-                figs.append((f"figures/{name}", "Pretrained and fine-tuned vs the same network trained from scratch "
-                                                "on the same images, mean ± std over seeds."))
-            figs += [(f"figures/{n}", c) for n, c in _transfer_confusions(df, fig_dir)]
-        if task == "segmentation":
-            name = figures.fcn_heads(summary, fig_dir)
-            if name:
-                figs.append((f"figures/{name}", "Mean IoU per FCN (head and backbone), mean ± std over seeds."))
-            name = figures.segmentation_samples(_segmentation_samples(df), fig_dir)
-            figs.append((f"figures/{name}", "The first test canvases, their true masks and each FCN's prediction "
-                                            "(its latest record).") if name else
-                        (None, "No sample masks: these segmentation records predate recording them."))
+        for figure in info.figures:
+            figs += TASK_FIGURES[figure](df, summary, task, fig_dir)
         t = summary[summary["task"] == task]
-        tasks.append({"name": task, "title": TASKS.get(task, task),
-                      "tables": leaderboards(summary, task, cards, changes),
+        tasks.append({"name": task, "title": info.title or task,
+                      "tables": leaderboards(summary, task, inputs.cards, changes),
                       "figures": figs, "reduced": sorted(set(t["profile"]) - {"gpu"}),
                       "datasets": df[df["task"] == task].dropna(subset=["dataset_note"]).drop_duplicates(
                           "dataset")[["dataset", "dataset_note"]].values.tolist()})
-    failures = failures_frame(df)
-    archs = sorted(set(df["arch"]) | set(cards), key=natural_key)
-    site.page("index.html", "index.html.j2", title="cnnbench", tasks=tasks, archs=archs, n_records=len(df),
-              n_failed=len(failures), cards=bool(cards), changes=changes, provenance=_provenance([df]), **common,
-              baseline=str(baseline_dir) if baseline_dir else None,
+    site.page("index.html", "index.html.j2", title="cnnbench", tasks=tasks, archs=_archs(inputs),
+              n_records=len(df), n_failed=len(failures_frame(df)), cards=bool(inputs.cards), changes=changes,
+              provenance=_provenance([df]), **common, baseline=str(baseline_dir) if baseline_dir else None,
               regressions=[] if changes is None else changes[changes["regressed"]].to_dict("records"))
 
-    # a page per architecture: every one with a card or a record
-    for arch in archs:
-        runs = df[df["arch"] == arch]
-        card = cards.get(arch)
+
+def _archs(inputs: Inputs) -> list[str]:
+    """Every architecture with a card or a record."""
+    return sorted(set(inputs.df["arch"]) | set(inputs.cards), key=natural_key)
+
+
+def _arch_pages(site: Site, inputs: Inputs, common: dict) -> None:
+    for arch in _archs(inputs):
+        runs = inputs.df[inputs.df["arch"] == arch]
+        card = inputs.cards.get(arch)
         layers = None
         if card:
             layers = Table("Layers at the paper input", ["#", "layer", "type", "output shape", "params", "MACs"], [
@@ -452,16 +519,26 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   counted=None if not card else {"params": card["params"], "macs": gmacs(card["flops"]["macs"]),
                                                   "input": "x".join(map(str, card["input_shape"]))})
 
-    # innovations, memory, throughput, runs
+
+def _innovations_page(site: Site, inputs: Inputs, common: dict) -> None:
+    cards = inputs.cards
     intro = {i.key: sorted((a for a, c in cards.items() if any(i.matches(x) for x in c["model"]["innovations"])),
                            key=natural_key) for i in INNOVATIONS}
     site.page("innovations.html", "innovations.html.j2", title="Innovations", innovations=INNOVATIONS,
-              introduced_by=intro, ablations=ablation_tables(df["record"]), provenance=_provenance([df]), **common)
+              introduced_by=intro, ablations=ablation_tables(inputs.df["record"]), provenance=_provenance([inputs.df]),
+              **common)
 
-    mem_rows = _sweep_rows(mem_sweep)
-    mem_rows = mem_rows[mem_rows["arch"] != "exercise"] if len(mem_rows) else mem_rows
-    ex_rows = _sweep_rows(ex_sweep)
-    ex_rows = ex_rows[ex_rows["arch"] == "exercise"] if len(ex_rows) else ex_rows
+
+def _rows_where(sweep: dict | None, keep) -> pd.DataFrame:
+    rows = _sweep_rows(sweep)
+    return rows[keep(rows)] if len(rows) else rows
+
+
+def _memory_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict) -> None:
+    (mem_sweep, mem_file), (ex_sweep, ex_file) = inputs.sweeps["memory"], inputs.sweeps["exercise"]
+    gen_sweep, gen_file = inputs.sweeps["generated"]
+    mem_rows = _rows_where(mem_sweep, lambda r: r["arch"] != "exercise")
+    ex_rows = _rows_where(ex_sweep, lambda r: r["arch"] == "exercise")
     gen_rows = pd.DataFrame([r for r in (gen_sweep or {}).get("rows", []) if "generator" in r])
     mem_figs = [(f"figures/{n}", c) for n, c in (
         (figures.memory_vs_batch(mem_rows, fig_dir) if len(mem_rows) else None,
@@ -473,7 +550,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                                        "generated networks: predicted vs measured") if len(gen_rows) else None,
          "Generated networks (never in the registry): each predictor against the measured peak.")) if n]
     gpu = []
-    for file, sweep in jax:
+    for file, sweep in inputs.jax:
         rows = pd.DataFrame([r for r in sweep.get("rows", []) if r.get("outcome") == "ok"])
         if rows.empty:
             continue
@@ -492,8 +569,11 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
               exercise_file=ex_file,
               generated=_frame_table("", _memory_table(gen_rows), text=("network drawn",)) if len(gen_rows) else None,
               generated_sweep=gen_sweep, generated_file=gen_file,
-              provenance=_provenance([], [mem_sweep, ex_sweep, gen_sweep, *[s for _, s in jax]]), **common)
+              provenance=_provenance([], [mem_sweep, ex_sweep, gen_sweep, *[s for _, s in inputs.jax]]), **common)
 
+
+def _throughput_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict) -> None:
+    tp_sweep, tp_file = inputs.sweeps["throughput"]
     tp_rows = _sweep_rows(tp_sweep)
     tp_fig = figures.throughput_vs_batch(tp_rows, fig_dir) if len(tp_rows) else None
     gpu_tp = [{"file": file, "device": s["env"]["device"], "table": _frame_table("", pd.DataFrame([{
@@ -501,7 +581,8 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
         "ours img/s": rate(r.get("images_per_s"), r.get("cov")),
         "keras.applications img/s": rate(r.get("keras_images_per_s"), r.get("keras_cov")),
         "MFU": "—" if r.get("mfu") is None else f"{100 * r['mfu']:.1f} %"} for r in s["throughput"]
-        if r.get("outcome") == "ok"]))} for file, s in jax if s.get("throughput")]
+        if r.get("outcome") == "ok"]))} for file, s in inputs.jax if s.get("throughput")]
+    parity = tp_sweep.get("parity") if tp_sweep else None
     site.page("throughput.html", "throughput.html.j2", title="Throughput", sweep=tp_sweep, file=tp_file,
               tp_figure=f"figures/{tp_fig}" if tp_fig else None,
               cases=_frame_table("Every case", _throughput_table(tp_rows)) if len(tp_rows) else None, gpu=gpu_tp,
@@ -509,18 +590,10 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   "model": p["arch"], "mode": p["mode"], "batch": p["batch_size"],
                   "ours img/s": rate(p["images_per_s"], p["cov"]),
                   "keras img/s": rate(p["keras_images_per_s"], p["keras_cov"]),
-                  "ratio": f"{p['keras_ratio']:.3f}"} for p in tp_sweep.get("parity", [])]))
-              if tp_sweep and tp_sweep.get("parity") else None,
-              scaling=[{"file": f, "record": s, "table": _frame_table("", _scaling_table(s))} for f, s in scaling],
-              provenance=_provenance([], [tp_sweep, *[s for _, s in [*jax, *scaling]]]), **common)
-
-    site.page("runs.html", "runs.html.j2", title="Every run", runs=_runs_table(df), n_failed=len(failures),
-              failed_by_outcome=failures["outcome"].value_counts().to_dict(), provenance=_provenance([df]), **common)
-
-    # the README's excerpt: the same aggregation, as markdown
-    site.write("summary.md", markdown_table(_summary_markdown(summary)))
-    _check_links(out, site.written)
-    return out / "index.html"
+                  "ratio": f"{p['keras_ratio']:.3f}"} for p in parity])) if parity else None,
+              scaling=[{"file": f, "record": s, "table": _frame_table("", _scaling_table(s))}
+                       for f, s in inputs.scaling],
+              provenance=_provenance([], [tp_sweep, *[s for _, s in [*inputs.jax, *inputs.scaling]]]), **common)
 
 
 def _summary_markdown(s: pd.DataFrame) -> pd.DataFrame:

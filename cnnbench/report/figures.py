@@ -29,11 +29,7 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
-def _score_label(task: str) -> str:
-    return "mean IoU (%)" if task == "segmentation" else "test accuracy (%)"
-
-
-def score_vs_cost(summary: pd.DataFrame, task: str, out: Path, *, x: str) -> str | None:
+def score_vs_cost(summary: pd.DataFrame, task: str, score_label: str, out: Path, *, x: str) -> str | None:
     """Accuracy against GMACs as run (points sized by parameters; Canziani et al. 2016) or against parameters."""
     s = summary[(summary["task"] == task) & summary["score_mean"].notna()].copy()
     s["GMACs as run"] = s["macs"] / 1e9
@@ -51,7 +47,7 @@ def score_vs_cost(summary: pd.DataFrame, task: str, out: Path, *, x: str) -> str
                     sizes=(40, 400), style="profile", ax=ax, legend="brief")
     ax.errorbar(s[column], s["score"], yerr=100 * s["score_std"], fmt="none", ecolor="0.5", lw=0.8, zorder=0)
     ax.set_xscale("log")
-    ax.set(xlabel=column + " (log)", ylabel=_score_label(task), title=f"{task}: score vs {column}")
+    ax.set(xlabel=column + " (log)", ylabel=score_label, title=f"{task}: score vs {column}")
     ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=7, frameon=False)
     return _save(fig, out, f"{task}-score-vs-{x}.svg")
 
@@ -81,8 +77,8 @@ def confusion(cm: np.ndarray, classes: list[str], title: str, out: Path, name: s
     return _save(fig, out, name)
 
 
-def pretrained_vs_scratch(summary: pd.DataFrame, out: Path) -> str | None:
-    s = summary[(summary["task"] == "transfer") & summary["scratch_mean"].notna()]
+def pretrained_vs_scratch(summary: pd.DataFrame, task: str, out: Path) -> str | None:
+    s = summary[(summary["task"] == task) & summary["scratch_mean"].notna()]
     if s.empty:
         return None
     d = pd.concat([pd.DataFrame({"arch": s["arch"] + " (" + s["profile"] + ")", "weights": w, "accuracy": 100 * m,
@@ -98,9 +94,9 @@ def pretrained_vs_scratch(summary: pd.DataFrame, out: Path) -> str | None:
     return _save(fig, out, "transfer-pretrained-vs-scratch.svg")
 
 
-def fcn_heads(summary: pd.DataFrame, out: Path) -> str | None:
+def fcn_heads(summary: pd.DataFrame, task: str, out: Path) -> str | None:
     """Mean IoU of each FCN (FCN-32s / 16s / 8s heads, backbones) with ±1 std over seeds."""
-    s = summary[(summary["task"] == "segmentation") & summary["miou_mean"].notna()]
+    s = summary[(summary["task"] == task) & summary["miou_mean"].notna()]
     if s.empty:
         return None
     d = s.assign(miou=100 * s["miou_mean"], std=100 * s["miou_std"], label=s["arch"] + " (" + s["profile"] + ")")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from cnnbench import records
 from cnnbench.environment import machine_id
+from cnnbench.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
     df["record"] = rows
     df["input_shape"] = df["input_shape"].map(_shape)
     df["weights"] = df["weights"].astype(object).fillna("scratch")  # records from before pretrained weights existed
-    df["score"] = df["miou"].where(df["task"] == "segmentation", df["test_accuracy"])
+    # each task's ranking metric (``Task.score``: a column of COLUMNS by the same name)
+    scores = df["task"].map(lambda t: TASKS[t].score if t in TASKS else "test_accuracy")
+    df["score"] = [df[key].iat[i] for i, key in enumerate(scores)]
     return df.sort_values(["task", "arch", "profile", "weights", "machine", "seed", "started_at"]).reset_index(
         drop=True)
 

