@@ -83,6 +83,20 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
 PAUSE_ENV = "CNNBENCH_PAUSE_AT"
 
 
+def run_module(module: str, *args: str, env: dict | None = None,
+               timeout: float | None = None) -> tuple[int, dict | None, str]:
+    """``python -m module args`` in a fresh process that dies with this one: its exit status, the JSON object it
+    printed last (None when it failed) and its stderr."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, preexec_fn=die_with_parent)
+    out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    return proc.returncode, out, proc.stderr
+
+
 def pause_point(name: str, detail: object = "") -> None:
     """Fault injection for the kill tests: with ``CNNBENCH_PAUSE_AT=name:seconds`` set, announce the point on stderr
     and sleep there, so a test can SIGKILL the process at exactly this step. A no-op otherwise."""

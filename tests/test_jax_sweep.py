@@ -7,6 +7,7 @@ import os
 import pytest
 
 from cnnbench.measure import jax_sweep, nvml
+from cnnbench.report import jax_table
 
 
 def test_nvml_readings_are_none_without_a_gpu_and_the_drivers_with_one(monkeypatch):
@@ -47,12 +48,12 @@ def test_merge_takes_each_part_from_its_latest_run():
     skipped = {k: fast[k] for k in ("arch", "precision", "mode", "batch_size")} | {"outcome": "skipped"}
     oom = {"arch": "resnet50", "mode": "train", "batch_size": 3550, "predicted_bytes": 2**38, "gpu_bytes": 2**37,
            "outcome": "oom", "error": "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 211.06GiB"}
-    merged = jax_sweep.merge([record("2026-11-26T10:10:00", throughput=[fast], oom=oom, sha="b" * 40),
+    merged = jax_table.merge([record("2026-11-26T10:10:00", throughput=[fast], oom=oom, sha="b" * 40),
                               record("2026-11-26T10:00:00", memory=[mem], throughput=[skipped])])
     assert merged["memory"] == [mem] and merged["throughput"] == [fast] and merged["oom"] == oom
     assert merged["sources"]["memory"].endswith("(code aaaaaaaaaa)")
     assert merged["sources"]["throughput"].endswith("(code bbbbbbbbbb)")
-    text = jax_sweep.table(merged)
+    text = jax_table.table(merged)
     assert "| resnet50 | 224x224x3 | float32 | train | 32 | 90 | 100 | — | — | — | -10.0 % |" in text
     assert "| 3,000.0 | 2,000.0 | 1.500 | 200.0 % | 130.0 % |" in text
     assert "MFU above 100 %" in text  # explained, not published bare

@@ -14,10 +14,9 @@ from __future__ import annotations
 import gc
 import json
 import os
-import subprocess
 import sys
 
-from cnnbench._util import die_with_parent
+from cnnbench._util import run_module
 from cnnbench.measure.nvml import used_bytes
 
 
@@ -29,12 +28,10 @@ def measure(spec: dict, *, timeout: float = 900) -> dict:
     """Run the probe for ``spec`` (arch or model_file, batch_size, input_shape, mode, optimizer, precision)."""
     env = os.environ | {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "3",
                         "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
-    proc = subprocess.run([sys.executable, "-m", "cnnbench.measure.memory_probe", json.dumps(spec)],
-                          capture_output=True, text=True, env=env, timeout=timeout,
-                          preexec_fn=die_with_parent)
-    if proc.returncode:
-        raise ProbeError(f"memory probe failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    returncode, out, stderr = run_module("cnnbench.measure.memory_probe", json.dumps(spec), env=env, timeout=timeout)
+    if returncode:
+        raise ProbeError(f"memory probe failed ({returncode}): {stderr.strip()[-2000:]}")
+    return out
 
 
 def _probe(spec: dict) -> dict:
