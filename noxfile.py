@@ -106,7 +106,7 @@ def bench_gpu(session: nox.Session) -> None:
     mixed precision with and without XLA, asv run + publish, and the report (cnnbench/pipeline.py). Extra args go to
     the pipeline: `-- --quick` (a <= 8 min smoke check), `-- --archs resnet50 xception --tasks mnist`."""
     session.install("nvidia-ml-py")
-    session.run("python", "-m", "cnnbench.measure.nvml")  # NVML's answer before anything large is installed
+    session.run("python", "-m", "cnnbench.nvml")  # NVML's answer before anything large is installed
     _install(session, "gpu", "bench")
     session.run("python", "-m", "cnnbench.pipeline", *session.posargs, env=QUIET_TF)
 

@@ -41,7 +41,10 @@ def _archs() -> list[str]:
 
 def _check_device() -> None:
     if PROFILE == "gpu":
-        from cnnbench.measure.nvml import gpu_names
+        try:
+            from cnnbench.nvml import gpu_names
+        except ImportError:  # a commit from before 2026-12-07, where NVML's module sat in measure/
+            from cnnbench.measure.nvml import gpu_names
 
         if not gpu_names():
             raise NotImplementedError("the gpu profile needs a GPU (NVML sees none)")

@@ -329,7 +329,7 @@ def _check_results_dir(path: str) -> None:
 def _check_device(args) -> None:
     """The gpu profile is paper-scale: without a GPU it refuses (NoGPUError, exit 2) unless ``--allow-cpu``."""
     if (args.profile == "gpu" and not args.allow_cpu) or getattr(args, "require_gpu", False):
-        from cnnbench.measure.nvml import require_gpu
+        from cnnbench.nvml import require_gpu
 
         require_gpu()
 
@@ -654,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from cnnbench.data import ChecksumError, DataUnavailableError
     from cnnbench.measure.memory_probe import ProbeError
-    from cnnbench.measure.nvml import NoGPUError
+    from cnnbench.nvml import NoGPUError
     from cnnbench.report import ReportError
 
     try:

@@ -147,7 +147,7 @@ def asv_machine() -> dict:
     the suite's records use, and the GPU's model, count, driver and memory where NVML sees one."""
     from asv.machine import Machine
 
-    from cnnbench.measure.nvml import gpu_info
+    from cnnbench.nvml import gpu_info
 
     info = Machine.get_defaults() | {"machine": this_machine()["id"]}
     gpu = gpu_info()

@@ -89,7 +89,7 @@ def check_gpu() -> list[str]:
     if os.environ.get(ASSUME_GPU_ENV) == "1":
         print(f"{ASSUME_GPU_ENV}=1: the GPU check is skipped (plumbing test; numbers from this run are CPU numbers)")
         return []
-    from cnnbench.measure.nvml import require_gpu
+    from cnnbench.nvml import require_gpu
 
     return require_gpu()
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-window", type=float, help="the throughput sweep's timed window in seconds (default 2)")
     args = p.parse_args(argv)
     results, reports = str(Path(args.results).resolve()), str(Path(args.reports).resolve())
-    from cnnbench.measure.nvml import NoGPUError
+    from cnnbench.nvml import NoGPUError
 
     try:
         names = check_gpu()

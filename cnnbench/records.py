@@ -147,3 +147,10 @@ def headline(metrics: dict) -> str:
     if "miou" in metrics:
         return f"mIoU {metrics['miou']:.4f} (pixel accuracy {metrics['test_accuracy']:.4f})"
     return f"test accuracy {metrics['test_accuracy']:.4f}"
+
+
+def variant(row: dict) -> str:
+    """A sweep row's precision and compilation as a label: ' mixed_float16+XLA' and the like; '' for the default
+    float32 without XLA (and rows before variants)."""
+    precision, jit = row.get("precision", "float32"), row.get("jit", False)
+    return "" if (precision, jit) == ("float32", False) else f" {precision}{'+XLA' if jit else ''}"

@@ -85,11 +85,11 @@ def test_bench_gpu_refuses_without_a_gpu(tmp_path):
     """On a machine where NVML answers and reports no device (tests/fake_nvml with none), whatever runs the test. The
     noxfile asks before installing anything: its check runs from the checkout with nothing but (fake) NVML
     importable (``-S``: no site-packages)."""
-    assert '"python", "-m", "cnnbench.measure.nvml"' in (ROOT / "noxfile.py").read_text()
+    assert '"python", "-m", "cnnbench.nvml"' in (ROOT / "noxfile.py").read_text()
     fake = str(ROOT / "tests" / "fake_nvml")
     env = {k: v for k, v in os.environ.items() if k != "CNNBENCH_ASSUME_GPU"} | {
         "FAKE_NVML_GPUS": "0", "PYTHONPATH": os.pathsep.join(filter(None, [fake, os.environ.get("PYTHONPATH")]))}
-    nox_check = subprocess.run([sys.executable, "-S", "-m", "cnnbench.measure.nvml"], capture_output=True, text=True,
+    nox_check = subprocess.run([sys.executable, "-S", "-m", "cnnbench.nvml"], capture_output=True, text=True,
                                env=env, cwd=ROOT)
     assert nox_check.returncode == 2 and "no NVIDIA GPU visible through NVML" in nox_check.stderr
     assert "bench-cpu" in nox_check.stderr

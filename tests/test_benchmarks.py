@@ -48,7 +48,7 @@ def test_step_times_a_real_train_step_and_the_gpu_profile_is_skipped_without_a_g
     _, (args,) = step.steps["train"]
     assert tuple(args[0].shape)[1:] == (28, 28, 1)
     monkeypatch.setattr(benchmarks, "PROFILE", "gpu")
-    from cnnbench.measure import nvml
+    from cnnbench import nvml
 
     monkeypatch.setattr(nvml, "gpu_names", lambda: [])  # a machine without a GPU, whatever runs the test
     with pytest.raises(NotImplementedError, match="GPU"):

@@ -243,7 +243,8 @@ def test_list_imports_no_tensorflow(argv):
 @pytest.fixture
 def jax_sweep_stubs(monkeypatch, tmp_path):
     """``jax_sweep.run`` in-process, every measurement (probes, peak, XLA steps, timed windows) stubbed and counted."""
-    from cnnbench.measure import jax_sweep, nvml, timing
+    from cnnbench import nvml
+    from cnnbench.measure import jax_sweep, timing
 
     calls: dict = {"measure_case": [], "peak_flops": [], "compiled_steps": [], "time_step": []}
     monkeypatch.setattr(jax_sweep, "CHILD_ENV", {})  # run() would export KERAS_BACKEND=jax into this process
@@ -259,7 +260,7 @@ def jax_sweep_stubs(monkeypatch, tmp_path):
     def run(parts, deadline_s):
         result = jax_sweep.run(archs=("lenet5",), batches=(1,), precisions=("float32",), parity=("resnet50",),
                                points=(("float32", 2),), input_shape=(32, 32, 3), workers=1, deadline_s=deadline_s,
-                               results_dir=tmp_path, out_dir=tmp_path, budget_bytes=1, parts=parts)
+                               results_dir=tmp_path, budget_bytes=1, parts=parts)
         (path,) = (tmp_path / "jax").glob("jax-sweep.*.json")
         return result, json.loads(path.read_text())
 

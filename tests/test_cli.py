@@ -55,7 +55,7 @@ def test_help_lists_every_command_and_every_option_explains_itself(capsys):
 
 
 def test_gpu_profile_refuses_on_a_machine_without_a_gpu(tmp_path, capsys, monkeypatch):
-    from cnnbench.measure import nvml
+    from cnnbench import nvml
 
     monkeypatch.setattr(nvml, "gpu_names", lambda: [])  # the machine this test describes, whatever runs it
     for command in (["run", "lenet5"], ["suite", "--archs", "lenet5"]):
@@ -129,7 +129,7 @@ def test_bad_numbers_are_usage_errors(argv, capsys):
 
 
 def test_gpu_suite_refuses_without_a_gpu(capsys, tmp_path, monkeypatch):
-    from cnnbench.measure import nvml
+    from cnnbench import nvml
 
     monkeypatch.setattr(nvml, "gpu_names", lambda: [])
     assert main(["suite", "--profile", "gpu", "--require-gpu", "--results", str(tmp_path)]) == 2

@@ -37,10 +37,9 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
+from cnnbench import nvml
 from cnnbench._util import run_module
-from cnnbench.measure import nvml
 
 MEMORY_ARCHS = ("resnet50", "seresnet50", "xception", "googlenet", "vgg16", "efficientnet_lite0")
 PRECISIONS = ("float32", "mixed_float16")
@@ -260,7 +259,7 @@ def summarize(result: dict) -> dict:
 
 
 def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PARITY, points=THROUGHPUT_POINTS,
-        input_shape=None, workers: int = 8, deadline_s: float = 450, results_dir="results", out_dir="reports",
+        input_shape=None, workers: int = 8, deadline_s: float = 450, results_dir="results",
         budget_bytes: int = BUDGET_BYTES, parts=PARTS, modes=MODES) -> dict:
     os.environ.update(CHILD_ENV)  # this process computes too (predictions, throughput): no preallocation
     from cnnbench.measure.advisor import largest_batch
@@ -282,14 +281,9 @@ def run(*, archs=MEMORY_ARCHS, batches=(1, 32), precisions=PRECISIONS, parity=PA
             return False
         return part in parts
 
-    from cnnbench.report import jax_table  # (not at import: each probe's process imports this module)
-
-    def flush():  # the record of this run; the table of every recorded run, each part from its latest
-        this = {"started_at": started.isoformat(), "env": env, "rows": result["memory"]} | result
+    def flush():  # the record of this run, rewritten as each part lands (`cnnbench report` renders reports/jax.md)
         save("jax_sweep", started=started, rows=result["memory"], summary=summarize(result), env=env,
-             table=jax_table.table(jax_table.merge([*(r for r in jax_table.load_records(results_dir)
-                                                      if r["started_at"] != this["started_at"]), this])),
-             results_dir=results_dir, out_dir=out_dir, **{k: v for k, v in result.items() if k != "memory"})
+             results_dir=results_dir, **{k: v for k, v in result.items() if k != "memory"})
 
     shape_spec = {"input_shape": list(input_shape)} if input_shape else {}
     result["context"] = run_probe({"context_only": True})
@@ -376,29 +370,19 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m cnnbench.measure.jax_sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--probe", help=argparse.SUPPRESS)
     p.add_argument("--warm", help=argparse.SUPPRESS)
-    p.add_argument("--render", action="store_true", help="only rewrite reports/jax.md from the recorded runs")
     p.add_argument("--quick", action="store_true", help="LeNet-5-sized check of the plumbing (any machine)")
     p.add_argument("--deadline", type=float, default=450, help="seconds after which no new part starts")
     p.add_argument("--workers", type=int, default=8, help="memory probes run at once (each its own process)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
     p.add_argument("--modes", nargs="+", choices=MODES, default=MODES, help="throughput: which steps to time")
     p.add_argument("--results", default="results")
-    p.add_argument("--out", default="reports")
     args = p.parse_args(argv)
-    if args.render:
-        from cnnbench._util import atomic_write
-        from cnnbench.report import jax_table
-
-        with atomic_write(Path(args.out) / "jax.md") as f:
-            f.write(jax_table.table(jax_table.merge(jax_table.load_records(args.results))))
-        print(f"{args.out}/jax.md written from {args.results}/jax/")
-        return 0
     if args.probe or args.warm:
         print(json.dumps(probe(json.loads(args.probe)) if args.probe else warm(json.loads(args.warm))))
         return 0
     quick = {"archs": ("resnet50",), "batches": (1,), "precisions": ("float32",), "parity": ("resnet50",),
              "points": (("float32", 2),), "input_shape": (32, 32, 3), "budget_bytes": 2**30} if args.quick else {}
-    run(workers=args.workers, deadline_s=args.deadline, results_dir=args.results, out_dir=args.out, parts=args.parts,
+    run(workers=args.workers, deadline_s=args.deadline, results_dir=args.results, parts=args.parts,
         modes=args.modes, **quick)
     return 0
 

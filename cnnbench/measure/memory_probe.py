@@ -17,7 +17,7 @@ import os
 import sys
 
 from cnnbench._util import run_module
-from cnnbench.measure.nvml import used_bytes
+from cnnbench.nvml import used_bytes
 
 
 class ProbeError(RuntimeError):

@@ -28,20 +28,12 @@ def cpu_model(arch: str, profile: str = "cpu") -> tuple[dict, list[int] | None]:
     return kwargs | {"classes": 10}, list(shape) if shape else None
 
 
-def save(kind: str, *, started: datetime, rows: list[dict], summary: dict, results_dir, table: str | None = None,
-         out_dir=None, env: dict | None = None, **extra) -> dict:
-    """Write the sweep's result file; ``table`` (markdown) also goes to ``out_dir/<kind>.md`` when given."""
+def save(kind: str, *, started: datetime, rows: list[dict], summary: dict, results_dir, env: dict | None = None,
+         **extra) -> dict:
+    """Write the sweep's result file."""
     result = {"kind": kind, "started_at": started.isoformat(), "env": env or environment(), "summary": summary,
               **extra, "rows": rows}
     stamp = started.strftime("%Y%m%dT%H%M%S")
     with atomic_write(Path(results_dir) / kind.removesuffix("_sweep") / f"{kind.replace('_', '-')}.{stamp}.json") as f:
         json.dump(result, f, indent=2, allow_nan=False)
-    if table is not None:
-        with atomic_write(Path(out_dir) / f"{kind.removesuffix('_sweep')}.md") as f:
-            f.write(table)
     return result
-
-def variant(row: dict) -> str:
-    """' mixed_float16+XLA' and the like; '' for the default float32 without XLA (and rows before variants)."""
-    precision, jit = row.get("precision", "float32"), row.get("jit", False)
-    return "" if (precision, jit) == ("float32", False) else f" {precision}{'+XLA' if jit else ''}"

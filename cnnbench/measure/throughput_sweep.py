@@ -15,8 +15,9 @@ import keras
 
 import architectures
 from cnnbench.measure.flops import count_flops
-from cnnbench.measure.sweep import cpu_model, save, variant
+from cnnbench.measure.sweep import cpu_model, save
 from cnnbench.measure.throughput import measure_throughput, peak_flops
+from cnnbench.records import variant
 
 MODES = ("train", "infer")
 PARITY = ("resnet50", "xception")

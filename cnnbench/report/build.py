@@ -17,8 +17,8 @@ import pandas as pd
 from cnnbench._util import atomic_write, check_writable_dir
 from cnnbench.ablations import ablation_tables
 from cnnbench.cards import read_cards
-from cnnbench.measure.sweep import variant
-from cnnbench.report import figures
+from cnnbench.records import variant
+from cnnbench.report import figures, jax_table
 from cnnbench.report.frames import (
     SUMMARY_KEYS,
     failures_frame,
@@ -449,8 +449,10 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     site.page("runs.html", "runs.html.j2", title="Every run", runs=_runs_table(inputs.df), n_failed=len(failures),
               failed_by_outcome=failures["outcome"].value_counts().to_dict(), provenance=_provenance([inputs.df]),
               **common)
-    # the README's excerpt: the same aggregation, as markdown
+    # the README's excerpt: the same aggregation, as markdown; the GPU sweeps through JAX, each part from its latest run
     site.write("summary.md", markdown_table(_summary_markdown(inputs.summary)))
+    if inputs.jax:
+        site.write("jax.md", jax_table.table(jax_table.merge([record for _, record in inputs.jax])))
     _check_links(out, site.written)
     return out / "index.html"
 

@@ -1,14 +1,7 @@
 """The GPU sweeps through Keras' JAX backend (results/jax/, ``cnnbench.measure.jax_sweep``) as one markdown page,
-reports/jax.md: each part from the latest recorded run that measured it."""
+reports/jax.md (``build_report`` writes it): each part from the latest recorded run that measured it."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-
-
-def load_records(results_dir) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(Path(results_dir, "jax").glob("jax-sweep.*.json"))]
 
 
 def merge(records: list[dict]) -> dict:

@@ -78,7 +78,7 @@ def process_used_bytes(pid: int) -> int | None:
 
 
 def main() -> int:
-    """``python -m cnnbench.measure.nvml``: exit 2, saying why, unless NVML sees a GPU (or the check is forced off
+    """``python -m cnnbench.nvml``: exit 2, saying why, unless NVML sees a GPU (or the check is forced off
     with ``CNNBENCH_ASSUME_GPU=1``). Needs only nvidia-ml-py: bench-gpu asks before installing anything large."""
     import os
     import sys
