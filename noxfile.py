@@ -25,6 +25,8 @@ QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
 TEST_ARGS = ["-q", "-n", "2", "--dist", "loadgroup", "--durations", "25"]
 # oneDNN (QUIET_TF): the tests ran 40 % faster with it on this AVX2-only machine (ResNet-18 smoke training 35 → 21 s)
 TEST_ENV = QUIET_TF | {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+#: the fast tier: all but the slow end-to-end checks and the tests that need TensorFlow absent
+FAST = "not full and not without_tf"
 # The Pythons pyproject's classifiers list; sessions run on the one running nox where it is listed (one environment
 # per session, reused: TensorFlow is a large install), else on the newest listed.
 PYTHON_VERSIONS = nox.project.python_versions(nox.project.load_toml("pyproject.toml"))
@@ -33,8 +35,11 @@ PYTHON = RUNNING if RUNNING in PYTHON_VERSIONS else PYTHON_VERSIONS[-1]
 
 
 def _install(session: nox.Session, *extras: str) -> None:
-    # Editable, so records carry the git sha of this checkout.
-    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+    """The package, editable (records carry the git sha of this checkout), with ``extras``; TensorFlow, the default
+    Keras backend, unless the extras name another backend (``jax``, ``torch``) or TensorFlow's CUDA build (``gpu``)."""
+    if not {"jax", "torch", "gpu"} & set(extras):
+        extras = ("tensorflow", *extras)
+    session.install("-e", f".[{','.join(extras)}]")
 
 
 @nox.session(python=PYTHON)
@@ -42,7 +47,7 @@ def tests(session: nox.Session) -> None:
     """The fast tier, the README's test command: every README claim at smoke scale (tiny profiles; minutes on two
     cores). Extra args go to pytest."""
     _install(session, "test")
-    session.run("pytest", "-m", "not full", *(session.posargs or TEST_ARGS), env=TEST_ENV)
+    session.run("pytest", "-m", FAST, *(session.posargs or TEST_ARGS), env=TEST_ENV)
 
 
 @nox.session(name="tests-full", python=PYTHON, default=False)
@@ -58,7 +63,31 @@ def tests_full(session: nox.Session) -> None:
         session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
     session.run("pytest", "-m", "full", *(session.posargs or TEST_ARGS), env=TEST_ENV)
     if not session.posargs:
-        session.run("pytest", "-m", "not full", *TEST_ARGS, env=TEST_ENV | {"CNNBENCH_FAKE_NVML": "1"})
+        session.run("pytest", "-m", FAST, *TEST_ARGS, env=TEST_ENV | {"CNNBENCH_FAKE_NVML": "1"})
+
+
+def _without_tensorflow(session: nox.Session, backend: str) -> None:
+    """The ``without_tf`` tests on Keras' ``backend``, in an environment without TensorFlow, with
+    tests/without_tensorflow on PYTHONPATH as well: importing TensorFlow fails even where something brought it."""
+    _install(session, backend, "test")
+    blocker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests", "without_tensorflow")
+    session.run("pytest", "-m", "without_tf", *(session.posargs or TEST_ARGS),
+                env=TEST_ENV | {"KERAS_BACKEND": backend, "PYTHONPATH": blocker})
+
+
+@nox.session(name="tests-jax", python=PYTHON, default=False)
+def tests_jax(session: nox.Session) -> None:
+    """The suite on Keras' JAX backend without TensorFlow (what a GPU machine without it runs): every classifier and
+    FCN through the smoke suite, and `bench-gpu --quick` end to end with the GPU check forced."""
+    _without_tensorflow(session, "jax")
+
+
+@nox.session(name="tests-torch", python=PYTHON, default=False)
+def tests_torch(session: nox.Session) -> None:
+    """The same on Keras' PyTorch backend. PyTorch's CPU build is the wheel on this machine's disk (pip takes it for
+    torch==2.13.0; a newer release would be a CUDA build of several GB)."""
+    session.install("torch==2.13.0")
+    _without_tensorflow(session, "torch")
 
 
 @nox.session(python=PYTHON)
@@ -101,14 +130,18 @@ def bench_ablations(session: nox.Session) -> None:
 
 @nox.session(name="bench-gpu", python=PYTHON, default=False)
 def bench_gpu(session: nox.Session) -> None:
-    """The GPU user's one command: refuses (exit 2) unless NVML sees a GPU; installs TensorFlow's CUDA build; runs
-    the gpu-profile suite on every task, the memory sweep with NVML readings, the throughput sweep in float32 and
-    mixed precision with and without XLA, asv run + publish, and the report (cnnbench/pipeline.py). Extra args go to
-    the pipeline: `-- --quick` (a <= 8 min smoke check), `-- --archs resnet50 xception --tasks mnist`."""
+    """The GPU user's one command: refuses (exit 2) unless NVML sees a GPU; installs the backend's CUDA build
+    (TensorFlow's; with KERAS_BACKEND=jax, JAX's and no TensorFlow); runs the gpu-profile suite on every task, the
+    memory sweep with NVML readings, the throughput sweep in float32 and mixed precision with and without XLA, asv run
+    + publish, and the report (cnnbench/pipeline.py). Extra args go to the pipeline: `-- --quick` (a <= 8 min smoke
+    check), `-- --archs resnet50 xception --tasks mnist`."""
     session.install("nvidia-ml-py")
     session.run("python", "-m", "cnnbench.nvml")  # NVML's answer before anything large is installed
-    _install(session, "gpu", "bench")
-    session.run("python", "-m", "cnnbench.pipeline", *session.posargs, env=QUIET_TF)
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    _install(session, "gpu" if backend == "tensorflow" else backend, "bench")
+    if backend == "jax":
+        session.install("jax[cuda13]")  # CUDA 13 needs driver >= 580; older drivers: jax[cuda12]
+    session.run("python", "-m", "cnnbench.pipeline", *session.posargs, env=QUIET_TF | {"KERAS_BACKEND": backend})
 
 
 @nox.session(python=PYTHON, default=False)
@@ -145,7 +178,7 @@ def bench_jax(session: nox.Session) -> None:
     """The registry's models on the GPU through Keras' JAX backend (XLA), where TensorFlow's CUDA build cannot be
     installed: memory predicted vs XLA's peak vs NVML, a budget, the OOM path, throughput vs keras.applications
     (results/jax/, reports/jax.md). Extra args go to the sweep (--parts, --modes, --deadline, --quick)."""
-    _install(session, "jax")
+    _install(session, "jax")  # no TensorFlow: what the GPU machines carry
     if shutil.which("nvidia-smi"):
         session.install("jax[cuda13]")  # JAX's CUDA build (CUDA 13 needs driver >= 580; older drivers: jax[cuda12])
     session.run("python", "-m", "cnnbench.measure.jax_sweep", *session.posargs,

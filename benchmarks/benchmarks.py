@@ -73,13 +73,14 @@ class Step:
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         out = model.compute_output_shape((batch, *shape))
         x, y = synthetic_batch(batch, shape, out[-1], label_shape=tuple(out[1:-1]))
-        self.steps = compiled_steps(model, x, y)
-        for fn, args in self.steps.values():  # trace and warm both before timing
-            _sync(fn(*args))
+        # a step is a no-argument callable (the backend's), or (function, arguments) in commits before 2026-12-07
+        self.steps = {mode: step if callable(step) else (lambda f=step[0], a=step[1]: f(*a))
+                      for mode, step in compiled_steps(model, x, y).items()}
+        for step in self.steps.values():  # trace and warm both before timing
+            _sync(step())
 
     def _step(self, mode):
-        fn, args = self.steps[mode]
-        _sync(fn(*args))
+        _sync(self.steps[mode]())
 
     def time_train_step(self, arch):
         self._step("train")
@@ -148,7 +149,8 @@ class Cell:
     track_train_step_memory_predicted.unit = "bytes"
 
     def track_train_step_memory_measured(self, cache, arch):
-        return cache[arch]["memory"]["measured_peak_bytes"]
+        peak = cache[arch]["memory"]["measured_peak_bytes"]
+        return float("nan") if peak is None else peak  # not measured (a backend without CPU statistics): n/a
 
     track_train_step_memory_measured.unit = "bytes (TF allocator peak)"
 

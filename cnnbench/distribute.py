@@ -9,6 +9,8 @@
   command and its own ``TF_CONFIG`` (the cluster's ``host:port`` list and this task's index); only the chief (worker
   0, or the ``chief`` task) writes the record.
 
+On Keras' other backends only ``default`` exists (``OneDevice``); the others are refused before any work.
+
 The profile's batch size is per replica: the global batch is it times the replicas, so each device sees the batch it
 sees alone. The learning rate is not rescaled (the linear scaling rule is a choice: ``--learning-rate``). Batch norm
 normalises each replica's slice by its own statistics, as in the papers' multi-GPU training.
@@ -16,14 +18,26 @@ normalises each replica's slice by its own statistics, as in the papers' multi-G
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
-import tensorflow as tf
-
+from cnnbench import backends
+from cnnbench._util import lazy
 from cnnbench.compat import build_training_state, forget_strategy
 
+tf = lazy("tensorflow")
+
 STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+class OneDevice:
+    """The default strategy of a backend without tf.distribute: one device, nothing to enter."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def split_cpu(devices: int) -> None:
@@ -44,14 +58,18 @@ def check(name: str, cpu_devices: int | None = None) -> None:
         raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
     if cpu_devices and name != "mirrored":
         raise ValueError("--cpu-devices splits the CPU for --strategy mirrored")
+    if name != "default" and (why := backends.capability("strategies")):
+        raise ValueError(f"--strategy {name} is not available on Keras' {backends.name()} backend: {why}")
     if name == "multiworker" and not os.environ.get("TF_CONFIG"):
         raise ValueError("--strategy multiworker needs TF_CONFIG in each worker's environment, e.g. "
                          '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
                          '"index": 0}}')
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str):
     check(name)
+    if backends.capability("strategies"):
+        return OneDevice()
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
@@ -60,7 +78,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def describe(name: str, strategy: tf.distribute.Strategy) -> dict:
+def describe(name: str, strategy) -> dict:
     """What a record says of how its model was distributed."""
     cluster = _tf_config().get("cluster", {})
     workers = sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) if name == "multiworker" else 1
@@ -68,7 +86,7 @@ def describe(name: str, strategy: tf.distribute.Strategy) -> dict:
     return {"strategy": name, "replicas": strategy.num_replicas_in_sync, "workers": workers} | devices
 
 
-def hardware_units(strategy: tf.distribute.Strategy) -> int:
+def hardware_units(strategy) -> int:
     """On how many copies of the measured matmul peak the replicas ran (the MFU's denominator): a GPU each, a worker
     each; the CPU's logical devices share one CPU."""
     devices = strategy.extended.worker_devices  # this worker's
@@ -76,7 +94,11 @@ def hardware_units(strategy: tf.distribute.Strategy) -> int:
     return workers * (len(devices) if any("GPU" in d for d in devices) else 1)
 
 
-def device_peaks(strategy: tf.distribute.Strategy) -> list[int] | None:
+def across_workers(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def device_peaks(strategy) -> list[int] | None:
     """Each of this worker's GPU replicas' peak bytes so far (TensorFlow's allocator); None for CPU devices, whose
     logical devices share one allocator."""
     devices = strategy.extended.worker_devices
@@ -99,7 +121,7 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and task.get("index") == 0 and "chief" not in config.get("cluster", {})
 
 
-def prepare_for_fit(model, name: str, element_spec) -> None:
+def prepare_for_fit(model, name: str, dataset) -> None:
     """Make Keras 3's fit() under a strategy do what it does on one device; the model is built and compiled in the
     strategy's scope, and fit() runs inside ``strategy.scope()``.
 
@@ -115,7 +137,7 @@ def prepare_for_fit(model, name: str, element_spec) -> None:
     The variables, the all-reduce of gradients and the data sharding stay TensorFlow's own."""
     if name == "default":
         return
-    build_training_state(model, element_spec)
+    build_training_state(model, dataset.element_spec)
     forget_strategy(model)
     if name == "multiworker":
         for step_name in ("train_step", "test_step"):
@@ -124,10 +146,11 @@ def prepare_for_fit(model, name: str, element_spec) -> None:
                                                                                    step(data)))
 
 
-def replicated_steps(model, strategy: tf.distribute.Strategy, x: tf.Tensor, y: tf.Tensor) -> dict[str, tuple]:
+def replicated_steps(model, strategy, x, y) -> dict:
     """``compiled_steps`` under a strategy: the global batch ``(x, y)`` split into one fixed slice per replica, put
     on its device once; each step runs every replica's slice and returns one value that depends on all of them (so
     reading it back waits for every device)."""
+    x, y = tf.constant(x), tf.constant(y)
     with strategy.scope():  # the training state (optimizer slots, metrics) mirrored now, not created while tracing
         build_training_state(model, (x, y))
     replicas = strategy.num_replicas_in_sync
@@ -146,4 +169,4 @@ def replicated_steps(model, strategy: tf.distribute.Strategy, x: tf.Tensor, y: t
 
     train = tf.function(lambda: joined(strategy.run(model.train_step, args=(batch,))))
     infer = tf.function(lambda: joined(strategy.run(lambda t: model(t, training=False), args=(inputs,))))
-    return {"train": (train, ()), "infer": (infer, ())}
+    return {"train": train, "infer": infer}

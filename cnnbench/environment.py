@@ -63,15 +63,13 @@ def cpu_isa() -> str | None:
 
 @cache
 def device() -> dict:
-    """The device TensorFlow computes on: the first GPU if one is visible, else the CPU."""
-    import tensorflow as tf
+    """The device this process's Keras backend computes on: its first GPU if it sees one, else the CPU."""
+    from cnnbench import backends
 
-    gpus = tf.config.list_physical_devices("GPU")
+    gpu = backends.current().gpu()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return {"type": "gpu", "name": details.get("device_name", gpus[0].name), "count": len(gpus),
-                "compute_capability": list(details.get("compute_capability") or []), "cpu_cores": cpus}
+    if gpu:
+        return {"type": "gpu", **gpu, "cpu_cores": cpus}
     return {"type": "cpu", "name": cpu_name(), "count": 1, "cpu_cores": cpus}
 
 
@@ -120,13 +118,17 @@ def this_machine(device_info: dict | None = None) -> dict:
 
 
 def environment(device_info: dict | None = None) -> dict:
-    """Versions, the device (``device_info``, else TensorFlow's view of it), the machine's identity, the code's git
-    state and fingerprint."""
+    """Versions, the Keras backend and its packages, the device (``device_info``, else the backend's view of it), the
+    machine's identity, the code's git state and fingerprint."""
+    from cnnbench import backends
+
     dev = device_info or device()
     return {
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
         "keras": _version("keras"),
+        "keras_backend": backends.name(),
+        "backend_versions": backends.current().versions(),
         "numpy": _version("numpy"),
         "cnnbench": _version("cnnbench"),
         "platform": platform.platform(),

@@ -14,10 +14,9 @@ import traceback
 from datetime import UTC, datetime
 
 import keras
-import tensorflow as tf
 
 import architectures
-from cnnbench import records
+from cnnbench import backends, records
 from cnnbench.data import ChecksumError, DataUnavailableError
 from cnnbench.distribute import describe, device_peaks, make_strategy, split_cpu
 from cnnbench.environment import environment
@@ -159,7 +158,7 @@ def _failure(exc: BaseException, context: dict) -> tuple[str, dict]:
     error = {"type": type(exc).__name__, "message": str(exc).strip()[:2000]}
     if isinstance(exc, Diverged):
         return "diverged", error | {"step": exc.step, "epoch": exc.epoch, "loss": str(exc.loss)}
-    if isinstance(exc, tf.errors.ResourceExhaustedError | MemoryError):
+    if backends.current().is_oom(exc):
         return "oom", error | {"predicted_memory": context.get("memory")}
     return "error", error | {"traceback": "".join(traceback.format_exception(exc, limit=-8))}
 

@@ -24,11 +24,12 @@ def require_gpu() -> list[str]:
             "needs one (paper-sized inputs, full data: hours on a CPU). Use --profile cpu (`nox -s bench-cpu`) on "
             "this machine, or --allow-cpu to run the gpu profile on the CPU anyway."
         )
-    import tensorflow as tf
+    from cnnbench import backends
 
-    if not tf.config.list_physical_devices("GPU"):
-        raise NoGPUError(f"NVML sees {names} but TensorFlow sees no GPU: install the CUDA build (`pip install "
-                         "'tensorflow[and-cuda]'`, the `gpu` extra) and check `nvidia-smi`.")
+    if backends.current().gpu() is None:
+        raise NoGPUError(f"NVML sees {names} but Keras' {backends.name()} backend sees no GPU: install its CUDA build "
+                         "(TensorFlow: the `gpu` extra, `pip install 'tensorflow[and-cuda]'`; JAX: `pip install "
+                         "'jax[cuda13]'`) and check `nvidia-smi`.")
     return names
 
 

@@ -83,16 +83,19 @@ def plan_table(cells: list[RunConfig]) -> str:
     return "\n".join([*lines, f"{len(cells)} cells"])
 
 
-def _done_here(record: dict, here: tuple[str, str]) -> bool:
-    """An ``ok`` record measured on this machine by this code (``here``: machine id, code fingerprint). Records from
-    another machine — the committed reference records on a fresh clone — or from other model/harness code are not
-    this machine's results, and their cells run again."""
+def _done_here(record: dict, here: tuple[str, str, str]) -> bool:
+    """An ``ok`` record measured on this machine by this code on this Keras backend (``here``: machine id, code
+    fingerprint, backend). Records from another machine — the committed reference records on a fresh clone — from
+    other code or another backend are not this machine's results, and their cells run again."""
     env = record["env"]
-    return record["outcome"] == "ok" and (machine_id(env), env.get("code_sha256")) == here
+    return record["outcome"] == "ok" and (machine_id(env), env.get("code_sha256"),
+                                          env.get("keras_backend", "tensorflow")) == here
 
 
-def _here() -> tuple[str, str]:
-    return this_machine()["id"], code_fingerprint()
+def _here() -> tuple[str, str, str]:
+    from cnnbench import backends
+
+    return this_machine()["id"], code_fingerprint(), backends.name()
 
 
 def _key(arch: str, task: str, profile: str, seed: int, experiment: str | None, strategy: str | None) -> tuple:

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
+from cnnbench import backends
 from cnnbench._util import lookup
 
 
@@ -148,27 +148,25 @@ def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizatio
     return found
 
 
-def precise_batch_norm(model: keras.Model, dataset: tf.data.Dataset, images: int) -> int:
+def precise_batch_norm(model: keras.Model, dataset, images: int) -> int:
     """Re-estimate every BN layer's population statistics as the plain average over ``images`` training images.
 
     Moving averages (momentum 0.99) lag the weights in short runs, and deep nets then evaluate far below their
     training accuracy. With momentum 1 - 1/k at the k-th batch, the moving statistics become the running mean of the
     batch statistics under the final weights ("precise BN", as in pycls; Wu & Johnson 2021). Returns the images used.
-    The momentum is a variable the traced forward pass reads, so the passes run as one graph (a ResNet-56 over 8,192
-    images: 20 s instead of 54 s eagerly on two cores).
+    On TensorFlow the momentum is a variable the traced forward pass reads, so the passes run as one graph (a
+    ResNet-56 over 8,192 images: 20 s instead of 54 s eagerly on two cores); elsewhere they run eagerly
+    (``backends``: ``running_forward``).
     """
     layers = batch_norm_layers(model)
     if not layers or images <= 0:
         return 0
     momenta = [layer.momentum for layer in layers]
-    momentum = tf.Variable(0.0, trainable=False, dtype="float32")
-    forward = tf.function(lambda x: model(x, training=True))
+    set_momentum, forward = backends.current().running_forward(model, layers)
     seen = 0
     try:
-        for layer in layers:
-            layer.momentum = momentum
         for k, (x, _) in enumerate(dataset, 1):
-            momentum.assign(1.0 - 1.0 / k)
+            set_momentum(1.0 - 1.0 / k)
             forward(x)
             seen += int(x.shape[0])
             if seen >= images:
@@ -184,7 +182,7 @@ class PreciseBNValidation(keras.callbacks.Callback):
     ``val_accuracy`` / ``val_loss`` into the epoch's logs, ahead of early stopping. Without it a network trained from
     scratch for a few hundred steps validates at chance: its moving averages still describe the initial weights."""
 
-    def __init__(self, train: tf.data.Dataset, val: tf.data.Dataset, images: int):
+    def __init__(self, train, val, images: int):
         super().__init__()
         self.train, self.val, self.images = train, val, images
 
@@ -196,9 +194,9 @@ class PreciseBNValidation(keras.callbacks.Callback):
 
 
 def set_determinism(seed: int) -> None:
-    """Seed Python, numpy and TF, and make TF ops deterministic (same command twice → same metrics on CPU)."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    """Seed Python, numpy and the backend, and make its ops deterministic where it can (same command twice → same
+    metrics on the CPU)."""
+    backends.current().set_determinism(seed)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -239,16 +237,17 @@ def train_from_scratch(model, task, data, *, epochs: int, learning_rate: float, 
                        verbose, strategy: str = "default", time_to_target: bool = True) -> tuple:
     """Train every layer by ``recipe``; stop at a non-finite loss. ``data.train`` itself stays unaugmented: precise
     BN afterwards estimates the statistics of the images the test resembles. Returns (model, metrics, timer)."""
+    from cnnbench.data.pipeline import mapped
     from cnnbench.distribute import prepare_for_fit
 
     steps_per_epoch = math.ceil(data.n_train / data.batch_size)
     rate = schedule(learning_rate, epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=recipe.loss(task.loss), metrics=task.metrics)
-    prepare_for_fit(model, strategy, data.train.element_spec)
+    prepare_for_fit(model, strategy, data.train)
     train, augment = data.train, recipe.augmentation(seed)
     if augment is not None:  # in order on one thread: the seeded layers then draw the same values every run
-        train = train.map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
+        train = mapped(train, lambda x, y: (augment(x, training=True), y))
     timer = EpochTimer()
     target = task.target_accuracy if time_to_target else None
     ttt = TimeToTarget(data.test, target, data.n_train, timer) if target else None

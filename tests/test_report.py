@@ -251,3 +251,28 @@ def test_memory_figures_show_the_traced_graph_where_the_sweep_ran_it(tmp_path):
     layers_only = rows.drop(columns="graph_predicted_bytes")
     assert list(figures._predicted_mib(layers_only)) == [10, 5, 20]
     assert "traced graph" not in (tmp_path / figures.predicted_vs_measured(layers_only, tmp_path, "b.svg")).read_text()
+
+
+def test_the_throughput_page_compares_backends_side_by_side(tmp_path):
+    """results/backends/: a throughput sweep per backend and the same smoke cell's records; the page's table sets
+    each backend's images/s and accuracy over seeds beside the others' (numbers made here: the layout, not a
+    measurement)."""
+    (folder := tmp_path / "backends" / "throughput").mkdir(parents=True)
+    cell = json.loads(next(RESULTS.glob("lenet5.mnist.cpu.seed1.*.json")).read_text())
+    for backend, rate, accuracies in (("tensorflow", 5000.0, (0.91, 0.93)), ("jax", 4000.0, (0.92,))):
+        env = cell["env"] | {"keras_backend": backend}
+        rows = [{"arch": "lenet5", "mode": mode, "batch_size": 32, "images_per_s": rate * (1 + (mode == "infer")),
+                 "cov": 0.01} for mode in ("train", "infer")]
+        _write(folder / f"throughput-sweep.{backend}.json", {"kind": "throughput_sweep", "env": env, "rows": rows,
+                                                            "started_at": "2026-12-07T05:00:00", "summary": {}})
+        for seed, accuracy in enumerate(accuracies):
+            record = copy.deepcopy(cell) | {"seed": seed, "env": env, "profile": "smoke"}
+            record["metrics"]["test_accuracy"] = accuracy
+            _write(tmp_path / "backends" / f"lenet5.mnist.smoke.seed{seed}.{backend}.json", record)
+    _copy(tmp_path, "lenet5.mnist.cpu.seed1.*.json")
+    build_report(tmp_path, tmp_path / "site")
+    page = (tmp_path / "site" / "throughput.html").read_text()
+    assert "The same models on each Keras backend" in page
+    for figure in ("5,000", "10,000", "4,000", "8,000", "92.00 ± 1.41 (2)", "92.00 (1)"):
+        assert figure in page, figure
+    assert page.index("tensorflow train img/s") < page.index("jax train img/s")

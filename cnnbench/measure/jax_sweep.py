@@ -32,14 +32,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from cnnbench import nvml
-from cnnbench._util import run_module
+from cnnbench.measure.jax_probe import CHILD_ENV, compiled_steps, measure_case, run_probe, synthetic
 
 MEMORY_ARCHS = ("resnet50", "seresnet50", "xception", "googlenet", "vgg16", "efficientnet_lite0")
 PRECISIONS = ("float32", "mixed_float16")
@@ -49,95 +48,7 @@ THROUGHPUT_POINTS = (("float32", 32), ("float32", 64), ("mixed_float16", 128))  
 TIMING = {"warmup": 5, "repeats": 5, "min_window_s": 0.5}
 BUDGET_BYTES = 16 * 2**30
 PARTS = ("memory", "budget", "oom", "throughput")
-#: every process of the sweep: JAX, no preallocation (NVML then shows what each process really took), and one
-#: compilation cache, so the throughput part loads what the parallel warm-up processes compiled instead of compiling
-#: two dozen XLA programs one after the other.
-CHILD_ENV = {"KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
-             "JAX_COMPILATION_CACHE_DIR": os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnnbench-xla-cache"),
-             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-
-
 # ---------------------------------------------------------------------------------------------- in one process
-
-
-def compiled_steps(model, x, y) -> dict:
-    """Per mode, a no-argument step on fixed on-device batches: Keras' own ``train_step`` under ``jax.jit`` with the
-    state donated (as ``fit`` runs it), and inference through ``stateless_call``. The model must be compiled; each call
-    works on its own copy of the model's state."""
-    import jax
-    import jax.numpy as jnp
-
-    from cnnbench.compat import build_training_state
-
-    build_training_state(model, (x, y, None))  # builds optimizer, loss and metric state, as fit() does first
-    copy = lambda vs: [jnp.array(v.value, copy=True) for v in vs]  # noqa: E731
-    state = [(copy(model.trainable_variables), copy(model.non_trainable_variables),
-              copy(model.optimizer.variables), copy(model.metrics_variables))]
-    x, y = jax.device_put(x), jax.device_put(y)
-    train = jax.jit(model.train_step, donate_argnums=0)
-    infer = jax.jit(lambda tv, ntv, t: model.stateless_call(tv, ntv, t, training=False)[0])
-    weights = (copy(model.trainable_variables), copy(model.non_trainable_variables))
-
-    def train_step():
-        logs, state[0] = train(state[0], (x, y))
-        return logs
-
-    return {"train": train_step, "infer": lambda: infer(*weights, x)}
-
-
-def synthetic(model, batch: int, shape, seed: int = 0):
-    """``timing.synthetic_arrays`` sized to the model's (first) output."""
-    from cnnbench.measure.timing import synthetic_arrays
-
-    out = model.compute_output_shape((batch, *shape))
-    out = out[0] if isinstance(out, list) else out
-    return synthetic_arrays(batch, shape, out[-1], seed, label_shape=out[1:-1])
-
-
-def probe(spec: dict) -> dict:
-    """One memory case in this (fresh) process: ``python -m cnnbench.measure.jax_sweep --probe '<json>'``."""
-    before = nvml.used_bytes()
-    import jax
-    import keras
-
-    from cnnbench.measure.steps import build_for_memory
-    from cnnbench.measure.timing import sync
-
-    device = jax.local_devices()[0]
-    if spec.get("context_only"):  # the fixed cost of a process that uses the GPU: CUDA context, XLA runtime
-        jax.device_put(1.0).block_until_ready()
-        after = nvml.used_bytes()
-        return {"device": str(device.device_kind), "nvml_process_bytes": nvml.process_used_bytes(os.getpid()),
-                "nvml_device_delta_bytes": after - before if None not in (after, before) else None}
-    keras.mixed_precision.set_global_policy(spec.get("precision", "float32"))
-    model, shape = build_for_memory(spec)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    x, y = synthetic(model, spec["batch_size"], shape)
-    try:
-        step = compiled_steps(model, x, y)[spec["mode"]]
-        for _ in range(spec.get("steps", 3)):
-            sync(step())
-    except Exception as exc:  # XLA's out-of-memory is a JaxRuntimeError whose message names the status
-        if "RESOURCE_EXHAUSTED" not in str(exc):
-            raise
-        return {"outcome": "oom", "error": str(exc).strip().splitlines()[0][:300]}
-    stats = device.memory_stats() or {}
-    return {"outcome": "ok", "device": str(device.device_kind), "peak_bytes": stats.get("peak_bytes_in_use"),
-            "in_use_bytes": stats.get("bytes_in_use"), "allocator_limit_bytes": stats.get("bytes_limit"),
-            "nvml_process_bytes": nvml.process_used_bytes(os.getpid())}
-
-
-def run_probe(spec: dict, *, env: dict | None = None, timeout: float = 300, flag: str = "--probe") -> dict:
-    """``probe(spec)`` (``flag="--warm"``: ``warm(spec)``) in a fresh process; a crash or timeout is returned as
-    outcome ``error``."""
-    t0 = time.perf_counter()
-    try:
-        _, out, stderr = run_module("cnnbench.measure.jax_sweep", flag, json.dumps(spec), timeout=timeout,
-                                    env=os.environ | CHILD_ENV | (env or {}))
-        out = out or {"outcome": "error", "error": stderr.strip()[-600:]}
-    except subprocess.TimeoutExpired:
-        out = {"outcome": "error", "error": f"timed out after {timeout:.0f} s"}
-    return out | {"wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def warm(spec: dict) -> dict:
@@ -148,29 +59,11 @@ def warm(spec: dict) -> dict:
     return {"outcome": "ok", "modes": [r["mode"] for r in rows]}
 
 
-def measure_case(spec: dict, **kwargs) -> dict:
-    """A memory case measured twice, each in a fresh process: the first compiles (XLA's autotuner runs cuDNN's
-    candidate algorithms with their workspaces, and they count in the process's peak) and fills the compilation
-    cache; the second loads the compiled step, so its peak is the step's own."""
-    first = run_probe(spec, **kwargs)
-    if first["outcome"] != "ok":
-        return first
-    second = run_probe(spec, **kwargs)
-    return second | {"peak_with_compile_bytes": first["peak_bytes"], "wall_s": first["wall_s"] + second["wall_s"]}
-
-
 def peak_flops(dtype: str = "float32") -> float:
-    """The device's matmul peak in FLOP/s through XLA (2 n^3 per n x n product, best timed window)."""
-    import jax
-    import jax.numpy as jnp
+    """The device's matmul peak through XLA (``throughput.peak_flops`` on the JAX backend)."""
+    from cnnbench.measure.throughput import peak_flops as peak
 
-    from cnnbench.measure.timing import time_step
-
-    n = 8192 if jax.default_backend() == "gpu" else 1024
-    a, b = (jax.random.normal(jax.random.key(k), (n, n), dtype) for k in (1, 2))
-    matmul = jax.jit(jnp.matmul)
-    t = time_step(lambda: matmul(a, b), warmup=3, repeats=5, min_window_s=0.5, latency_samples=0)
-    return 2 * n**3 * t["steps_per_window"] / min(t["windows_s"])
+    return peak(dtype)
 
 
 def throughput(arch: str, points=THROUGHPUT_POINTS, modes=MODES, timing=TIMING, deadline: float = float("inf"),
@@ -344,7 +237,8 @@ def _memory_part(cases: list[dict], warm_ups: list[dict], budget: dict | None, r
     # processes at once share the GPU: each warm-up may grow to its share (XLA's allocator keeps what it took)
     share = {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / min(workers, len(warm_ups) + len(cases) + 1):.3f}"}
     with ThreadPoolExecutor(workers) as pool:
-        warming = [pool.submit(run_probe, w, flag="--warm", env=share if gpu_bytes else None) for w in warm_ups]
+        warming = [pool.submit(run_probe, w, entry=("cnnbench.measure.jax_sweep", "--warm"),
+                               env=share if gpu_bytes else None) for w in warm_ups]
         futures = [pool.submit(measure_case, c, timeout=240) for c in cases]
         capped = {"XLA_PYTHON_CLIENT_PREALLOCATE": "true",
                   "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{budget_bytes / gpu_bytes:.4f}"} if gpu_bytes else {}
@@ -368,7 +262,6 @@ def _memory_part(cases: list[dict], warm_ups: list[dict], budget: dict | None, r
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m cnnbench.measure.jax_sweep", description=__doc__.split("\n\n")[0])
-    p.add_argument("--probe", help=argparse.SUPPRESS)
     p.add_argument("--warm", help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="LeNet-5-sized check of the plumbing (any machine)")
     p.add_argument("--deadline", type=float, default=450, help="seconds after which no new part starts")
@@ -377,8 +270,8 @@ def main(argv=None) -> int:
     p.add_argument("--modes", nargs="+", choices=MODES, default=MODES, help="throughput: which steps to time")
     p.add_argument("--results", default="results")
     args = p.parse_args(argv)
-    if args.probe or args.warm:
-        print(json.dumps(probe(json.loads(args.probe)) if args.probe else warm(json.loads(args.warm))))
+    if args.warm:
+        print(json.dumps(warm(json.loads(args.warm))))
         return 0
     quick = {"archs": ("resnet50",), "batches": (1,), "precisions": ("float32",), "parity": ("resnet50",),
              "points": (("float32", 2),), "input_shape": (32, 32, 3), "budget_bytes": 2**30} if args.quick else {}

@@ -25,9 +25,9 @@ from collections import defaultdict
 
 import keras
 
+from cnnbench import backends
 from cnnbench.measure.graph import Op, elements, graph_ops, head_start
 from cnnbench.measure.memory_probe import ProbeError
-from cnnbench.measure.memory_probe import measure as probe
 from cnnbench.measure.steps import build_for_memory
 
 #: optimizer → temporaries its update of one variable allocates (elementwise results the size of the variable).
@@ -199,6 +199,24 @@ def predict_memory(model: keras.Model, *, batch_size: int, input_shape, mode: st
             "predicted_bytes": weights + slots + peak + input_batch, "breakdown": breakdown}
 
 
+def probe(spec: dict) -> dict:
+    """The measured peak of a memory spec's step, in a fresh process, as this backend's allocator counts it: on
+    TensorFlow its BFC allocator (``memory_probe``, the CPU too); on JAX, XLA's ``peak_bytes_in_use`` in a process
+    that loads the compiled step (``jax_probe.measure_case``; GPU only: ``backends`` says where it cannot)."""
+    if backends.name() != "jax":
+        from cnnbench.measure.memory_probe import measure
+
+        return measure(spec)
+    from cnnbench.measure.jax_probe import measure_case
+
+    out = measure_case(spec | {"steps": 3})
+    if out["outcome"] != "ok":
+        raise ProbeError(f"the JAX memory probe: {out['outcome']}: {out.get('error', '')}")
+    return {"measured_peak_bytes": out["peak_bytes"], "measured_peak_with_compile_bytes":
+            out.get("peak_with_compile_bytes"), "nvml_used_bytes": out.get("nvml_process_bytes"),
+            "device": out.get("device")}
+
+
 def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = None, strict: bool = True,
                   graph: bool = False) -> dict:
     """Prediction, bare minimum and (optionally) the measured peak for one memory spec, as one flat dict.
@@ -216,17 +234,21 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
                                optimizer=spec.get("optimizer", "adam"), precision=spec.get("precision", "float32"))
     bare = bare_minimum(model, batch_size=batch, input_shape=shape, mode=mode)
     measured: dict = {}
-    if measure:
+    if measure and (why := backends.capability("measured_memory")):
+        measured = {"measure_skipped": why}  # never faked: null, with the reason
+    elif measure:
         try:
-            measured = probe(spec)
-        except (ProbeError, subprocess.TimeoutExpired) as exc:
+            measured = probe(spec) | {"allocator": backends.current().ALLOCATOR}
+        except (ProbeError, RuntimeError, subprocess.TimeoutExpired) as exc:
             if strict:
                 raise
             text = str(exc)  # its first line names the exit status; the tail, what the process said last
             measured = {"measure_error": text if len(text) <= 1000 else f"{text[:200]} … {text[-800:]}"}
     peak = measured.get("measured_peak_bytes")
     traced = {}
-    if graph:
+    if graph and (why := backends.capability("graph_memory")):
+        traced = {"graph_skipped": why}
+    elif graph:
         from cnnbench.measure.graph_memory import predict_from_graph
 
         traced = predict_from_graph(model, spec | {"mode": mode}, shape)
@@ -247,4 +269,4 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
            else {}),
         "relative_error": (predicted["predicted_bytes"] - peak) / peak if peak else None,
         "device": measured.get("device") or f"{local_device()['type'].upper()}:0",
-    } | ({"measure_error": measured["measure_error"]} if "measure_error" in measured else {})
+    } | {k: measured[k] for k in ("measure_error", "measure_skipped", "allocator") if k in measured}

@@ -115,7 +115,8 @@ def sweep_summary(rows: list[dict]) -> dict:
 def _line(row: dict) -> str:
     head = f"{row['arch']:<18} {row['mode']:<5} batch {row['batch_size']:>3}: "
     if row["measured_peak_bytes"] is None:
-        return head + f"NOT MEASURED ({row['measure_error'].splitlines()[0][:200]})"
+        why = row.get("measure_error") or row.get("measure_skipped") or ""
+        return head + f"predicted {row['predicted_bytes'] / 2**20:9.2f} MiB; NOT MEASURED ({why.splitlines()[0][:200]})"
     return (head + f"measured {row['measured_peak_bytes'] / 2**20:9.2f} MiB; predicted by layers "
             f"{row['predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['relative_error']:+.1f} %), by the graph "
             f"{row['graph_predicted_bytes'] / 2**20:9.2f} MiB ({100 * row['graph_relative_error']:+.1f} %)")

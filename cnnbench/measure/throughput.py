@@ -2,9 +2,10 @@
 
 How a figure is taken (airbench / asv practice):
 
-* input is synthetic and already on the device (``tf.constant``), so no input pipeline sits in the timed region;
-  ``end_to_end`` batches come from a real ``tf.data`` pipeline instead (the caller's iterator);
-* the step is compiled (``tf.function``, optionally XLA) and run ``warmup`` times untimed (tracing, autotuning);
+* input is synthetic and already on the device, so no input pipeline sits in the timed region; ``end_to_end``
+  batches come from a real ``tf.data`` pipeline instead (the caller's iterator; TensorFlow only);
+* the step is the backend's (``cnnbench.backends``: a ``tf.function``, optionally XLA; ``jax.jit``; PyTorch eager)
+  and runs ``warmup`` times untimed (tracing, autotuning);
 * the number of steps per timed window is calibrated so one window lasts ``min_window_s`` (a window of 30 LeNet
   steps is 0.2 s, too short for a stable median); ``repeats`` windows are timed, each ended by reading a value back
   so queued work has finished; the figure is the median window, with min/max and the coefficient of variation;
@@ -20,29 +21,27 @@ import contextlib
 from collections.abc import Iterator
 
 import keras
-import tensorflow as tf
 
-from cnnbench.distribute import describe, hardware_units, make_strategy, replicated_steps
+from cnnbench import backends
 from cnnbench.measure.flops import TRAIN_FACTOR
 from cnnbench.measure.timing import rates, synthetic_arrays, time_step
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 FIXED_STEPS = 20  # steps per timed window under multiworker, where windows cannot be calibrated per worker
-_PEAKS: dict[tuple[str, str], float] = {}
+_PEAKS: dict[tuple[str, str, str], float] = {}
 
 
 def peak_flops(dtype: str = "float32", *, n: int | None = None, repeats: int = 5, min_window_s: float = 0.5) -> float:
-    """The device's matmul peak in FLOP/s (2 n^3 per n x n product), best of ``repeats`` windows; cached per process."""
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    key = ("GPU" if gpu else "CPU", dtype)
+    """The device's matmul peak in FLOP/s through this backend (2 n^3 per n x n product), best of ``repeats``
+    windows; cached per process."""
+    backend = backends.current()
+    gpu = backend.gpu() is not None
+    key = (backend.NAME, "GPU" if gpu else "CPU", dtype)
     if key not in _PEAKS:
         n = n or (8192 if gpu else 1024)
-        a = tf.random.stateless_normal((n, n), seed=(1, 2), dtype=dtype)
-        b = tf.random.stateless_normal((n, n), seed=(3, 4), dtype=dtype)
-        matmul = tf.function(lambda: tf.linalg.matmul(a, b))
-        timing = time_step(matmul, warmup=3, repeats=repeats, min_window_s=min_window_s, latency_samples=0)
-        best = min(timing["windows_s"])
-        _PEAKS[key] = 2 * n**3 * timing["steps_per_window"] / best
+        timing = time_step(backend.matmul(n, dtype), warmup=3, repeats=repeats, min_window_s=min_window_s,
+                           latency_samples=0)
+        _PEAKS[key] = 2 * n**3 * timing["steps_per_window"] / min(timing["windows_s"])
     return _PEAKS[key]
 
 
@@ -50,26 +49,22 @@ def compute_dtype(precision: str) -> str:
     return {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision]
 
 
-def compiled_steps(model: keras.Model, x: tf.Tensor, y: tf.Tensor, *, jit: bool = False) -> dict[str, tuple]:
-    """Per mode, the compiled function and its arguments: the train step (the model must be compiled) and inference,
-    on fixed, on-device batches."""
-    train = tf.function(model.train_step, jit_compile=jit)
-    infer = tf.function(lambda t: model(t, training=False), jit_compile=jit)
-    return {"train": (train, ((x, y),)), "infer": (infer, (x,))}
+def compiled_steps(model: keras.Model, x, y, *, jit: bool = False) -> dict:
+    """Per mode, a no-argument step on fixed, on-device batches, as this backend compiles it (``backends``): the
+    train step (the model must be compiled) and inference."""
+    return backends.current().compiled_steps(model, x, y, jit=jit)
 
 
-def synthetic_batch(batch_size: int, input_shape, num_classes: int, seed: int = 0,
-                    label_shape=()) -> tuple[tf.Tensor, tf.Tensor]:
-    """``synthetic_arrays`` as constants on the device."""
-    x, y = synthetic_arrays(batch_size, input_shape, num_classes, seed, label_shape)
-    return tf.constant(x), tf.constant(y)
+def synthetic_batch(batch_size: int, input_shape, num_classes: int, seed: int = 0, label_shape=()) -> tuple:
+    """``synthetic_arrays``: the step functions put them on the device once."""
+    return synthetic_arrays(batch_size, input_shape, num_classes, seed, label_shape)
 
 
 def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_classes: int, warmup: int,
                        repeats: int, min_window_s: float, macs_per_image: int | None = None, seed: int = 0,
                        modes=("train", "infer"), jit: bool = False, precision: str = "float32",
                        bare: bool = False, twin: keras.Model | None = None, batches: Iterator | None = None,
-                       strategy: tf.distribute.Strategy | None = None) -> dict:
+                       strategy=None) -> dict:
     """Throughput of a compiled model at one batch size, per mode: ``{mode}_images_per_s`` and friends.
 
     Trains the model on random data: measure after evaluating. ``bare``: also a bare loop over the same compiled
@@ -85,32 +80,43 @@ def measure_throughput(model: keras.Model, *, input_shape, batch_size: int, num_
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     if strategy is not None and (jit or twin is not None or batches is not None):
         raise ValueError("a distributed model is timed alone, without XLA, a twin or the real input pipeline")
-    fns = replicated_steps(model, strategy, x, y) if strategy is not None else compiled_steps(model, x, y, jit=jit)
-    steps = FIXED_STEPS if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
+    if strategy is not None:
+        from cnnbench.distribute import across_workers, replicated_steps
+
+        fns = replicated_steps(model, strategy, x, y)
+    else:
+        fns = compiled_steps(model, x, y, jit=jit)
+    steps = FIXED_STEPS if strategy is not None and across_workers(strategy) else None
     theirs = compiled_steps(twin, x, y, jit=jit) if twin is not None else {}
+    jit = jit if jit in backends.current().JIT_CHOICES else backends.current().JIT_CHOICES[0]  # what ran
     out: dict = {"batch_size": batch_size, "warmup_steps": warmup, "jit": jit, "precision": precision,
                  "replicas": replicas}
     peak = peak_flops(compute_dtype(precision)) if macs_per_image else None
     if peak:
         out["peak_flops_per_s"] = peak
     for mode in modes:
-        fn, args = fns[mode]
-        others = {"bare": (fn, args)} if bare else {}
+        step = fns[mode]
+        others = {"bare": step} if bare else {}
         if theirs:
             others["keras"] = theirs[mode]
-        timing = time_step(lambda fn=fn, args=args: fn(*args), warmup=warmup, repeats=repeats,
-                           min_window_s=min_window_s, steps=steps,
-                           others={k: (lambda f=f, a=a: f(*a)) for k, (f, a) in others.items()})
+        timing = time_step(step, warmup=warmup, repeats=repeats, min_window_s=min_window_s, steps=steps,
+                           others=others)
         figures = rates(timing, batch_size) | {k: timing[k] for k in ("steps_per_window", "repeats",
                                                                       "latency_ms_p50", "latency_ms_p90")}
         if macs_per_image:
             flops = 2 * macs_per_image * (TRAIN_FACTOR if mode == "train" else 1)
-            units = hardware_units(strategy) if strategy is not None else 1
+            units = 1
+            if strategy is not None:
+                from cnnbench.distribute import hardware_units
+
+                units = hardware_units(strategy)
             figures |= {"flops_per_image": flops, "mfu": figures["images_per_s"] * flops / (peak * units)}
         if replicas > 1:
             figures["images_per_s_per_replica"] = figures["images_per_s"] / replicas
         out |= {f"{mode}_{k}": v for k, v in figures.items()}
     if batches is not None:
+        import tensorflow as tf  # the tf.data pipeline's batches (check_options: TensorFlow only)
+
         train = tf.function(model.train_step, jit_compile=jit)
         timing = time_step(lambda: train(next(batches)), warmup=warmup, repeats=repeats,
                            min_window_s=min_window_s, latency_samples=0)
@@ -135,6 +141,9 @@ def check_options(arch: str, *, width: float | None = None, precision: str = "fl
         raise ValueError("--compare-keras needs the full-width model (keras.applications has no width multiplier)")
     if strategy != "default" and (compare_keras or end_to_end or jit):
         raise ValueError("--strategy times the replicated model alone: not with --compare-keras, --end-to-end or --jit")
+    for option, what in ((strategy != "default", "strategies"), (end_to_end, "tfds")):
+        if option and (why := backends.capability(what)):
+            raise ValueError(f"not on Keras' {backends.name()} backend: {why}")
     return info
 
 
@@ -159,7 +168,11 @@ def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32),
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
-        dist = make_strategy(strategy) if strategy != "default" else None
+        dist = None
+        if strategy != "default":
+            from cnnbench.distribute import make_strategy
+
+            dist = make_strategy(strategy)
         replicas = dist.num_replicas_in_sync if dist else 1
         with dist.scope() if dist else contextlib.nullcontext():
             model = architectures.create_model(arch, **kwargs)
@@ -190,12 +203,18 @@ def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32),
                                              **timing)[f"{mode}_images_per_s"]
                     row |= {"one_replica_images_per_s": one,
                             "scaling_efficiency": row["images_per_s"] / (replicas * one)}
-            except tf.errors.ResourceExhaustedError as exc:
+            except Exception as exc:
+                if not backends.current().is_oom(exc):
+                    raise
                 row["error"] = f"out of memory: {str(exc).splitlines()[0][:300]}"
             rows.append(row)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    distribution = describe(strategy, dist) if dist else {"strategy": "default", "replicas": 1}
+    distribution = {"strategy": "default", "replicas": 1}
+    if dist:
+        from cnnbench.distribute import describe
+
+        distribution = describe(strategy, dist)
     return {"arch": arch, "mode": mode, "input_shape": list(shape), "width": width or 1.0, "jit": jit,
             "distribution": distribution,
             "precision": precision, "end_to_end": end_to_end, "device": local_device(),

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import keras
 
 import architectures
+from cnnbench import backends
 from cnnbench.measure.flops import count_flops
 from cnnbench.measure.sweep import cpu_model, save
 from cnnbench.measure.throughput import measure_throughput, peak_flops
@@ -75,7 +76,8 @@ def run_sweep(archs: list[str] | None, *, batch_sizes=(1, 8, 32), results_dir="r
     peak = peak_flops("float32")
     timing = TIMING | ({"min_window_s": min_window_s} if min_window_s else {})
     rows, parity = [], []
-    variants = [(p, jit) for jit in ((False, True) if xla else (False,)) for p in precisions]
+    jits = backends.current().JIT_CHOICES  # TensorFlow: without and with XLA; JAX: XLA always; PyTorch: eager
+    variants = [(p, jit) for jit in (jits if xla else jits[:1]) for p in precisions]
     for arch in archs or architectures.list_models():
         kwargs, shape = cpu_model(arch, profile)
         shape = shape or list(architectures.model_info(arch).default_input_shape)

@@ -17,7 +17,7 @@ def sync(out) -> None:
     """Block until ``out`` is computed by copying one of its tensors to the host."""
     leaves = [t for t in keras.tree.flatten(out) if hasattr(t, "shape")]
     if leaves:
-        np.asarray(leaves[0])
+        keras.ops.convert_to_numpy(leaves[0])
 
 
 def _window(step: Callable, n: int) -> float:

@@ -21,6 +21,7 @@ from cnnbench.records import variant
 from cnnbench.report import figures, jax_table
 from cnnbench.report.frames import (
     SUMMARY_KEYS,
+    backend_comparison,
     failures_frame,
     jax_sweeps,
     latest_ok,
@@ -151,11 +152,13 @@ def task_info(name: str) -> type[Task]:
 
 
 def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.DataFrame | None) -> list[Table]:
-    """One table per (profile, machine) of ``task``: numbers from different devices or scales never share a table."""
+    """One table per (profile, machine, Keras backend) of ``task``: numbers from different devices, scales or
+    backends never share a table."""
     tables = []
     info = task_info(task)
     score = info.score_label
-    for (profile, machine), g in summary[summary["task"] == task].groupby(["profile", "machine"], sort=True):
+    tables_of = summary[summary["task"] == task].groupby(["profile", "machine", "backend"], sort=True)
+    for (profile, machine, backend), g in tables_of:
         g = g.reset_index(drop=True)
         extra = [TASK_COLUMNS[c] for c in info.columns]
         cols = ["architecture", "year", "innovation", "trainable params", "GMACs paper / as run", score + " (n)",
@@ -187,7 +190,8 @@ def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.Data
                 ("train-step MiB predicted / measured (error)", g["mem_error"].abs(), min)):
             _mark_best(rows, cols.index(column), list(values), better)
         device = ", ".join(sorted(set(g["device"].dropna())))
-        tables.append(Table(f"profile {profile} · machine {machine} ({device})", cols, rows))
+        on = "" if backend == "tensorflow" else f" · Keras on {backend}"
+        tables.append(Table(f"profile {profile} · machine {machine} ({device}){on}", cols, rows))
     return tables
 
 
@@ -277,6 +281,41 @@ def _throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
                                                                             rows["latency_ms_p90"], strict=True)],
         "GMACs/image": rows["macs_per_image"].map(gmacs), "MFU": rows["mfu"].map(lambda v: f"{100 * v:.1f} %"),
         "harness overhead": rows.get("harness_overhead", pd.Series(index=rows.index, dtype=float)).map(signed_pct)})
+
+
+#: the backends in the order the comparison shows them
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _backend_table(results_dir: Path) -> Table | None:
+    """The same models on each Keras backend, from results/backends/: train and inference images/s from each
+    backend's latest throughput sweep, and the same smoke cell's test accuracy over seeds (mean ± std (n))."""
+    sweeps, cells = backend_comparison(results_dir)
+    if not sweeps:
+        return None
+    order = [b for b in BACKENDS if b in sweeps] + sorted(set(sweeps) - set(BACKENDS))
+    rate_of = {(b, r["arch"], r["mode"]): r for b in order for r in sweeps[b][1]["rows"] if r.get("images_per_s")}
+    ok = latest_ok(cells)
+    accuracy = ok.groupby(["arch", "backend"])["test_accuracy"].agg(["mean", "std", "count"])
+    archs = sorted({arch for _, arch, _ in rate_of}, key=natural_key)
+    rows = []
+    for arch in archs:
+        row = {"model": arch}
+        for b in order:
+            for mode in ("train", "infer"):
+                r = rate_of.get((b, arch, mode))
+                row[f"{b} {mode} img/s"] = rate(r["images_per_s"], r["cov"]) if r else "—"
+        for b in order:
+            a = accuracy.loc[(arch, b)] if (arch, b) in accuracy.index else None
+            row[f"{b} test accuracy % (n)"] = "—" if a is None else (
+                f"{pct(a['mean'], a['std'], int(a['count']))} ({int(a['count'])})")
+        rows.append(row)
+    batch = {r["batch_size"] for b in order for r in sweeps[b][1]["rows"]}
+    devices = {sweeps[b][1]["env"]["device"]["name"] for b in order}
+    note = (f"Batch {', '.join(map(str, sorted(batch)))}, each model at the cpu profile's input and width, on "
+            f"{', '.join(sorted(devices))}; each backend's sweep ran alone on the machine. Accuracy: the smoke cell "
+            f"(test accuracy on 512 MNIST test images) over seeds. From {', '.join(f for f, _ in sweeps.values())}.")
+    return _frame_table("The same models on each Keras backend", pd.DataFrame(rows), note)
 
 
 def _scaling_table(record: dict) -> pd.DataFrame:
@@ -594,7 +633,7 @@ def _throughput_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict) ->
                   "keras img/s": rate(p["keras_images_per_s"], p["keras_cov"]),
                   "ratio": f"{p['keras_ratio']:.3f}"} for p in parity])) if parity else None,
               scaling=[{"file": f, "record": s, "table": _frame_table("", _scaling_table(s))}
-                       for f, s in inputs.scaling],
+                       for f, s in inputs.scaling], backends=_backend_table(inputs.results_dir),
               provenance=_provenance([], [tp_sweep, *[s for _, s in [*inputs.jax, *inputs.scaling]]]), **common)
 
 

@@ -42,11 +42,11 @@ COLUMNS = {
     "env.tensorflow": "tensorflow", "env.keras": "keras",
     "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
     "error.type": "error_type", "error.message": "error", "config.ablation": "ablation", "config.variant": "variant",
-    "config.strategy": "strategy",
+    "config.strategy": "strategy", "env.keras_backend": "backend",
 }
 #: what a row's timing method is: records whose throughput was measured differently are not averaged silently.
 TIMING_KEYS = ("warmup_steps", "timed_repeats", "jit", "precision")
-SUMMARY_KEYS = ["task", "arch", "profile", "weights", "machine"]
+SUMMARY_KEYS = ["task", "arch", "profile", "weights", "machine", "backend"]
 
 
 def natural_key(name: str) -> tuple:
@@ -87,11 +87,12 @@ def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
     df["record"] = rows
     df["input_shape"] = df["input_shape"].map(_shape)
     df["weights"] = df["weights"].astype(object).fillna("scratch")  # records from before pretrained weights existed
+    df["backend"] = df["backend"].astype(object).fillna("tensorflow")  # records from before other backends ran
     # each task's ranking metric (``Task.score``: a column of COLUMNS by the same name)
     scores = df["task"].map(lambda t: TASKS[t].score if t in TASKS else "test_accuracy")
     df["score"] = [df[key].iat[i] for i, key in enumerate(scores)]
-    return df.sort_values(["task", "arch", "profile", "weights", "machine", "seed", "started_at"]).reset_index(
-        drop=True)
+    order = ["task", "arch", "profile", "weights", "machine", "backend", "seed", "started_at"]
+    return df.sort_values(order).reset_index(drop=True)
 
 
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +139,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     out["flags"] = [row_flags(r) for r in out.itertuples()]
     order = sorted(range(len(out)), key=lambda i: (out["task"][i], out["year"][i] if pd.notna(out["year"][i]) else 0,
                                                    natural_key(out["arch"][i]), out["profile"][i], out["weights"][i],
-                                                   out["machine"][i]))
+                                                   out["machine"][i], out["backend"][i]))
     return out.iloc[order].reset_index(drop=True)
 
 
@@ -208,3 +209,15 @@ def scaling_records(results_dir: str | os.PathLike) -> list[tuple[str, dict]]:
 def _recorded(results_dir, folder: str) -> list[tuple[str, dict]]:
     found = [(f"{folder}/{p.name}", d) for p, d in _json_files(Path(results_dir) / folder)]
     return sorted(found, key=lambda x: x[1].get("started_at", ""))
+
+
+def backend_comparison(results_dir: str | os.PathLike) -> tuple[dict[str, tuple[str, dict]], pd.DataFrame]:
+    """The same models on each Keras backend (``results/backends/``): each backend's latest throughput sweep (file,
+    record) and the run records (cells) beside them."""
+    folder = Path(results_dir) / "backends"
+    sweeps: dict[str, tuple[str, dict]] = {}
+    for path, sweep in _json_files(folder / "throughput"):
+        backend = sweep["env"].get("keras_backend", "tensorflow")
+        if backend not in sweeps or sweep["started_at"] > sweeps[backend][1]["started_at"]:
+            sweeps[backend] = (f"backends/throughput/{path.name}", sweep)
+    return sweeps, records_frame(folder)

@@ -2,8 +2,9 @@
 have defaults (as scikit-learn's asv ``Estimator`` declares ``make_data`` and ``skip``), so nothing probes a task with
 ``hasattr``, and whose class attributes say how the task is presented, so no other module compares its name.
 
-Task modules import TensorFlow and Keras on first use (``lazy``): the report reads a task's presentation without
-starting TensorFlow.
+A task's batches come from ``cnnbench.data.pipeline.batched`` (tf.data on TensorFlow, a ``keras.utils.PyDataset``
+elsewhere). Task modules import TensorFlow and Keras on first use (``lazy``): the report reads a task's presentation
+without starting either.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from cnnbench._util import lazy
-
 if TYPE_CHECKING:
     import keras
 
-tf = lazy("tensorflow")
 
 
 @dataclass
 class TaskData:
-    train: tf.data.Dataset
-    test: tf.data.Dataset
+    train: Any  # a tf.data.Dataset on TensorFlow, else data.batches.ArrayBatches (``data.pipeline``)
+    test: Any
     n_train: int
     n_test: int
     num_classes: int
@@ -31,19 +29,8 @@ class TaskData:
     #: how images were adapted to the model input (resize/pad, channels), for the record.
     adaptation: dict[str, Any] = field(default_factory=dict)
     #: a validation split, held out of the training images (early stopping, a recipe's choices)
-    val: tf.data.Dataset | None = None
+    val: Any = None
     batch_size: int | None = None
-
-
-def batched(x, y, *, batch_size: int, seed: int | None, adapt, sequential: bool = False) -> tf.data.Dataset:
-    """Arrays → cache → shuffle(seed) → batch → ``adapt(images, labels)`` on whole batches (so adapted copies are
-    never cached) → prefetch. ``seed=None``: evaluation order. ``sequential``: adapt in order on one thread (seeded
-    random layers then draw the same values every run)."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-    if seed is not None:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    parallel = {} if sequential else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
-    return ds.batch(batch_size).map(adapt, **parallel).prefetch(tf.data.AUTOTUNE)
 
 
 #: every task class that names itself, by name (``Task.__init_subclass__``): defining one registers it

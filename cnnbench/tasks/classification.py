@@ -7,27 +7,28 @@ import numpy as np
 from cnnbench._util import lazy
 from cnnbench.data.fashion_mnist import load_fashion_mnist
 from cnnbench.data.mnist import load_mnist
-from cnnbench.tasks.base import Task, TaskData, batched
+from cnnbench.data.pipeline import batched
+from cnnbench.tasks.base import Task, TaskData
 
-tf = lazy("tensorflow")
+ops = lazy("keras.ops")
 
 
-def adapt_images(images: tf.Tensor, input_shape: tuple[int, int, int]) -> tf.Tensor:
-    """uint8 (B, h, w) → float32 (B, H, W, C) in [0, 1].
+def adapt_images(images, input_shape: tuple[int, int, int]):
+    """uint8 (B, h, w) → float32 (B, H, W, C) in [0, 1], in ``keras.ops`` (TensorFlow's ops inside tf.data).
 
     A target at most 8 px larger is reached by zero padding (how LeNet-5's 32x32 input holds 28x28 digits); anything
     else by bilinear resizing. Grey is replicated to C channels.
     """
     h, w, c = input_shape
-    x = tf.cast(images, tf.float32)[..., None] / 255.0
+    x = ops.cast(images, "float32")[..., None] / 255.0
     src_h, src_w = images.shape[1], images.shape[2]
     if (h, w) != (src_h, src_w):
         if 0 <= h - src_h <= 8 and 0 <= w - src_w <= 8:
             top, left = (h - src_h) // 2, (w - src_w) // 2
-            x = tf.pad(x, [[0, 0], [top, h - src_h - top], [left, w - src_w - left], [0, 0]])
+            x = ops.pad(x, [[0, 0], [top, h - src_h - top], [left, w - src_w - left], [0, 0]])
         else:
-            x = tf.image.resize(x, (h, w), method="bilinear")
-    return tf.repeat(x, c, axis=-1) if c != 1 else x
+            x = ops.image.resize(x, (h, w), interpolation="bilinear")
+    return ops.repeat(x, c, axis=-1) if c != 1 else x
 
 
 def adaptation(src_hw: tuple[int, int], input_shape: tuple[int, int, int]) -> dict:
@@ -38,7 +39,7 @@ def adaptation(src_hw: tuple[int, int], input_shape: tuple[int, int, int]) -> di
             else "grey", "scale": "x / 255"}
 
 
-def pipeline(x, y, *, input_shape, batch_size: int, seed: int | None) -> tf.data.Dataset:
+def pipeline(x, y, *, input_shape, batch_size: int, seed: int | None):
     """uint8 arrays → batches of float32 images adapted to ``input_shape`` (``adapt_images``) and int32 labels;
     ``seed=None`` means evaluation order (no shuffle)."""
     return batched(x, y.astype("int32"), batch_size=batch_size, seed=seed,

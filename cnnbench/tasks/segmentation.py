@@ -16,10 +16,11 @@ import numpy as np
 
 from cnnbench._util import lazy, tfds_or
 from cnnbench.data import segmentation as seg
+from cnnbench.data.pipeline import batched
 from cnnbench.metrics import confusion_matrix, segmentation_scores
-from cnnbench.tasks.base import Task, TaskData, batched
+from cnnbench.tasks.base import Task, TaskData
 
-tf = lazy("tensorflow")
+ops = lazy("keras.ops")
 
 DEFAULT_ONLINE = "tfds:oxford_iiit_pet"
 DEFAULT_OFFLINE = "mnist_composites"
@@ -39,15 +40,15 @@ def load(source: str, canvas: tuple[int, int], sizes: dict, data_dir=None) -> di
     raise KeyError(f"unknown segmentation source {source!r} ({DEFAULT_OFFLINE} or tfds:NAME)")
 
 
-def pipeline(images, masks, *, channels: int, batch_size: int, seed: int | None) -> tf.data.Dataset:
+def pipeline(images, masks, *, channels: int, batch_size: int, seed: int | None):
     """uint8 images → float32 in [0, 1] with ``channels`` channels; uint8 masks → int32. ``seed=None``: in order."""
     def adapt(x, y):
-        x = tf.cast(x, tf.float32) / 255.0
-        if x.shape.rank == 3:  # grey (B, H, W)
+        x = ops.cast(x, "float32") / 255.0
+        if len(x.shape) == 3:  # grey (B, H, W)
             x = x[..., None]
         if x.shape[-1] != channels:
-            x = tf.image.rgb_to_grayscale(x) if channels == 1 else tf.repeat(x[..., :1], channels, axis=-1)
-        return x, tf.cast(y, tf.int32)
+            x = ops.image.rgb_to_grayscale(x) if channels == 1 else ops.repeat(x[..., :1], channels, axis=-1)
+        return x, ops.cast(y, "int32")
 
     return batched(images, masks, batch_size=batch_size, seed=seed, adapt=adapt)
 
@@ -61,22 +62,22 @@ def _rows(a: np.ndarray) -> list[str]:
     return ["".join(np.base_repr(int(v), 36) for v in row) for row in a]
 
 
-def samples(model, dataset: tf.data.Dataset, n: int = N_SAMPLES) -> list[dict]:
-    """The first ``n`` test canvases: input (grey, quantised to 0-35), true and predicted class per pixel."""
-    images, masks = next(iter(dataset.unbatch().batch(n)))
+def samples(model, dataset, n: int = N_SAMPLES) -> list[dict]:
+    """The first ``n`` test canvases (of the first batch): input (grey, quantised to 0-35), true and predicted class
+    per pixel."""
+    images, masks = (ops.convert_to_numpy(t)[:n] for t in next(iter(dataset)))
     predicted = np.argmax(model.predict(images, verbose=0), axis=-1)
-    grey = np.asarray(images)[..., 0]
+    grey = images[..., 0]
     return [{"input": _rows(np.round(35 * (g - g.min()) / max(np.ptp(g), 1e-9))), "truth": _rows(np.asarray(m)),
              "predicted": _rows(p)} for g, m, p in zip(grey, masks, predicted, strict=True)]
 
 
-def confusion(model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
+def confusion(model, dataset, num_classes: int) -> np.ndarray:
     """The confusion matrix of the model's per-pixel argmax over a dataset of (images, masks)."""
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)  # one trace, whatever the batch
-    predict = tf.function(lambda x: tf.argmax(model(x, training=False), axis=-1), input_signature=[spec])
     total = np.zeros((num_classes, num_classes), np.int64)
     for x, y in dataset:
-        total += confusion_matrix(y.numpy(), predict(x).numpy(), num_classes)
+        predicted = np.argmax(model.predict_on_batch(x), axis=-1)
+        total += confusion_matrix(ops.convert_to_numpy(y), predicted, num_classes)
     return total
 
 

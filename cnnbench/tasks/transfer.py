@@ -28,10 +28,11 @@ import numpy as np
 
 from cnnbench._util import lazy, tfds_or
 from cnnbench.data import DataUnavailableError
+from cnnbench.data.pipeline import batched
 from cnnbench.metrics import confusion_matrix
-from cnnbench.tasks.base import Task, TaskData, batched
+from cnnbench.tasks.base import Task, TaskData
 
-tf, keras = lazy("tensorflow"), lazy("keras")
+keras, ops = lazy("keras"), lazy("keras.ops")
 
 SPLIT = (0.75, 0.15, 0.10)
 MIN_PER_CLASS = 100
@@ -54,13 +55,13 @@ def _resize(images, size, chunk: int = 512) -> np.ndarray:
     memory)."""
     out = []
     for start in range(0, len(images), chunk):
-        x = tf.convert_to_tensor(images[start:start + chunk])
-        if x.shape.rank == 3:
+        x = ops.convert_to_tensor(images[start:start + chunk])
+        if len(x.shape) == 3:
             x = x[..., None]
-        x = tf.image.resize(tf.cast(x, tf.float32), size, method="bilinear")
+        x = ops.image.resize(ops.cast(x, "float32"), size, interpolation="bilinear")
         if x.shape[-1] == 1:
-            x = tf.repeat(x, 3, axis=-1)
-        out.append(tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8).numpy())
+            x = ops.repeat(x, 3, axis=-1)
+        out.append(ops.convert_to_numpy(ops.cast(ops.clip(ops.round(x), 0, 255), "uint8")))
     return np.concatenate(out) if out else np.zeros((0, *size, 3), np.uint8)
 
 
@@ -135,11 +136,11 @@ def augmentation(seed: int) -> keras.Sequential:
                              keras.layers.RandomContrast(0.1, seed=seed + 3)], name="augmentation")
 
 
-def pipeline(x, y, *, batch_size: int, seed: int | None, augment: keras.Sequential | None = None) -> tf.data.Dataset:
+def pipeline(x, y, *, batch_size: int, seed: int | None, augment: keras.Sequential | None = None):
     """uint8 images → float32 pixels in [0, 255] (the backbone's own preprocessing is part of the model), augmented
     in order when ``augment`` is given."""
     def adapt(im, lab):
-        im = tf.cast(im, tf.float32)
+        im = ops.cast(im, "float32")
         return (augment(im, training=True) if augment is not None else im), lab
 
     return batched(x, y.astype("int32"), batch_size=batch_size, seed=seed, adapt=adapt, sequential=True)
@@ -204,7 +205,7 @@ def _fit(model, data: TaskData, *, epochs: int, learning_rate: float, verbose, p
 
 def evaluate(model: keras.Model, data: TaskData) -> dict:
     """Test accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
-    y_true = np.concatenate([y for _, y in data.test.as_numpy_iterator()])
+    y_true = np.concatenate([ops.convert_to_numpy(y) for _, y in data.test])
     y_pred = np.argmax(model.predict(data.test, verbose=0), axis=-1)
     confusion = confusion_matrix(y_true, y_pred, data.num_classes)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)

@@ -1,0 +1,77 @@
+"""PyTorch: Keras' eager backend on torch tensors."""
+
+from __future__ import annotations
+
+import torch
+
+NAME = "torch"
+JIT_CHOICES = (False,)  # eager: Keras' torch backend does not compile its steps
+ALLOCATOR = "PyTorch's CUDA caching allocator (torch.cuda.max_memory_allocated; GPU only)"
+CAPABILITIES = {"strategies": "tf.distribute is TensorFlow's", "tfds": "TFDS reads through TensorFlow",
+                "tf_data": "tf.data is TensorFlow's: batches are a keras.utils.PyDataset of numpy arrays",
+                "graph_memory": "the traced-graph predictor simulates TensorFlow's executor and allocator",
+                "allocator_trace": "the allocator's trace is TensorFlow's profiler",
+                "measured_memory": "no memory probe for PyTorch yet (torch.cuda.max_memory_allocated on a GPU)"}
+
+
+def capabilities() -> dict:
+    return CAPABILITIES
+
+
+
+def versions() -> dict:
+    return {"torch": torch.__version__}
+
+
+def gpu() -> dict | None:
+    """The CUDA devices PyTorch sees; None without one."""
+    if not torch.cuda.is_available():
+        return None
+    return {"name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count(),
+            "compute_capability": list(torch.cuda.get_device_capability(0))}
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, numpy and torch, and make torch choose deterministic kernels."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError | MemoryError)
+
+
+def compiled_steps(model, x, y, *, jit: bool = False) -> dict:
+    """Keras' own ``train_step`` and inference on fixed on-device batches, run eagerly as PyTorch runs them (``jit``:
+    ``torch.compile`` is not used: Keras' torch backend does not compile its train step)."""
+    from keras import ops
+
+    x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
+
+    def infer():
+        with torch.no_grad():
+            return model(x, training=False)
+
+    return {"train": lambda: model.train_step((x, y)), "infer": infer}
+
+
+def matmul(n: int, dtype: str):
+    where = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = torch.Generator(device=where).manual_seed(1)
+    a, b = (torch.randn(n, n, dtype=getattr(torch, dtype), device=where, generator=generator) for _ in range(2))
+    return lambda: torch.matmul(a, b)
+
+
+
+
+def running_forward(model, layers):
+    """(set_momentum(m), forward(x)): a training-mode forward pass, eager, whose batch-norm ``layers`` average with
+    the momentum last set (precise batch norm, ``training.precise_batch_norm``)."""
+    def set_momentum(m: float) -> None:
+        for layer in layers:
+            layer.momentum = m
+
+    return set_momentum, lambda x: model(x, training=True)
