@@ -67,7 +67,7 @@ class Step:
         profile = get_profile(PROFILE)
         task = home_task(arch)
         kwargs = profile.builder_kwargs(arch, task)
-        shape = tuple(kwargs.pop("input_shape", architectures.model_info(arch).default_input_shape))
+        self.input_shape = shape = tuple(kwargs.pop("input_shape", architectures.model_info(arch).default_input_shape))
         batch = profile.setting(arch, task)["batch_size"]
         model = architectures.create_model(arch, input_shape=shape, **kwargs)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
