@@ -42,3 +42,13 @@ def capability(what: str) -> str | None:
     """None where this backend can do ``what``, else the reason it cannot (for a record's ``skipped``)."""
     able = current().capabilities()[what]
     return None if able is True else able
+
+
+def eager_running_forward(model, layers):
+    """``running_forward`` where a forward pass runs eagerly (JAX outside ``jit``, PyTorch): (set_momentum(m),
+    forward(x)), the batch-norm ``layers`` averaging with the momentum last set (``training.precise_batch_norm``)."""
+    def set_momentum(m: float) -> None:
+        for layer in layers:
+            layer.momentum = m
+
+    return set_momentum, lambda x: model(x, training=True)

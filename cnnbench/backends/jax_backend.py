@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from cnnbench.backends import eager_running_forward as running_forward  # noqa: F401  (the seam's)
+
 NAME = "jax"
 JIT_CHOICES = (True,)  # XLA compiles every step
 ALLOCATOR = "XLA's allocator (peak_bytes_in_use of jax.Device.memory_stats; GPU only)"
@@ -74,15 +76,3 @@ def matmul(n: int, dtype: str):
     a, b = (jax.random.normal(jax.random.key(k), (n, n), dtype) for k in (1, 2))
     product = jax.jit(jnp.matmul)
     return lambda: product(a, b)
-
-
-
-
-def running_forward(model, layers):
-    """(set_momentum(m), forward(x)): a training-mode forward pass, eager, whose batch-norm ``layers`` average with
-    the momentum last set (precise batch norm, ``training.precise_batch_norm``)."""
-    def set_momentum(m: float) -> None:
-        for layer in layers:
-            layer.momentum = m
-
-    return set_momentum, lambda x: model(x, training=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from cnnbench.backends import eager_running_forward as running_forward  # noqa: F401  (the seam's)
+
 NAME = "torch"
 JIT_CHOICES = (False,)  # eager: Keras' torch backend does not compile its steps
 ALLOCATOR = "PyTorch's CUDA caching allocator (torch.cuda.max_memory_allocated; GPU only)"
@@ -63,15 +65,3 @@ def matmul(n: int, dtype: str):
     generator = torch.Generator(device=where).manual_seed(1)
     a, b = (torch.randn(n, n, dtype=getattr(torch, dtype), device=where, generator=generator) for _ in range(2))
     return lambda: torch.matmul(a, b)
-
-
-
-
-def running_forward(model, layers):
-    """(set_momentum(m), forward(x)): a training-mode forward pass, eager, whose batch-norm ``layers`` average with
-    the momentum last set (precise batch norm, ``training.precise_batch_norm``)."""
-    def set_momentum(m: float) -> None:
-        for layer in layers:
-            layer.momentum = m
-
-    return set_momentum, lambda x: model(x, training=True)
