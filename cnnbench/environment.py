@@ -73,11 +73,13 @@ def device() -> dict:
     return {"type": "cpu", "name": cpu_name(), "count": 1, "cpu_cores": cpus}
 
 
-#: what determines a record's numbers: the builders, the training recipes and loop, the tasks' data pipelines and
+#: what determines a record's numbers: the builders, the training recipes and loop (and, per Keras backend, its
+#: determinism and precise batch norm's forward pass), the tasks' data pipelines and
 #: scores, the profiles, the pretrained weights' loading and the parameter and FLOP counts — not the CLI, the report,
 #: the suite and its executors, the sweeps or the memory and speed measurements (speed and measured memory belong to
 #: the machine; the predicted memory is the predictor's, which its own tests hold)
 FINGERPRINTED = ("architectures", "cnnbench/data", "cnnbench/tasks", "cnnbench/training.py", "cnnbench/profiles.py",
+                 "cnnbench/backends",  # determinism and precise batch norm's forward pass, per backend
                  "cnnbench/metrics.py", "cnnbench/pretrained.py", "cnnbench/measure/flops.py",
                  "cnnbench/measure/params.py")
 
