@@ -369,10 +369,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_suite(args) -> int:
+    from cnnbench.spec import make_task
     from cnnbench.suite import plan, run_suite
 
     _check_device(args)
-    from cnnbench.tasks import get_task
 
     if args.address and args.executor != "ray":
         raise UsageError("--address is for --executor ray")
@@ -388,22 +388,20 @@ def cmd_suite(args) -> int:
                      measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
                      strategy=args.strategy, cpu_devices=args.cpu_devices)
         if args.ablations:
-            from cnnbench.ablations import TASK, resolve, run_configs
+            from cnnbench.ablations import resolve, run_configs
 
             names = resolve(args.ablations)
             seeds = tuple(args.seeds or (0, 1, 2))
             cells += run_configs(names, args.profile, seeds, data_dir=args.data_dir)
-            args.tasks = [*args.tasks, TASK]
     if args.plan:
         from cnnbench.suite import plan_table
 
         print(plan_table(cells))
         return 0
     _check_results_dir(args.results)
-    for name in dict.fromkeys(args.tasks):  # fetch and verify each dataset once, before any cell starts
-        task = get_task(name)
+    for cell in {cell.task: cell for cell in cells}.values():  # each task's data fetched and verified once, first
         with _checking_input():  # an unknown --dataset source
-            (get_task(name, source=args.dataset) if task.takes_dataset else task).verify_data(args.data_dir)
+            make_task(cell).verify_data(args.data_dir)
     return run_suite(cells, results_dir=args.results, resume=args.resume, executor=args.executor,
                      address=args.address)
 

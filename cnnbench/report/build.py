@@ -30,9 +30,10 @@ from cnnbench.report.frames import (
     records_frame,
     scaling_records,
     summary_frame,
+    task_info,
 )
 from cnnbench.report.innovations import INNOVATIONS
-from cnnbench.tasks import SUITE_TASKS, TASKS, Task
+from cnnbench.tasks import SUITE_TASKS, TASKS
 
 MIB = 2**20
 
@@ -144,11 +145,6 @@ TASK_COLUMNS = {
     "from_scratch": (lambda g: "from scratch (%)", lambda r: pct(r.scratch_mean, r.scratch_std, r.seeds)),
     "pixel_accuracy": (lambda g: "pixel accuracy (%)", lambda r: pct(r.acc_mean, r.acc_std, r.seeds)),
 }
-
-
-def task_info(name: str) -> type[Task]:
-    """A task's presentation (title, score, columns, figures); a task this code does not know gets the defaults."""
-    return TASKS.get(name, Task)
 
 
 def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.DataFrame | None) -> list[Table]:

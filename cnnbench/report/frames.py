@@ -17,7 +17,7 @@ import pandas as pd
 
 from cnnbench import records
 from cnnbench.environment import machine_id
-from cnnbench.tasks import TASKS
+from cnnbench.tasks import TASKS, Task
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,15 @@ def records_frame(results_dir: str | os.PathLike) -> pd.DataFrame:
     df["weights"] = df["weights"].astype(object).fillna("scratch")  # records from before pretrained weights existed
     df["backend"] = df["backend"].astype(object).fillna("tensorflow")  # records from before other backends ran
     # each task's ranking metric (``Task.score``: a column of COLUMNS by the same name)
-    scores = df["task"].map(lambda t: TASKS[t].score if t in TASKS else "test_accuracy")
+    scores = df["task"].map(lambda t: task_info(t).score)
     df["score"] = [df[key].iat[i] for i, key in enumerate(scores)]
     order = ["task", "arch", "profile", "weights", "machine", "backend", "seed", "started_at"]
     return df.sort_values(order).reset_index(drop=True)
+
+
+def task_info(name: str) -> type[Task]:
+    """A task's presentation (title, score, columns, figures); a task this code does not know gets the defaults."""
+    return TASKS.get(name, Task)
 
 
 def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
