@@ -221,9 +221,12 @@ def test_measured_side_replays_the_allocators_records_of_a_profiled_step(capsys)
     m = report["measured_alive_at_peak"]
     assert m["events"] > 50 and m["resident_bytes"] + m["alive_bytes"] == m["peak_bytes"]
     assert m["resident_bytes"] >= 4 * report["params"]  # the weights (and Adam's slots) were there before the step
-    # two readings of one allocator: the replayed records of one profiled step and the probe's peak over five steps in
-    # another process (three runs here: -0.6, +4.0, -1.7 %)
-    assert abs(m["peak_bytes"] - report["measured_peak_bytes"]) <= 0.10 * report["measured_peak_bytes"]
+    # two readings of one allocator: the replayed records of a sixth, profiled step against the five steps the probe
+    # timed before it. A step's peak varies with the order the executor ran independent ops in: 1.51-1.90 MB here,
+    # so the profiled step is held to the probe's own spread (+-10 %), not to its largest step (one CI run: -13.5 %;
+    # six runs here: inside [min, max] every time)
+    low, high = report["measured_peak_min_bytes"], report["measured_peak_bytes"]
+    assert 0.9 * low <= m["peak_bytes"] <= 1.1 * high
     ops = [a["op"] for a in m["alive"]]
     assert any(op.startswith(("lenet5", "gradient_tape/lenet5")) for op in ops)
     assert {a["region"] for a in m["alive"]} <= {"output", "temp", "persist", "?"}
