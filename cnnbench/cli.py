@@ -396,14 +396,14 @@ def cmd_suite(args) -> int:
     if args.plan:
         from cnnbench.suite import plan_table
 
-        print(plan_table(cells))
+        print(plan_table(cells, args.results))
         return 0
     _check_results_dir(args.results)
     for cell in {cell.task: cell for cell in cells}.values():  # each task's data fetched and verified once, first
         with _checking_input():  # an unknown --dataset source
             make_task(cell).verify_data(args.data_dir)
     return run_suite(cells, results_dir=args.results, resume=args.resume, executor=args.executor,
-                     address=args.address)
+                     address=args.address, verbose=args.verbose)
 
 
 def _mib(n: int | None) -> str:
@@ -598,7 +598,7 @@ def cmd_ablation(args) -> int:
         get_task(TASK).verify_data(args.data_dir)
         with _checking_input():
             cells = run_configs(names, args.profile, tuple(args.seeds), data_dir=args.data_dir)
-        code = run_suite(cells, results_dir=args.results, resume=args.resume)
+        code = run_suite(cells, results_dir=args.results, resume=args.resume, verbose=args.verbose)
         if code == 130:
             return code
     print(table_text(args.results, names))

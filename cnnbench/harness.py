@@ -115,6 +115,7 @@ def _config(spec: Spec, distribution: dict, global_batch: int) -> dict:
         "recipe": spec.recipe.as_dict(),
         "loss": spec.task.loss,
         "profile": spec.profile.as_dict(),
+        "settings": spec.settings(),
     } | (spec.cfg.ablation or {})
 
 

@@ -80,6 +80,11 @@ class Spec:
                 "all" if self.train_subset is None else f"{self.train_subset:,}", str(self.epochs),
                 str(self.batch_size), f"{self.learning_rate:g}", self.recipe.name)
 
+    def settings(self) -> dict[str, str]:
+        """``row`` by name, as records carry it (``config.settings``): what the report shows beside a result and
+        what finds earlier runs of a cell for its time estimate."""
+        return dict(zip(self.ROW, self.row(), strict=True))
+
 
 def make_task(cfg: RunConfig) -> Task:
     return get_task(cfg.task, source=cfg.dataset)

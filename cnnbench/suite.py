@@ -15,11 +15,13 @@ import fnmatch
 import glob
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from cnnbench import records
 from cnnbench._util import die_with_parent
 from cnnbench.cell import EXIT_INTERRUPTED
 from cnnbench.environment import code_fingerprint, machine_id, this_machine
+from cnnbench.estimate import Estimate, Estimator, TimeLeft, clock
 from cnnbench.profiles import get_profile
 from cnnbench.spec import RunConfig, Spec, resolve
 from cnnbench.tasks import get_task
@@ -72,15 +75,27 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
     return cells
 
 
-def plan_table(cells: list[RunConfig]) -> str:
-    """The cells as a table with the settings each runs with (``spec.resolve``)."""
-    rows = [("#", "arch", "task", "seed", *Spec.ROW)]
-    for i, cell in enumerate(cells, 1):
+def estimates(cells: list[RunConfig], results_dir: str | os.PathLike) -> list[Estimate | None]:
+    """Each cell's duration on this machine and backend, from the records in ``results_dir`` (``estimate``)."""
+    here = _here()
+    estimator = Estimator(results_dir, (here[0], here[2]))
+    return [estimator.estimate(resolve(cell)) for cell in cells]
+
+
+def plan_table(cells: list[RunConfig], results_dir: str | os.PathLike) -> str:
+    """The cells as a table with the settings each runs with (``spec.resolve``) and its estimated duration here."""
+    est = estimates(cells, results_dir)
+    rows = [("#", "arch", "task", "seed", *Spec.ROW, "est.", "from")]
+    for i, (cell, e) in enumerate(zip(cells, est, strict=True), 1):
         variant = f" [{cell.ablation['variant']}]" if cell.ablation else ""
-        rows.append((str(i), cell.arch + variant, cell.task, str(cell.seed), *resolve(cell).row()))
+        rows.append((str(i), cell.arch + variant, cell.task, str(cell.seed), *resolve(cell).row(),
+                     clock(e and e.seconds), "" if e is None or e.source == "here" else e.source))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join([*lines, f"{len(cells)} cells"])
+    known = [e.seconds for e in est if e]
+    total = f"{len(cells)} cells: est. {clock(sum(known))} on this machine for {len(known)}" + (
+        f"; {len(cells) - len(known)} no earlier run describes" if len(known) < len(cells) else "")
+    return "\n".join([*lines, total])
 
 
 def _done_here(record: dict, here: tuple[str, str, str]) -> bool:
@@ -131,8 +146,37 @@ def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
     return False
 
 
-def _spawn(cell: RunConfig, results_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen(child.command(cell, results_dir), preexec_fn=die_with_parent)
+#: TensorFlow's start-up lines, which ``TF_CPP_MIN_LOG_LEVEL`` does not reach (absl logs them before TensorFlow reads
+#: it): the CUDA probe on a machine without a GPU, oneDNN's notice, absl's own preamble
+CHATTER = re.compile(r"[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] |WARNING: All log messages before absl::InitializeLog")
+
+
+class _Quiet:
+    """A cell's stderr relayed line by line without ``CHATTER``; the last hidden lines are kept for a cell that
+    fails or dies (``show``)."""
+
+    def __init__(self, stream):
+        self.hidden: deque[str] = deque(maxlen=50)
+        self.thread = threading.Thread(target=self._relay, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _relay(self, stream) -> None:
+        for line in stream:
+            if CHATTER.match(line):
+                self.hidden.append(line)
+            else:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+    def show(self) -> None:
+        if self.hidden:
+            sys.stderr.writelines(["(TensorFlow's log lines, hidden without -v:)\n", *self.hidden])
+
+
+def _spawn(cell: RunConfig, results_dir: Path, verbose: bool) -> tuple[subprocess.Popen, _Quiet | None]:
+    proc = subprocess.Popen(child.command(cell, results_dir), preexec_fn=die_with_parent,
+                            stderr=None if verbose else subprocess.PIPE, text=True, errors="replace")
+    return proc, None if verbose else _Quiet(proc.stderr)
 
 
 def _wait(proc: subprocess.Popen) -> int:
@@ -151,13 +195,16 @@ def _wait(proc: subprocess.Popen) -> int:
 
 
 def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume: bool = False,
-              executor: str = "local", address: str | None = None) -> int:
+              executor: str = "local", address: str | None = None, verbose: bool = False) -> int:
     """Run the cells: one after another here (``local``), or as Ray tasks on a cluster (``ray``, ``address``: a
     running cluster's; none: a local one). 0: all ok; 1: some cell failed (recorded); 130: interrupted (resumable)."""
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be local or ray, got {executor!r}")
     results_dir = Path(results_dir)
     done = finished(results_dir) if resume else set()
+    t0 = time.perf_counter()
+    timing = TimeLeft([0.0 if cell_key(c) in done else e and e.seconds
+                       for c, e in zip(cells, estimates(cells, results_dir), strict=True)])
     lock_dir = results_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     outcomes: Counter[str] = Counter()
@@ -178,18 +225,25 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
                 lock.acquire(timeout=0)
             except filelock.Timeout:
                 print(f"{tag}: running in another suite process, skipped", flush=True)
+                timing.skip(i - 1)
                 outcomes["busy"] += 1
                 continue
             held.append(lock)
             if resume and cell_finished(results_dir, cell):  # another suite finished it since we started
                 print(f"{tag}: recorded by another suite process, skipped", flush=True)
+                timing.skip(i - 1)
                 outcomes["skipped"] += 1
             elif executor == "ray":
                 todo.append((tag, cell))
                 continue
-            elif (outcome := _run_here(tag, cell, results_dir)) == "interrupted":
-                return EXIT_INTERRUPTED
             else:
+                est, left = timing.estimates[i - 1], timing.left(i - 1)
+                outcome, seconds = _run_here(tag, cell, results_dir, f" (est. {clock(est)}; run: "
+                                             f"{clock(time.perf_counter() - t0)} elapsed, {clock(left)} left)",
+                                             verbose)
+                if outcome == "interrupted":
+                    return EXIT_INTERRUPTED
+                timing.done(i - 1, seconds)
                 outcomes[outcome] += 1
             held.pop().release()
         if todo:
@@ -207,21 +261,30 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
     return 1 if outcomes["failed"] or outcomes["error"] else 0
 
 
-def _run_here(tag: str, cell: RunConfig, results_dir: Path) -> str:
-    """The local executor: the cell in a fresh process here. Its outcome: run, failed, error or interrupted."""
-    print(f"{tag}: running", flush=True)
+def _run_here(tag: str, cell: RunConfig, results_dir: Path, progress: str = "",
+              verbose: bool = False) -> tuple[str, float]:
+    """The local executor: the cell in a fresh process here (its TensorFlow chatter hidden unless ``verbose``). Its
+    outcome (run, failed, error or interrupted) and how long it took."""
+    print(f"{tag}: running{progress}", flush=True)
     started, t0 = datetime.now(UTC), time.perf_counter()
+    proc, quiet = _spawn(cell, results_dir, verbose)
     try:
-        returncode = _wait(_spawn(cell, results_dir))
+        returncode = _wait(proc)
     except KeyboardInterrupt:
         print(f"\n{tag}: interrupted; finished records are kept. Rerun with --resume to continue.",
               file=sys.stderr, flush=True)
-        return "interrupted"
-    result = child.outcome(returncode)
+        return "interrupted", time.perf_counter() - t0
+    seconds, result = time.perf_counter() - t0, child.outcome(returncode)
+    if quiet is not None:
+        quiet.thread.join(timeout=5)
+        if result in ("crashed", "failed"):
+            quiet.show()
     if result == "interrupted":
         print(f"{tag}: interrupted; rerun with --resume to continue.", file=sys.stderr, flush=True)
     elif result == "crashed":
-        path = child.record_crash(cell, returncode, results_dir, started, time.perf_counter() - t0)
+        path = child.record_crash(cell, returncode, results_dir, started, seconds)
         print(f"{tag}: cell process died ({returncode}); recorded as error → {path}", flush=True)
-        return "error"
-    return result
+        result = "error"
+    else:
+        print(f"{tag}: {'done' if result == 'run' else 'failed (recorded)'} in {clock(seconds)}", flush=True)
+    return result, seconds

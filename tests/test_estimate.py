@@ -1,0 +1,91 @@
+"""How long a suite takes: `--plan`'s estimate per cell from earlier records (this machine's, else another's scaled
+by the cells both ran), the running time left, and a progress line free of TensorFlow's start-up chatter."""
+
+import copy
+import io
+import re
+
+from cnnbench import records
+from cnnbench.estimate import Estimator, TimeLeft, clock
+from cnnbench.spec import RunConfig, resolve
+
+
+def _recorded(record: dict, machine: str, seconds: float, arch: str = "lenet5", seed: int = 0) -> dict:
+    r = copy.deepcopy(record)
+    r["env"]["machine"] = {"id": machine, "source": "CNNBENCH_MACHINE"}
+    # a file name is the cell and its start time (to the second here: the duration)
+    r |= {"arch": arch, "seed": seed, "duration_s": seconds, "started_at": f"2026-12-07T00:00:{seconds:02d}+00:00"}
+    r["config"]["settings"] = resolve(RunConfig(arch=arch, profile="smoke")).settings()
+    return r
+
+
+def test_a_cell_is_estimated_from_this_machine_else_scaled_from_another(smoke_record, tmp_path):
+    assert smoke_record["config"]["settings"] == resolve(RunConfig(arch="lenet5", profile="smoke")).settings()
+    for r in [_recorded(smoke_record, "here", 10), _recorded(smoke_record, "here", 12, seed=1),
+              _recorded(smoke_record, "slow", 22), _recorded(smoke_record, "slow", 40, arch="mnist_cnn"),
+              _recorded(smoke_record, "far", 30, arch="resnet18")]:
+        records.write(r, tmp_path)
+    estimator = Estimator(tmp_path, ("here", "tensorflow"))
+
+    def estimate(arch: str, **overrides):
+        e = estimator.estimate(resolve(RunConfig(arch=arch, profile="smoke", **overrides)))
+        return e and (e.seconds, e.source)
+
+    assert estimate("lenet5") == (11, "here")  # the median of this machine's seeds
+    assert estimate("mnist_cnn") == (20, "scaled from slow")  # slow took 22 s where this one took 11
+    assert estimate("resnet18") == (30, "as on far")  # no cell in common with far: its time as it is
+    assert estimate("alexnet") is None  # nobody ran it
+    assert estimate("lenet5", epochs=5) is None  # other settings are another cell
+    assert Estimator(tmp_path, ("here", "jax")).estimate(resolve(RunConfig(arch="lenet5", profile="smoke"))).source \
+        == "as on here"  # another backend is another machine
+
+
+def test_time_left_corrects_estimates_by_the_cells_done():
+    left = TimeLeft([10.0, None, 30.0])
+    assert left.left(0) is None  # a cell without an estimate, and nothing done to stand in for it
+    left.done(0, 20.0)  # twice as long as estimated
+    assert left.left(1) == 20.0 + 2 * 30.0  # the unknown cell as the mean cell done, the rest scaled
+    left.skip(2)
+    assert left.left(1) == 20.0
+    assert [clock(s) for s in (5, 65, 3725)] == ["0:05", "1:05", "1:02:05"] and clock(None) == "—"
+
+
+def test_tensorflow_start_up_lines_are_hidden_and_kept_for_a_failure(monkeypatch):
+    from cnnbench import suite
+
+    chatter = [  # as TensorFlow 2.21 prints them on a CPU machine, TF_CPP_MIN_LOG_LEVEL=2 notwithstanding
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        "I0000 00:00:1796644815.754118    6874 port.cc:153] oneDNN custom operations are on.\n",
+        "E0000 00:00:1796644818.989374    6874 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n"]
+    ours = ["Traceback (most recent call last):\n", "ValueError: a real error\n"]
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stderr", out)
+    quiet = suite._Quiet(io.StringIO("".join([chatter[0], ours[0], *chatter[1:], ours[1]])))
+    quiet.thread.join()
+    assert out.getvalue() == "".join(ours)
+    quiet.show()
+    assert out.getvalue().endswith("".join(chatter))
+
+
+def test_the_suite_prints_elapsed_and_left_and_plans_with_what_it_took(tmp_path, capfd):
+    from cnnbench.cli import main
+
+    cell = ["--profile", "smoke", "--archs", "lenet5", "--epochs", "1", "--no-measure-throughput",
+            "--no-measure-memory", "--results", str(tmp_path)]
+    assert main(["suite", *cell, "--seeds", "0"]) == 0
+    out, err = capfd.readouterr()
+    assert "[1/1] lenet5 mnist smoke seed 0: running (est. —; run: 0:00 elapsed, — left)" in out
+    assert re.search(r"\[1/1\] lenet5 mnist smoke seed 0: done in \d+:\d\d\n", out)
+    assert not suite_chatter(out + err)
+    (record,) = [r for _, r in records.iter_records(tmp_path)]
+    took = clock(record["duration_s"])
+    assert main(["suite", *cell, "--seeds", "0", "1", "--plan"]) == 0
+    rows = capfd.readouterr().out.splitlines()
+    assert [row.split()[-1] for row in rows[1:3]] == [took, took]  # this machine's time, for either seed
+    assert rows[-1] == f"2 cells: est. {clock(2 * record['duration_s'])} on this machine for 2"
+
+
+def suite_chatter(text: str) -> list[str]:
+    from cnnbench.suite import CHATTER
+
+    return [line for line in text.splitlines() if CHATTER.match(line)]
