@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cnnbench._util import atomic_write, check_writable_dir
-from cnnbench.ablations import ablation_tables
+from cnnbench.ablations import ablation_tables, t975
 from cnnbench.cards import read_cards
 from cnnbench.records import variant
 from cnnbench.report import figures, jax_table
@@ -283,6 +283,18 @@ def _throughput_table(rows: pd.DataFrame) -> pd.DataFrame:
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
+def _welch_cell(ref: pd.Series, other: pd.Series) -> str:
+    """``other``'s mean minus ``ref``'s in percentage points, with Welch's 95 % interval (unequal variances; the
+    t quantile at the Welch-Satterthwaite degrees of freedom, rounded down)."""
+    if min(len(ref), len(other)) < 2:
+        return "—"
+    va, vb = ref.var(ddof=1) / len(ref), other.var(ddof=1) / len(other)
+    diff = other.mean() - ref.mean()
+    dof = (va + vb) ** 2 / (va**2 / (len(ref) - 1) + vb**2 / (len(other) - 1)) if va + vb else 1
+    half = t975(max(1, int(dof))) * np.sqrt(va + vb)
+    return f"{100 * diff:+.2f} [{100 * (diff - half):+.2f}, {100 * (diff + half):+.2f}]"
+
+
 def _backend_table(results_dir: Path) -> Table | None:
     """The same models on each Keras backend, from results/backends/: train and inference images/s from each
     backend's latest throughput sweep, and the same smoke cell's test accuracy over seeds (mean ± std (n))."""
@@ -293,6 +305,7 @@ def _backend_table(results_dir: Path) -> Table | None:
     rate_of = {(b, r["arch"], r["mode"]): r for b in order for r in sweeps[b][1]["rows"] if r.get("images_per_s")}
     ok = latest_ok(cells)
     accuracy = ok.groupby(["arch", "backend"])["test_accuracy"].agg(["mean", "std", "count"])
+    seeds = ok.groupby(["arch", "backend"])["test_accuracy"]
     archs = sorted({arch for _, arch, _ in rate_of}, key=natural_key)
     rows = []
     for arch in archs:
@@ -305,12 +318,18 @@ def _backend_table(results_dir: Path) -> Table | None:
             a = accuracy.loc[(arch, b)] if (arch, b) in accuracy.index else None
             row[f"{b} test accuracy % (n)"] = "—" if a is None else (
                 f"{pct(a['mean'], a['std'], int(a['count']))} ({int(a['count'])})")
+        for b in order[1:]:
+            pair = [seeds.get_group((arch, x)) if (arch, x) in accuracy.index else None for x in (order[0], b)]
+            row[f"{b} − {order[0]} (pp, 95 % CI)"] = "—" if any(p is None for p in pair) else _welch_cell(*pair)
         rows.append(row)
     batch = {r["batch_size"] for b in order for r in sweeps[b][1]["rows"]}
     devices = {sweeps[b][1]["env"]["device"]["name"] for b in order}
     note = (f"Batch {', '.join(map(str, sorted(batch)))}, each model at the cpu profile's input and width, on "
             f"{', '.join(sorted(devices))}; each backend's sweep ran alone on the machine. Accuracy: the smoke cell "
-            f"(test accuracy on 512 MNIST test images) over seeds. From {', '.join(f for f, _ in sweeps.values())}.")
+            f"(test accuracy on 512 MNIST test images) over seeds; each backend draws its own random numbers, so its "
+            f"seeds are independent of another's, and the difference of means has Welch's 95 % interval: one that "
+            f"holds 0 is a difference within the seeds' spread. "
+            f"From {', '.join(f for f, _ in sweeps.values())}.")
     return _frame_table("The same models on each Keras backend", pd.DataFrame(rows), note)
 
 
