@@ -173,10 +173,10 @@ class _Quiet:
             sys.stderr.writelines(["(TensorFlow's log lines, hidden without -v:)\n", *self.hidden])
 
 
-def _spawn(cell: RunConfig, results_dir: Path, verbose: bool) -> tuple[subprocess.Popen, _Quiet | None]:
-    proc = subprocess.Popen(child.command(cell, results_dir), preexec_fn=die_with_parent,
+def _spawn(cell: RunConfig, results_dir: Path, verbose: bool = False) -> subprocess.Popen:
+    """The cell's process; its stderr a pipe for ``_Quiet`` unless ``verbose``."""
+    return subprocess.Popen(child.command(cell, results_dir), preexec_fn=die_with_parent,
                             stderr=None if verbose else subprocess.PIPE, text=True, errors="replace")
-    return proc, None if verbose else _Quiet(proc.stderr)
 
 
 def _wait(proc: subprocess.Popen) -> int:
@@ -267,7 +267,8 @@ def _run_here(tag: str, cell: RunConfig, results_dir: Path, progress: str = "",
     outcome (run, failed, error or interrupted) and how long it took."""
     print(f"{tag}: running{progress}", flush=True)
     started, t0 = datetime.now(UTC), time.perf_counter()
-    proc, quiet = _spawn(cell, results_dir, verbose)
+    proc = _spawn(cell, results_dir, verbose)
+    quiet = _Quiet(proc.stderr) if proc.stderr else None
     try:
         returncode = _wait(proc)
     except KeyboardInterrupt:

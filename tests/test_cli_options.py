@@ -320,10 +320,12 @@ def test_ablation_resume_skips_the_variants_recorded_here(resume, tmp_path, caps
     spawned = []
 
     class Done:
+        stderr = None
+
         def wait(self):
             return 0
 
-    monkeypatch.setattr(suite, "_spawn", lambda cell, results_dir: spawned.append(cell) or Done())
+    monkeypatch.setattr(suite, "_spawn", lambda cell, results_dir, verbose=False: spawned.append(cell) or Done())
     results = tmp_path / "results"
     cells = _ablation_records(results)
     argv = ["ablation", "conv_vs_fc", "--profile", "smoke", "--seeds", "0", "--results", str(results)]

@@ -57,7 +57,7 @@ def test_a_crash_inside_the_run_is_recorded_as_error(mnist, monkeypatch):
 
 
 def test_a_dead_cell_process_is_recorded_by_the_suite(tmp_path, monkeypatch, capsys):
-    def dies(cell, results_dir):
+    def dies(cell, results_dir, verbose=False):
         return subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
 
     monkeypatch.setattr(suite, "_spawn", dies)
@@ -72,7 +72,7 @@ def _fake_cells(monkeypatch, smoke_record, fails=()):
     for the seeds in ``fails`` (the first time each runs). Returns the seeds in the order they were spawned."""
     spawned: list[int] = []
 
-    def spawn(cell, results_dir):
+    def spawn(cell, results_dir, verbose=False):
         failed = cell.seed in fails and cell.seed not in spawned
         spawned.append(cell.seed)
         started = datetime.now(UTC).isoformat()
