@@ -29,7 +29,7 @@ def _key(arch: str, task: str, profile: str, settings: dict) -> tuple:
     return arch, task, profile, tuple(sorted(settings.items()))
 
 
-def cell_key(spec) -> tuple:
+def timing_key(spec) -> tuple:
     """A resolved cell's timing identity (``spec.Spec``)."""
     return _key(spec.cfg.arch, spec.cfg.task, spec.cfg.profile, spec.settings())
 
@@ -53,7 +53,7 @@ class Estimator:
         return statistics.median(shared) if shared else None
 
     def estimate(self, spec) -> Estimate | None:
-        by = self.median.get(cell_key(spec))
+        by = self.median.get(timing_key(spec))
         if not by:
             return None
         if self.here in by:
