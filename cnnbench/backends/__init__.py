@@ -12,7 +12,8 @@ Each module (``tensorflow_backend``, ``jax_backend``, ``torch_backend``) provide
 * ``set_determinism(seed)``; ``is_oom(exc)``;
 * ``compiled_steps(model, x, y, jit=False)``: a no-argument train step and inference on fixed on-device batches;
 * ``matmul(n, dtype)``: a no-argument n x n matrix product, for the matmul peak;
-* ``running_forward(model, layers)``: a training-mode forward pass whose batch norm averages with a set momentum.
+* ``running_forward(model, layers)``: a training-mode forward pass whose batch norm averages with a set momentum;
+* ``LOSSES``: losses Keras names whose implementation fails on this backend, each with its stand-in (``loss``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def current() -> ModuleType:
     if backend not in MODULES:
         raise ValueError(f"Keras' {backend} backend is not supported (supported: {', '.join(MODULES)})")
     return importlib.import_module(f"cnnbench.backends.{MODULES[backend]}")
+
+
+def loss(name: str):
+    """What to compile under the loss ``name``: Keras' own, or this backend's stand-in where Keras' fails."""
+    return current().LOSSES.get(name, name)
 
 
 def capability(what: str) -> str | None:

@@ -10,6 +10,7 @@ from cnnbench.backends import eager_running_forward as running_forward  # noqa: 
 NAME = "jax"
 JIT_CHOICES = (True,)  # XLA compiles every step
 ALLOCATOR = "XLA's allocator (peak_bytes_in_use of jax.Device.memory_stats; GPU only)"
+LOSSES: dict = {}  # Keras' own losses work here (``backends.loss``)
 CAPABILITIES = {"strategies": "tf.distribute is TensorFlow's", "tfds": "TFDS reads through TensorFlow",
                 "tf_data": "tf.data is TensorFlow's: batches are a keras.utils.PyDataset of numpy arrays",
                 "graph_memory": "the traced-graph predictor simulates TensorFlow's executor and allocator",

@@ -11,6 +11,7 @@ NAME = "tensorflow"
 #: how a step may be compiled: traced into a graph (False), or by XLA too (True)
 JIT_CHOICES = (False, True)
 ALLOCATOR = "TensorFlow's BFC allocator (peak of tf.config.experimental.get_memory_info)"
+LOSSES: dict = {}  # Keras' own losses work here (``backends.loss``)
 CAPABILITIES = {"strategies": True, "tfds": True, "tf_data": True, "graph_memory": True, "allocator_trace": True,
                 "measured_memory": True}
 

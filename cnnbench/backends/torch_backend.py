@@ -20,6 +20,23 @@ def capabilities() -> dict:
     return CAPABILITIES
 
 
+def flat_sparse_categorical_crossentropy(y_true, y_pred):
+    """Keras' sparse cross-entropy over the class axis, computed on (pixels, classes) rows and shaped back. On a
+    per-pixel output (N, H, W, C) Keras' torch backend moves the class axis to dimension 1 and its NLL backward
+    refuses the non-contiguous result ("grad_input must be contiguous", Keras 3 with torch 2.13): the FCNs could not
+    train. The same numbers, one row per pixel."""
+    import keras
+    from keras import ops
+
+    flat = keras.losses.sparse_categorical_crossentropy(ops.reshape(y_true, (-1,)),
+                                                        ops.reshape(y_pred, (-1, y_pred.shape[-1])))
+    return ops.reshape(flat, y_pred.shape[:-1])
+
+
+#: losses compiled by name whose Keras implementation fails on this backend, and the stand-in (``backends.loss``)
+LOSSES = {"sparse_categorical_crossentropy": flat_sparse_categorical_crossentropy}
+
+
 
 def versions() -> dict:
     return {"torch": torch.__version__}

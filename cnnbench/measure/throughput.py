@@ -176,13 +176,13 @@ def throughput_report(arch: str, *, mode: str = "train", batch_sizes=(1, 8, 32),
         replicas = dist.num_replicas_in_sync if dist else 1
         with dist.scope() if dist else contextlib.nullcontext():
             model = architectures.create_model(arch, **kwargs)
-            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            model.compile(optimizer="adam", loss=backends.loss("sparse_categorical_crossentropy"))
         twin = getattr(keras.applications, info.keras_equivalent)(weights=None, input_shape=shape) \
             if compare_keras else None
         alone = architectures.create_model(arch, **kwargs) if dist else None  # one replica, for the efficiency
         for m in (twin, alone):
             if m is not None:
-                m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+                m.compile(optimizer="adam", loss=backends.loss("sparse_categorical_crossentropy"))
         timing = {"warmup": warmup, "repeats": repeats, "min_window_s": min_window_s, "modes": (mode,),
                   "precision": precision, "macs_per_image": None}
         flops = count_flops(model)
