@@ -113,7 +113,10 @@ def _cell_options(p):
     p.add_argument("--train-subset", type=_positive_int, help="override the profile's training images")
     p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
     p.add_argument("--recipe", help="override the profile's training recipe: plain | augment (augmentation, "
-                                    "warm-up, 5,000 held-out validation images; classification tasks)")
+                                    "warm-up, label smoothing; classification tasks)")
+    p.add_argument("--hold-out", type=_positive_int, metavar="N",
+                   help="train on all but the last N training images and score those after every epoch: how "
+                        "settings are chosen, never on the test split (classification tasks)")
     p.add_argument("--results", default="results", help="directory for result records (default: results)")
     p.add_argument("--data-dir", help="dataset cache (default: $CNNBENCH_DATA_DIR or the user data dir)")
     p.add_argument("--no-measure-memory", dest="measure_memory", action="store_false",
@@ -177,9 +180,7 @@ def _suite_args(p):
     p.add_argument("--archs", nargs="+", help="registry names or patterns (default: every model)")
     p.add_argument("--tasks", nargs="+", default=["mnist"], help=f"{_task_names()} (default: mnist)")
     p.add_argument("--seeds", nargs="+", type=_seed, help="default: the profile's seeds for each arch")
-    p.add_argument("--resume", action="store_true",
-                   help="skip cells with a valid ok record from this machine and this code; run missing, invalid, "
-                        "failed and other machines' ones")
+    _resume_option(p, "cells")
     p.add_argument("--require-gpu", action="store_true", help="refuse to run unless NVML sees a GPU")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: one cell after another here; ray: each cell a Ray task (pip install "
@@ -247,13 +248,20 @@ def _throughput_sweep_args(p):
     p.add_argument("--min-window", type=_positive_float, help="seconds per timed window (default 2)")
 
 
+def _resume_option(p, what: str) -> None:
+    p.add_argument("--resume", nargs="?", const="here", choices=["here", "any"],
+                   help=f"skip {what} with a valid ok record from this code and settings, measured on this machine "
+                        f"(--resume) or on any (--resume any: a recording split over several machines); run "
+                        f"missing, invalid and failed ones")
+
+
 def _ablation_args(p):
     p.add_argument("names", nargs="*", metavar="NAME", help="ablations to run, or 'all' (see --list)")
     p.add_argument("--list", action="store_true", help="the ablations, their variants and the claim each tests")
     p.add_argument("--profile", choices=["smoke", "cpu"], default="cpu", help="run sizes")
     p.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2], help="the same seeds for every variant")
     p.add_argument("--results", default="results", help="where the records go")
-    p.add_argument("--resume", action="store_true", help="skip variants this machine and code recorded already")
+    _resume_option(p, "variants")
     p.add_argument("--table", action="store_true", help="only print the paired table from the records")
     p.add_argument("--data-dir", help="dataset cache (default: the user data dir)")
 
@@ -343,7 +351,8 @@ def cmd_run(args) -> int:
     _check_device(args)
     cell = RunConfig(arch=args.arch, task=args.task, profile=args.profile, seed=args.seed, epochs=args.epochs,
                      batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
-                     recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
+                     recipe=args.recipe, hold_out=args.hold_out, data_dir=args.data_dir,
+                     measure_memory=args.measure_memory,
                      measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
                      strategy=args.strategy, cpu_devices=args.cpu_devices)
     with _checking_input():
@@ -384,7 +393,8 @@ def cmd_suite(args) -> int:
     with _checking_input():
         cells = plan(profile=args.profile, tasks=args.tasks, archs=args.archs, seeds=args.seeds, epochs=args.epochs,
                      batch_size=args.batch_size, train_subset=args.train_subset, learning_rate=args.learning_rate,
-                     recipe=args.recipe, data_dir=args.data_dir, measure_memory=args.measure_memory,
+                     recipe=args.recipe, hold_out=args.hold_out, data_dir=args.data_dir,
+                     measure_memory=args.measure_memory,
                      measure_throughput=args.measure_throughput, dataset=args.dataset, weights=args.weights,
                      strategy=args.strategy, cpu_devices=args.cpu_devices)
         if args.ablations:

@@ -8,6 +8,7 @@ looks a profile up again. Resolving validates: a cell that cannot run fails here
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -42,6 +43,9 @@ class RunConfig:
     #: an ablation cell: {"ablation": name, "variant": name, "reference": bool, "claim": text}, recorded in config
     ablation: dict | None = None
     recipe: str | None = None  # None: the profile's (for this architecture); see cnnbench.training.RECIPES
+    #: the last N training images held out and scored after every epoch, never trained on: how settings are chosen
+    #: (the test split chooses nothing). None: the recipe's own (0 for every recipe: records train on the whole split)
+    hold_out: int | None = None
     #: one model on several devices (cnnbench.distribute): default | mirrored | multiworker; batch_size per replica
     strategy: str = "default"
     cpu_devices: int | None = None  # split the CPU into this many logical devices (mirrored without GPUs)
@@ -76,9 +80,11 @@ class Spec:
     ROW: ClassVar[tuple[str, ...]] = ("input", "width", "train subset", "epochs", "batch", "lr", "recipe")
 
     def row(self) -> tuple[str, ...]:
+        held_out = self.recipe.validation_images
         return ("x".join(map(str, self.input_shape)), f"{self.model_kwargs.get('width', 1.0):g}",
                 "all" if self.train_subset is None else f"{self.train_subset:,}", str(self.epochs),
-                str(self.batch_size), f"{self.learning_rate:g}", self.recipe.name)
+                str(self.batch_size), f"{self.learning_rate:g}",
+                self.recipe.name + (f", {held_out:,} held out" if held_out else ""))
 
     def settings(self) -> dict[str, str]:
         """``row`` by name, as records carry it (``config.settings``): what the report shows beside a result and
@@ -101,10 +107,13 @@ def resolve(cfg: RunConfig) -> Spec:
         raise ValueError(f"{cfg.arch} is a {info.kind} model; the {cfg.task} task runs {task.kind} models: {fitting}")
     sizes = profile.setting(cfg.arch, cfg.task)
     builder_kwargs = {k: v for k, v in sizes.items() if k not in RUN_KEYS} | (cfg.model_kwargs or {})
+    recipe = get_recipe(cfg.recipe or sizes["recipe"])
+    if cfg.hold_out is not None:
+        recipe = dataclasses.replace(recipe, validation_images=cfg.hold_out)
     s = Spec(cfg=cfg, task=task, info=info, profile=profile, epochs=cfg.epochs or sizes["epochs"],
              batch_size=cfg.batch_size or sizes["batch_size"],
              learning_rate=cfg.learning_rate or sizes["learning_rate"],
-             recipe=get_recipe(cfg.recipe or sizes["recipe"]),
+             recipe=recipe,
              train_subset=cfg.train_subset or sizes["train_subset"], test_subset=sizes["test_subset"],
              builder_kwargs=builder_kwargs,
              model_kwargs={"input_shape": info.default_input_shape} | builder_kwargs)
@@ -121,8 +130,8 @@ def _check(s: Spec) -> None:
     if unknown := sorted(set(s.model_kwargs) - set(taken)):
         raise ValueError(f"{cfg.arch}'s builder takes no {', '.join(unknown)} (it takes {', '.join(taken)})")
     if s.recipe != get_recipe("plain") and not task.holds_out_validation:
-        raise ValueError(f"the {s.recipe.name} recipe augments and holds out images of a classification task's own "
-                         f"split; the {cfg.task} task trains by its own recipe (use the plain one)")
+        raise ValueError(f"the {s.recipe.name} recipe (and a hold-out) works on a classification task's own split; "
+                         f"the {cfg.task} task trains by its own recipe (use the plain one, no hold-out)")
     distribute.check(cfg.strategy, cfg.cpu_devices)
     if cfg.strategy != "default" and task.trains_itself:
         raise ValueError(f"the {cfg.task} task trains by its own two-phase recipe on one device: --strategy default")

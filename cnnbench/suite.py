@@ -2,8 +2,9 @@
 
 A fresh process per cell gives every run a clean TF state and its own memory peak, and lets the suite outlive a
 crash: a cell that dies (segfault, the kernel's OOM killer) is recorded as ``error`` by the suite. Records are written
-atomically by the cell; ``--resume`` skips cells that already have a valid ``ok`` record from this machine and this
-model/harness code (missing, invalid, failed and other machines' cells run again). A per-cell file lock keeps
+atomically by the cell; ``--resume`` skips cells that already have a valid ``ok`` record from this machine, this
+model/harness code and the cell's settings (missing, invalid, failed and other machines' cells run again);
+``--resume any`` keeps other machines' records too (a recording split over several machines). A per-cell file lock keeps
 parallel suites on one results directory from running the same cell.
 Ctrl-C stops the running cell, keeps every finished record, and exits 130; ``--resume`` carries on.
 """
@@ -11,6 +12,7 @@ Ctrl-C stops the running cell, keeps every finished record, and exits 130; ``--r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import glob
 import hashlib
@@ -59,12 +61,19 @@ def _archs(patterns: list[str] | None, task) -> list[str]:
 def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list[int] | None,
          dataset: str | None = None, weights: str | None = None, **options) -> list[RunConfig]:
     """Every cell of the matrix, validated before anything runs. ``options``: the other ``RunConfig`` fields
-    (epochs, batch_size, learning_rate, data_dir, measure_memory, measure_throughput), the same for every cell."""
+    (epochs, batch_size, learning_rate, data_dir, measure_memory, measure_throughput), the same for every cell —
+    except that memory and throughput, properties of the machine and not of the seed, are measured by each model's
+    first seed only (as ablations do)."""
     prof = get_profile(profile)
-    cells = [RunConfig(arch=a, task=t.name, profile=profile, seed=s, **options,
-                       dataset=dataset if t.takes_dataset else None, weights=weights if t.takes_weights else None)
-             for t in map(get_task, tasks) for a in _archs(archs, t)
-             for s in (seeds or prof.setting(a, t.name)["seeds"])]
+    cells = []
+    for t in map(get_task, tasks):
+        for a in _archs(archs, t):
+            for i, s in enumerate(seeds or prof.setting(a, t.name)["seeds"]):
+                cell = RunConfig(arch=a, task=t.name, profile=profile, seed=s, **options,
+                                 dataset=dataset if t.takes_dataset else None,
+                                 weights=weights if t.takes_weights else None)
+                cells.append(cell if i == 0 else dataclasses.replace(cell, measure_memory=False,
+                                                                     measure_throughput=False))
     for pattern in archs or []:  # a model that no requested task runs is a mistake, not an empty plan
         if not any(fnmatch.fnmatch(c.arch, pattern) for c in cells):
             kinds = {t: get_task(t).kind for t in tasks}
@@ -98,13 +107,15 @@ def plan_table(cells: list[RunConfig], results_dir: str | os.PathLike) -> str:
     return "\n".join([*lines, total])
 
 
-def _done_here(record: dict, here: tuple[str, str, str]) -> bool:
-    """An ``ok`` record measured on this machine by this code on this Keras backend (``here``: machine id, code
-    fingerprint, backend). Records from another machine — the committed reference records on a fresh clone — from
-    other code or another backend are not this machine's results, and their cells run again."""
+def _done(record: dict, here: tuple[str, str, str], any_machine: bool) -> bool:
+    """An ``ok`` record by this code on this Keras backend (``here``: machine id, code fingerprint, backend), measured
+    on this machine unless ``any_machine``. By default other machines' records — the committed reference records on a
+    fresh clone — are not this machine's results and their cells run again; a recording split over several machines
+    (``--resume any``) keeps them: accuracy belongs to code, settings, data and seed, speed to the machine that
+    measured it, and each record keeps its own."""
     env = record["env"]
-    return record["outcome"] == "ok" and (machine_id(env), env.get("code_sha256"),
-                                          env.get("keras_backend", "tensorflow")) == here
+    return (record["outcome"] == "ok" and (env.get("code_sha256"), env.get("keras_backend", "tensorflow")) == here[1:]
+            and (any_machine or machine_id(env) == here[0]))
 
 
 def _here() -> tuple[str, str, str]:
@@ -129,19 +140,29 @@ def record_key(r: dict) -> tuple:
                 r["config"].get("strategy"))
 
 
-def finished(results_dir: str | os.PathLike) -> set[tuple]:
-    """The cells (``cell_key``) with a valid ``ok`` record from this machine and this code."""
+def done_key(cell: RunConfig) -> tuple:
+    """What a finished record must match: the cell's identity and the settings it resolves to (a run with other
+    epochs or a hold-out is another experiment, not this cell done)."""
+    return cell_key(cell), tuple(sorted(resolve(cell).settings().items()))
+
+
+def _record_done_key(r: dict) -> tuple:
+    return record_key(r), tuple(sorted(r["config"].get("settings", {}).items()))
+
+
+def finished(results_dir: str | os.PathLike, any_machine: bool = False) -> set[tuple]:
+    """The cells (``done_key``) with a valid ``ok`` record from this code (and machine: ``_done``)."""
     here = _here()
-    return {record_key(r) for _, r in records.iter_records(results_dir) if _done_here(r, here)}
+    return {_record_done_key(r) for _, r in records.iter_records(results_dir) if _done(r, here, any_machine)}
 
 
-def cell_finished(results_dir: Path, cell: RunConfig) -> bool:
+def cell_finished(results_dir: Path, cell: RunConfig, any_machine: bool = False) -> bool:
     """Whether this one cell has such a record (reads only that cell's files)."""
-    prefix, here = f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}.", _here()
+    prefix, here, want = f"{cell.arch}.{cell.task}.{cell.profile}.seed{cell.seed}.", _here(), done_key(cell)
     for path in results_dir.glob(f"{glob.escape(prefix)}*.json"):
         with contextlib.suppress(records.InvalidRecordError):
             record = records.read(path)
-            if _done_here(record, here) and record_key(record) == cell_key(cell):
+            if _done(record, here, any_machine) and _record_done_key(record) == want:
                 return True
     return False
 
@@ -194,16 +215,19 @@ def _wait(proc: subprocess.Popen) -> int:
         raise
 
 
-def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume: bool = False,
+def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume: str | None = None,
               executor: str = "local", address: str | None = None, verbose: bool = False) -> int:
     """Run the cells: one after another here (``local``), or as Ray tasks on a cluster (``ray``, ``address``: a
-    running cluster's; none: a local one). 0: all ok; 1: some cell failed (recorded); 130: interrupted (resumable)."""
+    running cluster's; none: a local one). ``resume``: skip cells recorded already, by this machine (``here``) or
+    any (``any``). 0: all ok; 1: some cell failed (recorded); 130: interrupted (resumable)."""
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be local or ray, got {executor!r}")
-    results_dir = Path(results_dir)
-    done = finished(results_dir) if resume else set()
+    if resume not in (None, "here", "any"):
+        raise ValueError(f"resume must be here or any, got {resume!r}")
+    results_dir, any_machine = Path(results_dir), resume == "any"
+    done = finished(results_dir, any_machine) if resume else set()
     t0 = time.perf_counter()
-    timing = TimeLeft([0.0 if cell_key(c) in done else e and e.seconds
+    timing = TimeLeft([0.0 if done_key(c) in done else e and e.seconds
                        for c, e in zip(cells, estimates(cells, results_dir), strict=True)])
     lock_dir = results_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +238,7 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
             key = cell_key(cell)
             variant = f" [{cell.ablation['ablation']}: {cell.ablation['variant']}]" if cell.ablation else ""
             tag = f"[{i}/{len(cells)}] {cell.arch}{variant} {cell.task} {cell.profile} seed {cell.seed}"
-            if key in done:
+            if done_key(cell) in done:
                 print(f"{tag}: recorded already, skipped", flush=True)
                 outcomes["skipped"] += 1
                 continue
@@ -229,7 +253,7 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
                 outcomes["busy"] += 1
                 continue
             held.append(lock)
-            if resume and cell_finished(results_dir, cell):  # another suite finished it since we started
+            if resume and cell_finished(results_dir, cell, any_machine):  # another suite finished it since we started
                 print(f"{tag}: recorded by another suite process, skipped", flush=True)
                 timing.skip(i - 1)
                 outcomes["skipped"] += 1

@@ -180,8 +180,8 @@ def test_the_readme_main_command_plans_a_valid_matrix(capsys):
     assert {arch for arch, task in cells if task == "mnist"} == set(list_models(kind="classification"))
     assert {arch for arch, task in cells if task == "transfer"} == {"efficientnet_lite0"}
     assert {arch for arch, task in cells if task == "segmentation"} == set(list_models(kind="segmentation"))
-    mnist_cnn = [row for row in rows if row[1] == "mnist_cnn"]
-    assert len(mnist_cnn) == 5 and {row[10] for row in mnist_cnn} == {"augment"}  # its recipe, five seeds
+    mnist = [row for row in rows if row[2] == "mnist"]  # every classifier on all 60,000 images, three seeds each
+    assert {row[6] for row in mnist} == {"all"} and len(mnist) == 3 * len(list_models(kind="classification"))
 
 
 def test_plan_refuses_a_cell_that_cannot_run(capsys):

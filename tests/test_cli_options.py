@@ -72,14 +72,15 @@ def test_run_learning_rate_is_the_optimizers(tmp_path):
     assert record["config"]["profile"]["learning_rate"] == 1e-3  # the profile's own, overridden
 
 
-@pytest.mark.parametrize(("arch", "recipe", "held_out"), [("lenet5", "augment", 5000), ("mnist_cnn", "plain", 0)])
-def test_run_recipe_overrides_the_profiles(arch, recipe, held_out, tmp_path):
-    """--recipe overrides the profile's: augment holds out, scores 5,000 images and warms up; plain holds none out."""
+@pytest.mark.parametrize(("arch", "recipe", "held_out"), [("lenet5", "augment", None), ("mnist_cnn", "plain", 5000)])
+def test_run_recipe_and_hold_out_override_the_profiles(arch, recipe, held_out, tmp_path):
+    """--recipe overrides the profile's (augment warms up; plain does not); --hold-out N trains on all but the last N
+    training images and scores those after every epoch; without it nothing is held out."""
     from cnnbench.profiles import get_profile
 
     assert get_profile("smoke").setting(arch)["recipe"] != recipe  # the option, not the profile, decides
-    record = _run(tmp_path, arch, "--recipe", recipe)
-    config, metrics = record["config"], record["metrics"]
+    record = _run(tmp_path, arch, "--recipe", recipe, *(["--hold-out", str(held_out)] if held_out else []))
+    config, metrics, held_out = record["config"], record["metrics"], held_out or 0
     assert config["recipe"]["name"] == recipe and config["recipe"]["validation_images"] == held_out
     assert record["dataset"]["n_val"] == held_out and record["dataset"]["n_train"] == 256
     assert ("val_accuracy" in metrics) == bool(held_out) and ("val_accuracy_curve" in metrics) == bool(held_out)
@@ -290,7 +291,7 @@ def test_ablation_all_expands_to_every_ablation(planned, tmp_path):
     assert cells == run_configs(list(ABLATIONS), "smoke", (0,)) and planned["verified"] == ["fashion_mnist"]
     answered = {x["ablation"] for c in cells for x in labels(c.ablation, "smoke")}
     assert answered == set(ABLATIONS)
-    assert planned["resume"] is False
+    assert planned["resume"] is None
 
 
 def _ablation_records(results: Path) -> list:
@@ -298,6 +299,7 @@ def _ablation_records(results: Path) -> list:
     from cnnbench import records
     from cnnbench.ablations import run_configs
     from cnnbench.environment import environment
+    from cnnbench.spec import resolve
 
     (source,) = RESULTS.glob("lenet5.mnist.cpu.seed1.*.json")
     cells = run_configs(["conv_vs_fc"], "smoke", (0,))
@@ -305,7 +307,7 @@ def _ablation_records(results: Path) -> list:
         record = json.loads(source.read_text()) | {"arch": cell.arch, "task": cell.task, "profile": cell.profile,
                                                    "seed": cell.seed, "env": environment(),
                                                    "started_at": datetime.now(UTC).isoformat()}
-        record["config"] |= cell.ablation
+        record["config"] |= cell.ablation | {"settings": resolve(cell).settings()}
         records.write(record, results)
     return cells
 

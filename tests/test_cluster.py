@@ -54,7 +54,7 @@ def test_a_ray_cluster_writes_the_records_the_local_executor_writes(cluster, tmp
     # written by the driver, atomically: nothing but the records and the lock folder
     assert sorted(p.name for p in (tmp_path / "ray").iterdir() if not p.name.endswith(".json")) == [".locks"]
     # --resume: everything recorded by this machine and code, nothing runs
-    assert run_suite(matrix(), results_dir=tmp_path / "ray", executor="ray", resume=True) == 0
+    assert run_suite(matrix(), results_dir=tmp_path / "ray", executor="ray", resume="here") == 0
     assert len(list((tmp_path / "ray").glob("*.json"))) == 4
 
 

@@ -595,17 +595,18 @@ def test_gpu_budget_oom_and_memory_figures():
 # --- not a README figure: what a fresh clone's suite counts as done ---------------------------------------------
 
 def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, monkeypatch):
-    """What a fresh clone's `nox -s bench-cpu` (suite --resume) counts as done: only ok records from this machine and
-    this model/harness code. The committed records were measured on another machine than a newcomer's, so their cells
-    run again; records written before code fingerprints never count."""
-    from cnnbench.suite import finished
+    """What a fresh clone's `nox -s bench-cpu` (suite --resume) counts as done: only ok records from this machine,
+    this model/harness code and the cell's settings. The committed records were measured on another machine than a
+    newcomer's, so their cells run again; records written before code fingerprints never count."""
+    from cnnbench.spec import RunConfig
+    from cnnbench.suite import cell_finished, finished
 
     monkeypatch.setenv("CNNBENCH_MACHINE", "Newcomer Laptop")
     assert len(list(records.iter_records(ROOT / "results"))) > 30 and finished(ROOT / "results") == set()
     monkeypatch.delenv("CNNBENCH_MACHINE")
     here, elsewhere, old = tmp_path / "here", tmp_path / "elsewhere", tmp_path / "old"
     records.write(smoke_record, here)
-    assert finished(here) == {("lenet5", "mnist", "smoke", 0)}  # this machine, this code: done
+    assert {k for k, _ in finished(here)} == {("lenet5", "mnist", "smoke", 0)}  # this machine, this code: done
     moved = json.loads(json.dumps(smoke_record))
     moved["env"]["machine"] = {"id": "newcomer-laptop", "source": "CNNBENCH_MACHINE"}
     records.write(moved, elsewhere)
@@ -617,4 +618,13 @@ def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, mo
     records.write(unfingerprinted, old)
     assert finished(elsewhere) == set() and finished(old) == set()
     monkeypatch.setenv("CNNBENCH_MACHINE", "Newcomer Laptop")
-    assert finished(elsewhere) == {("lenet5", "mnist", "smoke", 0)} and finished(here) == set()
+    assert {k for k, _ in finished(elsewhere)} == {("lenet5", "mnist", "smoke", 0)} and finished(here) == set()
+    # a recording split over machines (--resume any): this code's records count wherever they were measured ...
+    assert finished(here, any_machine=True) == finished(elsewhere) and finished(old, any_machine=True) == set()
+    # ... but only for the settings they ran with: another epoch count is another experiment
+    other = json.loads(json.dumps(smoke_record))
+    other["config"]["settings"]["epochs"] = "99"
+    records.write(other, tmp_path / "other")
+    cell = RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0)
+    assert cell_finished(elsewhere, cell) and not cell_finished(tmp_path / "other", cell)
+    assert not cell_finished(here, cell) and cell_finished(here, cell, any_machine=True)

@@ -84,10 +84,12 @@ def test_label_smoothing_moves_the_targets_off_one_hot():
 
 
 def test_mnist_cnn_trains_by_its_recipe_and_records_it(mnist):
+    """The smoke profile's recipe for mnist_cnn, with the held-out images a run that chooses settings asks for."""
     r = run(RunConfig(arch="mnist_cnn", profile="smoke", seed=0, epochs=2, train_subset=1024, measure_memory=False,
-                      measure_throughput=False), verbose=0)
+                      measure_throughput=False, hold_out=5000), verbose=0)
     recipe, m = r["config"]["recipe"], r["metrics"]
     assert recipe["name"] == "augment" and recipe["validation_images"] == 5000 and recipe["augment"]["rotation"] == 10
+    assert r["config"]["settings"]["recipe"] == "augment, 5,000 held out"
     assert r["config"]["optimizer"]["warmup_epochs"] == 1.0
     assert (r["dataset"]["n_train"], r["dataset"]["n_val"]) == (1024, 5000)
     assert len(m["val_accuracy_curve"]) == 2 and 0.5 < m["val_accuracy"] <= 1.0 and m["test_accuracy"] > 0.5
