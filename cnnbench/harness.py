@@ -21,7 +21,7 @@ from cnnbench.data import ChecksumError, DataUnavailableError
 from cnnbench.distribute import describe, device_peaks, make_strategy, split_cpu
 from cnnbench.environment import environment
 from cnnbench.measure.flops import count_flops
-from cnnbench.measure.memory import memory_report
+from cnnbench.measure.memory import graph_report, memory_report
 from cnnbench.measure.params import count_params
 from cnnbench.measure.throughput import measure_throughput
 from cnnbench.spec import RunConfig, Spec, resolve
@@ -74,6 +74,8 @@ def run(cell: RunConfig | Spec, *, verbose: int | None = None, context: dict | N
 
     if cfg.strategy != "default":  # the whole run's peak on each GPU replica (the prediction is of one step's)
         memory["replica_peak_bytes"] = device_peaks(strategy)
+    elif cfg.measure_memory:  # the traced step's prediction, of a fresh build once training is done: it cannot
+        memory |= graph_report(memory_spec, memory["measured_peak_bytes"])  # touch the trained model or its seeds
     flops = count_flops(model)
     throughput = None
     if cfg.measure_throughput:

@@ -115,6 +115,10 @@ def _code_versions(recs):
     recs[0]["env"]["git"]["sha"] = "f" * 40
 
 
+def _two_machines(recs):
+    recs[0]["env"]["machine"] = {"id": "elsewhere", "source": "CNNBENCH_MACHINE"}
+
+
 def _no_memory(recs):
     for r in recs:
         r["memory"]["measured_peak_bytes"] = None
@@ -129,7 +133,8 @@ FLAGS = [
     (_one_class(1.0), "predicts one class only (100.0 % of test predictions in one class)"),
     (_one_class(0.99), "predicts one class only (99.0 %"),
     (_gap(6), "train accuracy 96.0 % far above test 90.0 %"),
-    (_code_versions, "seeds from 2 code versions (2b959a8a65, ffffffffff)"),
+    (_code_versions, "seeds from 2 commits (2b959a8a65, ffffffffff)"),
+    (_two_machines, "seeds pooled over 2 machines (0 on elsewhere, 1 on "),
     (_no_memory, "memory not measured"),
     (_no_throughput, "throughput not measured"),
 ]
@@ -151,6 +156,26 @@ def test_conditions_just_short_of_a_flag_raise_none(mutate, tmp_path):
     recs = _lenet()
     mutate(recs)
     assert _flags(_write_all(tmp_path, recs)) == []
+
+
+def test_a_pooled_row_takes_accuracy_from_every_machine_and_speed_from_one(tmp_path):
+    """Seeds of the same code and settings pool over machines; times and speeds come from the machine that measured
+    throughput, never averaged across machines; a later run with other settings supersedes the cell's records."""
+    from cnnbench.report.frames import records_frame, summary_frame
+
+    recs = _lenet()
+    _two_machines(recs)
+    recs[0]["metrics"]["train_seconds"], recs[0]["throughput"] = 999.0, None  # the other machine: slower, untimed
+    df = records_frame(_write_all(tmp_path / "pooled", recs))
+    (row,) = summary_frame(df).itertuples()
+    assert row.seeds == 3 and row.machines == sorted({"elsewhere", row.machine}) and row.machine != "elsewhere"
+    assert row.acc_mean == pytest.approx(sum(r["metrics"]["test_accuracy"] for r in recs) / 3)
+    assert row.train_s == pytest.approx((recs[1]["metrics"]["train_seconds"] + recs[2]["metrics"]["train_seconds"]) / 2)
+    recs[2]["config"]["epochs"] += 1  # seed 2 ran last, with another epoch count: the others are superseded
+    df = records_frame(_write_all(tmp_path / "superseded", recs))
+    assert list(df.sort_values("seed")["superseded"]) == [True, True, False]
+    (row,) = summary_frame(df).itertuples()
+    assert row.seeds == 1 and row.epochs == recs[2]["config"]["epochs"]
 
 
 def test_a_measurement_from_some_seeds_is_not_flagged_missing(tmp_path):

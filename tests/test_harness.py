@@ -61,12 +61,20 @@ def test_time_to_target_is_the_first_epoch_at_the_target():
 
 
 def test_the_report_shows_time_to_target_per_seed_count():
+    from types import SimpleNamespace
+
     from cnnbench.report.build import _time_to_target
 
-    assert _time_to_target(0, 0, float("nan"), float("nan")) == "—"  # records from before it was measured
-    assert _time_to_target(3, 0, float("nan"), float("nan")) == "not reached"
-    assert _time_to_target(3, 3, 26.54, 3.0) == "26.5 s (epoch 3)"
-    assert _time_to_target(3, 2, 30.0, 4.0) == "30.0 s (epoch 4), 2 of 3 seeds"
+    def row(runs, hits, seconds, epoch, n_train=60_000):
+        return SimpleNamespace(ttt_runs=runs, ttt_hits=hits, ttt_s=seconds, ttt_epoch=epoch, n_train=n_train)
+
+    nan = float("nan")
+    assert _time_to_target(row(0, 0, nan, nan)) == "—"  # records from before it was measured
+    assert _time_to_target(row(3, 0, nan, nan)) == "not reached"
+    assert _time_to_target(row(3, 3, 26.54, 3.0)) == "26.5 s (epoch 3, 180,000 images)"
+    assert _time_to_target(row(3, 2, 30.0, 4.0)) == "30.0 s (epoch 4, 240,000 images), 2 of 3 seeds"
+    # a pooled row whose speed machine did not time it: the epoch and images, no seconds from another machine
+    assert _time_to_target(row(3, 3, nan, 2.0)) == "epoch 2, 120,000 images"
 
 
 def test_same_command_twice_gives_identical_metrics(smoke_record):

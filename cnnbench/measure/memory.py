@@ -217,6 +217,19 @@ def probe(spec: dict) -> dict:
             "device": out.get("device")}
 
 
+def graph_report(spec: dict, peak: int | None, built: tuple | None = None) -> dict:
+    """The traced step's simulated peak (``graph_memory``: ``graph_predicted_bytes``) and its error against a
+    measured ``peak``, or why this backend cannot trace it (``graph_skipped``). ``built``: as in ``memory_report``."""
+    if why := backends.capability("graph_memory"):
+        return {"graph_skipped": why}
+    from cnnbench.measure.graph_memory import predict_from_graph
+
+    model, shape = built or build_for_memory(spec)
+    traced = predict_from_graph(model, spec | {"mode": spec.get("mode", "train")}, shape)
+    return traced | {"graph_alive_at_peak": traced["graph_alive_at_peak"][:10],
+                     "graph_relative_error": (traced["graph_predicted_bytes"] - peak) / peak if peak else None}
+
+
 def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = None, strict: bool = True,
                   graph: bool = False) -> dict:
     """Prediction, bare minimum and (optionally) the measured peak for one memory spec, as one flat dict.
@@ -245,15 +258,7 @@ def memory_report(spec: dict, *, measure: bool = False, built: tuple | None = No
             text = str(exc)  # its first line names the exit status; the tail, what the process said last
             measured = {"measure_error": text if len(text) <= 1000 else f"{text[:200]} … {text[-800:]}"}
     peak = measured.get("measured_peak_bytes")
-    traced = {}
-    if graph and (why := backends.capability("graph_memory")):
-        traced = {"graph_skipped": why}
-    elif graph:
-        from cnnbench.measure.graph_memory import predict_from_graph
-
-        traced = predict_from_graph(model, spec | {"mode": mode}, shape)
-        traced |= {"graph_alive_at_peak": traced["graph_alive_at_peak"][:10],
-                   "graph_relative_error": (traced["graph_predicted_bytes"] - peak) / peak if peak else None}
+    traced = graph_report(spec, peak, (model, shape)) if graph else {}
     return traced | {
         "arch": spec.get("arch"), "model_file": spec.get("model_file"), "input_shape": list(shape),
         "batch_size": batch, "mode": mode, "optimizer": predicted["optimizer"], "precision": predicted["precision"],

@@ -118,13 +118,16 @@ def _mark_best(rows: list[list[Cell]], col: int, values: list, better) -> None:
             rows[i][col].best = v == best
 
 
-def _time_to_target(runs, hits, seconds, epoch) -> str:
-    """Median training seconds (and epoch) to the task's target over the seeds that reached it."""
-    if not runs:
+def _time_to_target(r) -> str:
+    """Median epoch, images seen and training seconds (the row's machine) to the task's target over the seeds that
+    reached it (DAWNBench, MLPerf)."""
+    if not r.ttt_runs:
         return "—"
-    if not hits:
+    if not r.ttt_hits:
         return "not reached"
-    return f"{seconds:.1f} s (epoch {epoch:g})" + (f", {hits} of {runs} seeds" if hits < runs else "")
+    seen = f"epoch {r.ttt_epoch:g}" + ("" if pd.isna(r.n_train) else f", {count(r.ttt_epoch * r.n_train)} images")
+    return (seen if pd.isna(r.ttt_s) else f"{r.ttt_s:.1f} s ({seen})") + (
+        f", {r.ttt_hits} of {r.ttt_runs} seeds" if r.ttt_hits < r.ttt_runs else "")
 
 
 def _missing_macs(summary: pd.DataFrame, task: str) -> str:
@@ -141,25 +144,27 @@ def _innovation(arch: str, cards: dict, fallback) -> str:
 TASK_COLUMNS = {
     "time_to_target": (lambda g: f"time to {pct(g['ttt_target'].dropna().iloc[0])} %" if g["ttt_target"].notna().any()
                        else "time to target",
-                       lambda r: _time_to_target(r.ttt_runs, r.ttt_hits, r.ttt_s, r.ttt_epoch)),
+                       _time_to_target),
     "from_scratch": (lambda g: "from scratch (%)", lambda r: pct(r.scratch_mean, r.scratch_std, r.seeds)),
     "pixel_accuracy": (lambda g: "pixel accuracy (%)", lambda r: pct(r.acc_mean, r.acc_std, r.seeds)),
 }
 
 
 def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.DataFrame | None) -> list[Table]:
-    """One table per (profile, machine, Keras backend) of ``task``: numbers from different devices, scales or
-    backends never share a table."""
+    """One table per (profile, Keras backend) of ``task``: numbers from different scales or backends never share a
+    table. A row pools its seeds over the machines that ran them (flagged); its times and speeds are one machine's,
+    named in the row."""
     tables = []
     info = task_info(task)
     score = info.score_label
-    tables_of = summary[summary["task"] == task].groupby(["profile", "machine", "backend"], sort=True)
-    for (profile, machine, backend), g in tables_of:
+    tables_of = summary[summary["task"] == task].groupby(["profile", "backend"], sort=True)
+    for (profile, backend), g in tables_of:
         g = g.reset_index(drop=True)
         extra = [TASK_COLUMNS[c] for c in info.columns]
         cols = ["architecture", "year", "innovation", "trainable params", "GMACs paper / as run", score + " (n)",
                 *(header(g) for header, _ in extra), "train img/s (CoV)", "infer img/s (CoV)",
-                "train-step MiB predicted / measured (error)", "input · width · images · epochs", "flags",
+                "train-step MiB predicted / measured (error)", "input · width · images · epochs · lr · recipe",
+                "times and speeds on", "flags",
                 *(["vs baseline"] if changes is not None else [])]
         rows = []
         for r in g.itertuples():
@@ -169,12 +174,16 @@ def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.Data
                    Cell(count(r.year).replace(",", "")), Cell(_innovation(r.arch, cards, r.innovations), cls="text"),
                    Cell(count(r.params_trainable)), Cell(f"{gmacs(paper)} / {gmacs(r.macs)}"),
                    Cell(f"{pct(r.score_mean, r.score_std, r.seeds)} ({r.seeds})"
-                        + (f" · median {pct(r.score_median)}" if r.seeds >= 5 else "")),
+                        + (f" · median {pct(r.score_median)}" if r.seeds >= 3 else "")),
                    *(Cell(cell(r)) for _, cell in extra),
                    Cell(rate(r.train_img_s, r.train_cov)), Cell(rate(r.infer_img_s, r.infer_cov)),
-                   Cell(f"{mib(r.mem_predicted)} / {mib(r.mem_measured)} ({signed_pct(r.mem_error)})"),
+                   Cell(f"{mib(r.mem_predicted)}{'' if pd.notna(r.mem_graph) else ' (layer model)'} / "
+                        f"{mib(r.mem_measured)} ({signed_pct(r.mem_error)})"),
                    Cell(f"{r.input_shape} · {1 if pd.isna(r.width) else r.width:g} · {count(r.n_train)} · "
+                        f"{count(r.epochs)} · {r.lr:g} · {r.recipe}" if pd.notna(r.lr) else
+                        f"{r.input_shape} · {1 if pd.isna(r.width) else r.width:g} · {count(r.n_train)} · "
                         f"{count(r.epochs)}"),
+                   Cell(f"{r.machine} ({r.device})", cls="text"),
                    Cell("; ".join(r.flags), cls="flags")]
             if changes is not None:
                 row.append(_change_cell(changes, r))
@@ -185,23 +194,24 @@ def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.Data
                 ("infer img/s (CoV)", g["infer_img_s"], max),
                 ("train-step MiB predicted / measured (error)", g["mem_error"].abs(), min)):
             _mark_best(rows, cols.index(column), list(values), better)
-        device = ", ".join(sorted(set(g["device"].dropna())))
         on = "" if backend == "tensorflow" else f" · Keras on {backend}"
-        tables.append(Table(f"profile {profile} · machine {machine} ({device}){on}", cols, rows))
+        tables.append(Table(f"profile {profile}{on}", cols, rows))
     return tables
 
 
 # --- baseline ---------------------------------------------------------------------------------------------------
 
 def compare(current: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, arch, profile, weights, machine) in both: the change and whether it is a regression (score below
-    the baseline's mean − 2 std, train throughput −10 % or worse, measured memory +10 % or more)."""
+    """Per (task, arch, profile, weights, backend) in both: the change and whether it is a regression (score below
+    the baseline's mean − 2 std; where both rows' speeds come from one machine, train throughput −10 % or worse,
+    measured memory +10 % or more)."""
     keys = SUMMARY_KEYS
     m = current.merge(baseline, on=keys, suffixes=("", "_base"))
-    out = m[keys].copy()
+    out = m[[*keys, "machine"]].copy()
     out["score_delta"] = m["score_mean"] - m["score_mean_base"]
-    out["throughput_change"] = m["train_img_s"] / m["train_img_s_base"] - 1
-    out["memory_change"] = m["mem_measured"] / m["mem_measured_base"] - 1
+    same = m["machine"] == m["machine_base"]  # speed and memory are compared on one machine only
+    out["throughput_change"] = (m["train_img_s"] / m["train_img_s_base"] - 1).where(same)
+    out["memory_change"] = (m["mem_measured"] / m["mem_measured_base"] - 1).where(same)
     out["score_regressed"] = m["score_mean"] < m["score_mean_base"] - 2 * m["score_std_base"]
     out["throughput_regressed"] = out["throughput_change"] <= -0.10
     out["memory_regressed"] = out["memory_change"] >= 0.10
@@ -351,7 +361,10 @@ def _runs_table(df: pd.DataFrame) -> Table:
         rows.append([
             Cell(r.task), Cell(r.arch + ("" if pd.isna(r.variant) else f" · {r.ablation}: {r.variant}"),
                                href=f"arch/{r.arch}.html"), Cell(r.profile), Cell(count(r.seed)),
-            Cell(r.outcome, cls="" if ok else "failed", title=None if ok else r.error),
+            Cell(r.outcome + (" · superseded" if r.superseded else ""),
+                 cls="superseded" if r.superseded else "" if ok else "failed",
+                 title="another code version or other settings ran this cell later: not on the leaderboard"
+                 if r.superseded else None if ok else r.error),
             Cell(pct(r.score) if ok else f"{r.error_type}: {r.error}"[:300], cls="" if ok else "message"),
             Cell(pct(r.train_accuracy)), Cell(count(r.params_trainable)), Cell(str(r.input_shape)),
             Cell(count(r.n_train)), Cell(count(r.epochs)), Cell("—" if pd.isna(r.train_s) else f"{r.train_s:,.1f}"),
@@ -501,8 +514,8 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     _throughput_page(site, inputs, fig_dir, common)
     failures = failures_frame(inputs.df)
     site.page("runs.html", "runs.html.j2", title="Every run", runs=_runs_table(inputs.df), n_failed=len(failures),
-              failed_by_outcome=failures["outcome"].value_counts().to_dict(), provenance=_provenance([inputs.df]),
-              **common)
+              failed_by_outcome=failures["outcome"].value_counts().to_dict(),
+              n_superseded=int(inputs.df["superseded"].sum()), provenance=_provenance([inputs.df]), **common)
     # the README's excerpt: the same aggregation, as markdown; the GPU sweeps through JAX, each part from its latest run
     site.write("summary.md", markdown_table(_summary_markdown(inputs.summary)))
     if inputs.jax:
