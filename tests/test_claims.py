@@ -178,6 +178,20 @@ def test_a_pooled_row_takes_accuracy_from_every_machine_and_speed_from_one(tmp_p
     assert row.seeds == 1 and row.epochs == recs[2]["config"]["epochs"]
 
 
+def test_rows_of_earlier_model_code_are_flagged_stale(tmp_path):
+    """A table whose newest row was recorded by other model code flags the rows of the earlier code, not its own."""
+    from cnnbench.report.frames import records_frame, summary_frame
+
+    recs, newer = _lenet(), _lenet()
+    for r in newer:
+        r["arch"], r["started_at"] = "lenet5_1998", "2099-01-01T00:00:00+00:00"
+        r["env"]["code_sha256"] = "f" * 64
+    summary = summary_frame(records_frame(_write_all(tmp_path, recs + newer)))
+    stale = {r.arch: any(f.startswith("stale: recorded by earlier model code") for f in r.flags)
+             for r in summary.itertuples()}
+    assert stale == {"lenet5": True, "lenet5_1998": False}
+
+
 def test_a_measurement_from_some_seeds_is_not_flagged_missing(tmp_path):
     """Memory measured on one seed of three: the row has a measured figure, so no "memory not measured"."""
     recs = _lenet()

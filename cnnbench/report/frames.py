@@ -194,12 +194,14 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         files=("file", list), machine=("speed_machine", "first"),
         machines=("machine", lambda v: sorted(set(v))), seeds_on=("seed_on", list),
         machine_train_s=("machine_train_s", list), lr=("lr", "first"), recipe=("recipe", "first"),
+        code=("code", "last"), started=("started_at", "max"),
     )
     for col in ("acc_std", "scratch_std", "miou_std", "score_std"):
         out[col] = out[col].fillna(0.0)
     out = out.reset_index()
     out["mem_predicted"] = _better_prediction(out)
     out["mem_error"] = (out["mem_predicted"] - out["mem_measured"]) / out["mem_measured"]
+    out["stale"] = _stale(out)
     out["flags"] = [row_flags(r) for r in out.itertuples()]
     order = sorted(range(len(out)), key=lambda i: (out["task"][i], out["year"][i] if pd.notna(out["year"][i]) else 0,
                                                    natural_key(out["arch"][i]), out["profile"][i], out["weights"][i],
@@ -207,9 +209,19 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out.iloc[order].reset_index(drop=True)
 
 
+def _stale(summary: pd.DataFrame) -> list[bool]:
+    """Rows recorded by other model code (``code``) than the newest row of their table (task, profile, backend):
+    earlier code's numbers beside today's, until their cells are run again."""
+    code = summary["code"].fillna("")  # records from before code fingerprints: one version among themselves
+    newest = summary.assign(code=code).sort_values("started").groupby(["task", "profile", "backend"])["code"].last()
+    return [c != newest[(r.task, r.profile, r.backend)] for c, r in zip(code, summary.itertuples(), strict=True)]
+
+
 def row_flags(r) -> list[str]:
     """Caveats a number needs, derived from its records only."""
     flags = []
+    if r.stale:
+        flags.append("stale: recorded by earlier model code than this table's newest rows")
     if r.one_class_share is not None and not pd.isna(r.one_class_share) and r.one_class_share >= 0.99:
         flags.append(f"predicts one class only ({100 * r.one_class_share:.1f} % of test predictions in one class)")
     if pd.notna(r.train_acc_mean) and pd.notna(r.acc_mean) and r.train_acc_mean - r.acc_mean > 0.05:
