@@ -49,3 +49,13 @@ def test_write_refuses_an_invalid_record(smoke_record, tmp_path):
     with pytest.raises(records.InvalidRecordError):
         records.write(smoke_record | {"seed": "zero"}, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_holds_images_out_shows_their_score_not_the_tests():
+    """The console line of a settings-choosing run (``--hold-out``) shows the held-out score; the test split, which
+    must not steer the choice, stays in the record."""
+    from cnnbench.records import headline
+
+    line = headline({"test_accuracy": 0.9912, "val_accuracy": 0.9876})
+    assert line.startswith("held-out accuracy 0.9876") and "0.9912" not in line
+    assert headline({"test_accuracy": 0.9912}) == "test accuracy 0.9912"
