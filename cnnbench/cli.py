@@ -372,8 +372,10 @@ def cmd_run(args) -> int:
         tag += f" ({record['config']['weights']} weights; from scratch: {m['baseline']['test_accuracy']:.4f})"
     speed = (f"{t['train_images_per_s']:.0f} train / {t['infer_images_per_s']:.0f} infer images/s (batch "
              f"{t['batch_size']})") if t else "throughput not measured"
-    print(f"{tag}: {records.headline(m)}, {speed}, train-step memory "
-          f"{_mib(mem['predicted_bytes'])} predicted / {_mib(mem.get('measured_peak_bytes'))} measured → {path}")
+    predicted = (f"{_mib(mem['graph_predicted_bytes'])} predicted (traced graph)" if mem.get("graph_predicted_bytes")
+                 else f"{_mib(mem['predicted_bytes'])} predicted (layer model)")
+    print(f"{tag}: {records.headline(m)}, {speed}, train-step memory {predicted} / "
+          f"{_mib(mem.get('measured_peak_bytes'))} measured → {path}")
     return 0
 
 
