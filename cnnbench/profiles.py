@@ -69,9 +69,8 @@ class Profile:
 # Input sizes chosen per family so MNIST (28x28 grey) reaches each topology at a size it accepts: LeNet at its own
 # input; AlexNet at 67 (the smallest its 11x11/4 conv and three 3/2 pools tile), GoogLeNet at 80-96 (auxiliary heads
 # need a 5x5 map at 4a), ResNets and VGG16 at 32, Xception at 71 (keras' minimum). Grey is replicated to 3 channels.
-# On the CPU the large networks get a data subset, fewer epochs and one seed, so the whole cpu suite fits an hour.
 # VGG16 (no batch norm, 16 layers) learns at a lower rate: at the profiles' 2e-3 it stayed at chance on MNIST (11.35 %
-# after 4 epochs); 2e-4 reached 95.08 %, 5e-4 97.67 % (cpu profile, seed 0).
+# after 4 epochs); 2e-4 reached 95.08 %, 5e-4 97.67 % (the earlier cpu profile: 20,000 images, seed 0).
 # Smoke: the smallest run in which every classifier learns — at least 50 % test accuracy on the slice's 512 test
 # images (tests/test_harness.py) — found by trying: 1 epoch at batch 64 left ResNet-50/101/152, EfficientNet,
 # GoogLeNet, VGG16 and both AlexNets at chance. Batch 32 (twice the steps) is what GoogLeNet and the AlexNets needed;
@@ -93,20 +92,25 @@ SMOKE_ARCHS = (
     ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "learning_rate": 3e-3}),
     ("mnist_cnn", {"recipe": "augment"}),
 )
+# cpu: every classifier on all 60,000 MNIST training images with three seeds, at settings chosen on the last 5,000
+# training images held out (``--hold-out 5000``; the test split chooses nothing). The held-out runs are in
+# results/selection/ and docs/results.md; the target is >= 99.0 % held-out. Reached so far by none of the large
+# networks: two epochs at 2e-3 left ResNet-50 (width 0.25) at 96.10 %, GoogLeNet (width 0.25, 96 px) at 98.38 %; 5e-3
+# did better than 2e-3 and batch 64 worse (97.46 / 94.38 %), width 0.5 at 5e-3 for three epochs 98.36 %. LeNet-5
+# (1998) with the paper's remedy, distorted training images, 98.92 % in 20 epochs (plain, 30 epochs: 98.60 %).
 CPU_ARCHS = (
     *PAPER_INPUT,
-    ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
-    ("vgg16", {"input_shape": (32, 32, 3), "width": 0.25, "train_subset": 20_000, "epochs": 4, "seeds": (0,),
-               "learning_rate": 5e-4}),
-    ("googlenet", {"input_shape": (96, 96, 3), "width": 0.5, "aux_logits": True, "train_subset": 10_000,
-                   "epochs": 3, "seeds": (0,)}),
-    ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
-    ("resnet1[05]?", {"width": 0.25, "train_subset": 10_000, "epochs": 3, "seeds": (0,)}),
+    ("lenet5_1998", {"recipe": "augment", "epochs": 20}),
+    ("alexnet*", {"input_shape": (67, 67, 3), "width": 0.5, "epochs": 2}),
+    ("vgg16", {"input_shape": (32, 32, 3), "width": 0.25, "epochs": 3, "learning_rate": 5e-4}),
+    ("googlenet", {"input_shape": (96, 96, 3), "width": 0.25, "aux_logits": True, "epochs": 2}),
+    ("*resnet*", {"input_shape": (32, 32, 3), "width": 0.5, "epochs": 2}),
+    ("*resnet50*", {"learning_rate": 5e-3, "epochs": 3}),
+    ("resnet1[05]?", {"learning_rate": 5e-3, "epochs": 3}),
     ("resnet*_cifar", {"width": 1.0}),  # the paper's own widths: 16-64 filters
-    ("xception", {"input_shape": (71, 71, 3), "width": 0.25, "train_subset": 10_000, "epochs": 3, "seeds": (0,)}),
-    ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "train_subset": 20_000, "epochs": 4, "seeds": (0,)}),
-    # the MNIST accuracy target (median >= 99.70 % over five seeds): its recipe and epochs chosen on held-out images
-    ("mnist_cnn", {"recipe": "augment", "epochs": 15, "learning_rate": 3e-3, "seeds": (0, 1, 2, 3, 4)}),
+    ("xception", {"input_shape": (71, 71, 3), "width": 0.25, "epochs": 2}),
+    ("efficientnet*", {"input_shape": (32, 32, 3), "width": 0.5, "epochs": 2}),
+    ("mnist_cnn", {"epochs": 3}),
 )
 GPU_ARCHS = (
     *PAPER_INPUT,
@@ -158,8 +162,8 @@ PROFILES: dict[str, Profile] = {
                 precise_bn_images=512,
                 warmup_steps=2, min_window_s=0.05, timed_repeats=2, arch_settings=SMOKE_ARCHS,
                 task_settings=SMOKE_TASKS),
-        Profile("cpu", "sized for a 2-core CPU box: the LeNets on all 60,000 MNIST images, the large networks on "
-                "10-20k of them, fewer epochs, reduced width and one seed (see its arch settings)",
+        Profile("cpu", "sized for a 2-core CPU box: every classifier on all 60,000 MNIST images with three seeds, "
+                "the large networks at reduced width and input for a few epochs (see its arch settings)",
                 epochs=12, batch_size=128, train_subset=None, test_subset=None, learning_rate=2e-3, seeds=(0, 1, 2),
                 precise_bn_images=8192, warmup_steps=10, min_window_s=1.0, timed_repeats=7, arch_settings=CPU_ARCHS,
                 task_settings=CPU_TASKS),

@@ -151,6 +151,23 @@ def assert_claims(name: str, text: str, claims: dict[str, str]):
 
 # --- classification, transfer, segmentation -----------------------------------------------------------------------
 
+def test_the_cpu_profiles_held_out_table():
+    """Every held-out run that chose the cpu profile's settings (results/selection/, committed): its settings and its
+    held-out accuracy after precise BN, as the settings' table shows them."""
+    expected = {}
+    for name in sorted(p.relative_to(RESULTS).as_posix() for p in (RESULTS / "selection").rglob("*.json")):
+        if SHIPPED is not None and f"results/{name}" not in SHIPPED:
+            continue  # a run still going, or not yet committed with the table that quotes it
+        r = load(name)
+        s, m = r["config"]["settings"], r["metrics"]
+        assert r["dataset"]["n_val"] == 5000 and "val_accuracy" in m  # chosen on held-out images only
+        key = (r["arch"], s["input"], s["width"], s["epochs"], s["batch"], s["lr"],
+               s["recipe"].replace(", 5,000 held out", ""))
+        expected[key] = [f"{100 * m['val_accuracy']:.2f}"]
+    assert expected
+    assert_table("selection", "## The `cpu` profile's settings", expected, keys=7)
+
+
 def test_mnist_table(runs):
     """Every cell of the MNIST table, one row per architecture with cpu-profile MNIST records: seeds, test accuracy
     (mean ± std), input, width, train images, epochs, train time (mean), train and infer images/s (medians)."""
