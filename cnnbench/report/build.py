@@ -179,10 +179,9 @@ def leaderboards(summary: pd.DataFrame, task: str, cards: dict, changes: pd.Data
                    Cell(rate(r.train_img_s, r.train_cov)), Cell(rate(r.infer_img_s, r.infer_cov)),
                    Cell(f"{mib(r.mem_predicted)}{'' if pd.notna(r.mem_graph) else ' (layer model)'} / "
                         f"{mib(r.mem_measured)} ({signed_pct(r.mem_error)})"),
-                   Cell(f"{r.input_shape} · {1 if pd.isna(r.width) else r.width:g} · {count(r.n_train)} · "
-                        f"{count(r.epochs)} · {r.lr:g} · {r.recipe}" if pd.notna(r.lr) else
-                        f"{r.input_shape} · {1 if pd.isna(r.width) else r.width:g} · {count(r.n_train)} · "
-                        f"{count(r.epochs)}"),
+                   Cell(" · ".join([str(r.input_shape), f"{1 if pd.isna(r.width) else r.width:g}", count(r.n_train),
+                                    count(r.epochs), *([f"{r.lr:g}"] if pd.notna(r.lr) else []),
+                                    *([r.recipe] if pd.notna(r.recipe) else [])])),
                    Cell(f"{r.machine} ({r.device})", cls="text"),
                    Cell("; ".join(r.flags), cls="flags")]
             if changes is not None:
