@@ -143,13 +143,13 @@ def iter_records(results_dir: str | os.PathLike) -> Iterator[tuple[Path, dict]]:
 
 
 def headline(metrics: dict) -> str:
-    """The one score a console line shows: the held-out accuracy where the run held images out (a run that chooses
-    settings, which the test split must not steer: its score stays in the record), else mean IoU for segmentation,
-    else test accuracy."""
-    if "val_accuracy" in metrics:
-        return f"held-out accuracy {metrics['val_accuracy']:.4f} (test scores in the record, not for choosing)"
+    """The one score a console line shows: mean IoU for segmentation; for a classifier that held training images out
+    (a run that chooses settings, which the test split must not steer: its score stays in the record) their
+    accuracy; else test accuracy."""
     if "miou" in metrics:
         return f"mIoU {metrics['miou']:.4f} (pixel accuracy {metrics['test_accuracy']:.4f})"
+    if "val_accuracy" in metrics:
+        return f"held-out accuracy {metrics['val_accuracy']:.4f} (test scores in the record, not for choosing)"
     return f"test accuracy {metrics['test_accuracy']:.4f}"
 
 

@@ -59,3 +59,5 @@ def test_a_run_that_holds_images_out_shows_their_score_not_the_tests():
     line = headline({"test_accuracy": 0.9912, "val_accuracy": 0.9876})
     assert line.startswith("held-out accuracy 0.9876") and "0.9912" not in line
     assert headline({"test_accuracy": 0.9912}) == "test accuracy 0.9912"
+    # a segmentation record's validation split is its own, not held out of training: mIoU as ever
+    assert headline({"miou": 0.5, "test_accuracy": 0.9, "val_accuracy": 0.8}).startswith("mIoU 0.5000")
