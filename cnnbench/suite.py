@@ -102,8 +102,9 @@ def plan_table(cells: list[RunConfig], results_dir: str | os.PathLike) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     known = [e.seconds for e in est if e]
-    total = f"{len(cells)} cells: est. {clock(sum(known))} on this machine for {len(known)}" + (
+    total = (f"{len(cells)} cells: est. {clock(sum(known))} on this machine for {len(known)}" + (
         f"; {len(cells) - len(known)} no earlier run describes" if len(known) < len(cells) else "")
+        if known else f"{len(cells)} cells: no estimate yet (no earlier run of these settings in the results)")
     return "\n".join([*lines, total])
 
 
