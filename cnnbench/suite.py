@@ -227,9 +227,10 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
         raise ValueError(f"resume must be here or any, got {resume!r}")
     results_dir, any_machine = Path(results_dir), resume == "any"
     done = finished(results_dir, any_machine) if resume else set()
+    recorded = [done_key(c) in done for c in cells]  # each cell resolved once here
     t0 = time.perf_counter()
-    timing = TimeLeft([0.0 if done_key(c) in done else e and e.seconds
-                       for c, e in zip(cells, estimates(cells, results_dir), strict=True)])
+    timing = TimeLeft([0.0 if was else e and e.seconds
+                       for was, e in zip(recorded, estimates(cells, results_dir), strict=True)])
     lock_dir = results_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     outcomes: Counter[str] = Counter()
@@ -239,7 +240,7 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
             key = cell_key(cell)
             variant = f" [{cell.ablation['ablation']}: {cell.ablation['variant']}]" if cell.ablation else ""
             tag = f"[{i}/{len(cells)}] {cell.arch}{variant} {cell.task} {cell.profile} seed {cell.seed}"
-            if done_key(cell) in done:
+            if recorded[i - 1]:
                 print(f"{tag}: recorded already, skipped", flush=True)
                 outcomes["skipped"] += 1
                 continue
