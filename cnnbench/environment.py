@@ -75,10 +75,12 @@ def device() -> dict:
 
 #: what determines a record's numbers: the builders, the training recipes and loop (and, per Keras backend, its
 #: determinism and precise batch norm's forward pass), the tasks' data pipelines and
-#: scores, the profiles, the pretrained weights' loading and the parameter and FLOP counts — not the CLI, the report,
-#: the suite and its executors, the sweeps or the memory and speed measurements (speed and measured memory belong to
-#: the machine; the predicted memory is the predictor's, which its own tests hold)
-FINGERPRINTED = ("architectures", "cnnbench/data", "cnnbench/tasks", "cnnbench/training.py", "cnnbench/profiles.py",
+#: scores, the pretrained weights' loading and the parameter and FLOP counts — not the CLI, the report, the suite and
+#: its executors, the sweeps or the memory and speed measurements (speed and measured memory belong to the machine;
+#: the predicted memory is the predictor's, which its own tests hold), and not the profiles: what a profile sets for
+#: a cell is recorded with it (``config.determinants``) and compared on its own, so a recording split over sittings
+#: keeps its records when another model's entry changes
+FINGERPRINTED = ("architectures", "cnnbench/data", "cnnbench/tasks", "cnnbench/training.py",
                  "cnnbench/backends",  # determinism and precise batch norm's forward pass, per backend
                  "cnnbench/metrics.py", "cnnbench/pretrained.py", "cnnbench/measure/flops.py",
                  "cnnbench/measure/params.py")

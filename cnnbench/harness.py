@@ -118,6 +118,7 @@ def _config(spec: Spec, distribution: dict, global_batch: int) -> dict:
         "loss": spec.task.loss,
         "profile": spec.profile.as_dict(),
         "settings": spec.settings(),
+        "determinants": spec.determinants(),
     } | (spec.cfg.ablation or {})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -90,6 +91,15 @@ class Spec:
         """``row`` by name, as records carry it (``config.settings``): what the report shows beside a result and
         what finds earlier runs of a cell for its time estimate."""
         return dict(zip(self.ROW, self.row(), strict=True))
+
+    def determinants(self) -> dict[str, str]:
+        """Everything this cell resolves to that determines its numbers besides code, data and seed: ``settings``,
+        every builder keyword, the test images and precise batch norm's images. Records carry it
+        (``config.determinants``); ``--resume`` and the report compare it in place of the profile's source, so
+        editing one model's profile entry leaves the other models' records current."""
+        return self.settings() | {"builder": json.dumps(self.model_kwargs, sort_keys=True),
+                                  "test subset": "all" if self.test_subset is None else str(self.test_subset),
+                                  "precise bn images": str(self.precise_bn_images)}
 
 
 def make_task(cfg: RunConfig) -> Task:

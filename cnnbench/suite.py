@@ -142,13 +142,13 @@ def record_key(r: dict) -> tuple:
 
 
 def done_key(cell: RunConfig) -> tuple:
-    """What a finished record must match: the cell's identity and the settings it resolves to (a run with other
-    epochs or a hold-out is another experiment, not this cell done)."""
-    return cell_key(cell), tuple(sorted(resolve(cell).settings().items()))
+    """What a finished record must match: the cell's identity and what it resolves to (``Spec.determinants``: a run
+    with other epochs, builder keywords or a hold-out is another experiment, not this cell done)."""
+    return cell_key(cell), tuple(sorted(resolve(cell).determinants().items()))
 
 
 def _record_done_key(r: dict) -> tuple:
-    return record_key(r), tuple(sorted(r["config"].get("settings", {}).items()))
+    return record_key(r), tuple(sorted(r["config"].get("determinants", {}).items()))
 
 
 def finished(results_dir: str | os.PathLike, any_machine: bool = False) -> set[tuple]:

@@ -27,7 +27,7 @@ def fingerprint(root: Path) -> str:
 @pytest.mark.parametrize("path, fingerprinted", [
     ("cnnbench/cli.py", False), ("cnnbench/report/build.py", False), ("cnnbench/suite.py", False),
     ("cnnbench/cluster.py", False), ("cnnbench/measure/throughput_sweep.py", False),
-    ("architectures/resnet.py", True), ("cnnbench/training.py", True), ("cnnbench/profiles.py", True),
+    ("architectures/resnet.py", True), ("cnnbench/training.py", True), ("cnnbench/profiles.py", False),
     ("cnnbench/tasks/classification.py", True), ("cnnbench/data/mnist.py", True),
 ])
 def test_fingerprint_changes_with_the_code_that_determines_numbers_only(tree, path, fingerprinted):

@@ -4,6 +4,7 @@ arithmetic — never through the report code that wrote them — so a hand-edite
 Records are aggregated as the docs and the report say: per (task, arch), the latest ok record of each seed; scores as
 mean ± sample std (ddof 1) over seeds, train time as their mean, images/s and measured memory as their median."""
 
+import dataclasses
 import json
 import re
 import statistics
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cnnbench import records
+from cnnbench import profiles, records
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -640,8 +641,16 @@ def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, mo
     assert finished(here, any_machine=True) == finished(elsewhere) and finished(old, any_machine=True) == set()
     # ... but only for the settings they ran with: another epoch count is another experiment
     other = json.loads(json.dumps(smoke_record))
-    other["config"]["settings"]["epochs"] = "99"
+    other["config"]["determinants"]["epochs"] = "99"
     records.write(other, tmp_path / "other")
     cell = RunConfig(arch="lenet5", task="mnist", profile="smoke", seed=0)
     assert cell_finished(elsewhere, cell) and not cell_finished(tmp_path / "other", cell)
     assert not cell_finished(here, cell) and cell_finished(here, cell, any_machine=True)
+    # ... and what the profile sets for this cell, not the profile's source: another model's entry may change
+    smoke = profiles.PROFILES["smoke"]
+    for edit, done in (({"arch_settings": (*smoke.arch_settings, ("vgg16", {"epochs": 99}))}, True),
+                       ({"arch_settings": (*smoke.arch_settings, ("lenet5", {}))}, True),
+                       ({"arch_settings": (*smoke.arch_settings, ("lenet5", {"epochs": 99}))}, False),
+                       ({"precise_bn_images": 99}, False), ({"test_subset": 99}, False)):
+        monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, **edit))
+        assert cell_finished(elsewhere, cell) == done, edit
