@@ -10,6 +10,10 @@ hook on the residual branch. Two conventions, because the two reference counts d
   counts are the trainable weights only (BN moving statistics are buffers in PyTorch).
 * ``"senet"`` — the SE authors' model (Caffe; ported as pretrainedmodels' and timm's ``legacy_seresnet50``): no conv
   biases, BN epsilon 1e-5, the stride on the first 1x1 as in the original ResNet. Counted like torchvision.
+
+``zero_init_residual=True`` (torchvision's option; Goyal et al. 2017, arXiv:1706.02677, §5.1) starts the last batch
+norm of every residual branch at gamma = 0, so each block starts as its shortcut: an initialisation, not a change of
+topology or parameter count. Off by default, as in the paper.
 """
 
 from __future__ import annotations
@@ -51,13 +55,15 @@ def squeeze_excitation(x, ratio: int, name: str):
     return layers.Multiply(name=f"{name}_se_scale")([x, s])
 
 
-def _block(x, filters, stride, *, bottleneck, conv: Convention, se_ratio, name):
+def _block(x, filters, stride, *, bottleneck, conv: Convention, se_ratio, zero_init_residual, name):
     """One residual block; ``name`` like ``conv3_block1`` (keras.applications layer names)."""
 
-    def conv_bn(t, f, k, s, part, relu):
+    def conv_bn(t, f, k, s, part, relu, gamma="ones"):
         t = layers.Conv2D(f, k, strides=s, padding="same", use_bias=conv.use_bias, name=f"{name}_{part}_conv")(t)
-        t = layers.BatchNormalization(epsilon=conv.bn_epsilon, name=f"{name}_{part}_bn")(t)
+        t = layers.BatchNormalization(epsilon=conv.bn_epsilon, gamma_initializer=gamma, name=f"{name}_{part}_bn")(t)
         return layers.Activation("relu", name=f"{name}_{part}_relu")(t) if relu else t
+
+    last_gamma = "zeros" if zero_init_residual else "ones"
 
     out_channels = filters * 4 if bottleneck else filters
     projection = stride != 1 or x.shape[-1] != out_channels  # option B: project only where the shape changes
@@ -66,10 +72,10 @@ def _block(x, filters, stride, *, bottleneck, conv: Convention, se_ratio, name):
         s1, s3 = (stride, 1) if conv.stride_on_1x1 else (1, stride)
         y = conv_bn(x, filters, 1, s1, "1", relu=True)
         y = conv_bn(y, filters, 3, s3, "2", relu=True)
-        y = conv_bn(y, out_channels, 1, 1, "3", relu=False)
+        y = conv_bn(y, out_channels, 1, 1, "3", relu=False, gamma=last_gamma)
     else:
         y = conv_bn(x, filters, 3, stride, "1", relu=True)
-        y = conv_bn(y, filters, 3, 1, "2", relu=False)
+        y = conv_bn(y, filters, 3, 1, "2", relu=False, gamma=last_gamma)
     if se_ratio:
         y = squeeze_excitation(y, se_ratio, name)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
@@ -77,7 +83,7 @@ def _block(x, filters, stride, *, bottleneck, conv: Convention, se_ratio, name):
 
 
 def _resnet(*, block_counts, bottleneck, convention, se_ratio=None, input_shape, classes, include_top, pooling,
-            width, classifier_activation, name):
+            width, classifier_activation, name, zero_init_residual=False):
     input_shape = check_args(input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling,
                              min_size=32, name=name)
     if convention not in CONVENTIONS:
@@ -95,7 +101,7 @@ def _resnet(*, block_counts, bottleneck, convention, se_ratio=None, input_shape,
         for b in range(blocks):
             stride = 2 if stage > 0 and b == 0 else 1
             x = _block(x, filters, stride, bottleneck=bottleneck, conv=conv, se_ratio=se_ratio,
-                       name=f"conv{stage + 2}_block{b + 1}")
+                       zero_init_residual=zero_init_residual, name=f"conv{stage + 2}_block{b + 1}")
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = classifier(x, classes, classifier_activation)
@@ -116,24 +122,28 @@ def _register(name=None, *, year=2015, paper=RESNET_PAPER, innovations=RESIDUAL,
 @_register(reference_params=11_689_512, param_convention=_TV, count="trainable", reference_gmacs=1.814,
            gmacs_source="torchvision weights metadata (timm: 1.82)")
 def resnet18(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-             convention: str = "torchvision", width: float = 1.0, classifier_activation: str | None = "softmax"):
+             convention: str = "torchvision", width: float = 1.0,
+             zero_init_residual: bool = False, classifier_activation: str | None = "softmax"):
     """ResNet-18 v1 (paper Table 1): basic blocks (3x3, 3x3) 2-2-2-2; torchvision convention, 11,689,512 trainable.
 
     Stages, strides and shortcuts as in every ResNet here; ``width`` scales every stage.
     """
     return _resnet(block_counts=(2, 2, 2, 2), bottleneck=False, convention=convention, input_shape=input_shape,
                    classes=classes, include_top=include_top, pooling=pooling, width=width,
-                   classifier_activation=classifier_activation, name="resnet18")
+                   classifier_activation=classifier_activation, name="resnet18",
+                   zero_init_residual=zero_init_residual)
 
 
 @_register(reference_params=21_797_672, param_convention=_TV, count="trainable", reference_gmacs=3.664,
            gmacs_source="torchvision weights metadata")
 def resnet34(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-             convention: str = "torchvision", width: float = 1.0, classifier_activation: str | None = "softmax"):
+             convention: str = "torchvision", width: float = 1.0,
+             zero_init_residual: bool = False, classifier_activation: str | None = "softmax"):
     """ResNet-34 v1 (paper Table 1): basic blocks (3x3, 3x3) 3-4-6-3; torchvision convention, 21,797,672 trainable."""
     return _resnet(block_counts=(3, 4, 6, 3), bottleneck=False, convention=convention, input_shape=input_shape,
                    classes=classes, include_top=include_top, pooling=pooling, width=width,
-                   classifier_activation=classifier_activation, name="resnet34")
+                   classifier_activation=classifier_activation, name="resnet34",
+                   zero_init_residual=zero_init_residual)
 
 
 @_register(reference_params=25_636_712, param_convention=_KERAS, keras_equivalent="ResNet50")
@@ -143,32 +153,38 @@ def resnet34(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: boo
                    "conv biases; 25,557,032 trainable.",
            defaults={"convention": "torchvision"})
 def resnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-             convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
+             convention: str = "keras", width: float = 1.0,
+             zero_init_residual: bool = False, classifier_activation: str | None = "softmax"):
     """ResNet-50 v1 (paper Table 1): bottleneck blocks (1x1, 3x3, 1x1) 3-4-6-3 in the keras.applications convention —
     stride on the first 1x1, conv biases; 25,636,712 parameters incl. BN statistics, and the same layer names and
     stage shapes as keras.applications.ResNet50.
     """
     return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, convention=convention, input_shape=input_shape,
                    classes=classes, include_top=include_top, pooling=pooling, width=width,
-                   classifier_activation=classifier_activation, name="resnet50")
+                   classifier_activation=classifier_activation, name="resnet50",
+                   zero_init_residual=zero_init_residual)
 
 
 @_register(reference_params=44_707_176, param_convention=_KERAS, keras_equivalent="ResNet101")
 def resnet101(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-              convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
+              convention: str = "keras", width: float = 1.0,
+              zero_init_residual: bool = False, classifier_activation: str | None = "softmax"):
     """ResNet-101 v1 (paper Table 1): bottleneck blocks 3-4-23-3, keras.applications convention (44,707,176)."""
     return _resnet(block_counts=(3, 4, 23, 3), bottleneck=True, convention=convention, input_shape=input_shape,
                    classes=classes, include_top=include_top, pooling=pooling, width=width,
-                   classifier_activation=classifier_activation, name="resnet101")
+                   classifier_activation=classifier_activation, name="resnet101",
+                   zero_init_residual=zero_init_residual)
 
 
 @_register(reference_params=60_419_944, param_convention=_KERAS, keras_equivalent="ResNet152")
 def resnet152(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True, pooling: str | None = None,
-              convention: str = "keras", width: float = 1.0, classifier_activation: str | None = "softmax"):
+              convention: str = "keras", width: float = 1.0,
+              zero_init_residual: bool = False, classifier_activation: str | None = "softmax"):
     """ResNet-152 v1 (paper Table 1): bottleneck blocks 3-8-36-3, keras.applications convention (60,419,944)."""
     return _resnet(block_counts=(3, 8, 36, 3), bottleneck=True, convention=convention, input_shape=input_shape,
                    classes=classes, include_top=include_top, pooling=pooling, width=width,
-                   classifier_activation=classifier_activation, name="resnet152")
+                   classifier_activation=classifier_activation, name="resnet152",
+                   zero_init_residual=zero_init_residual)
 
 
 @_register(paper=SE_PAPER, year=2017, innovations=("squeeze-and-excitation channel attention", *RESIDUAL),
@@ -179,7 +195,8 @@ def resnet152(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bo
                         "leave in other_flops; hence +-0.015")
 def seresnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: bool = True,
                pooling: str | None = None, convention: str = "senet", width: float = 1.0,
-               se_ratio: int = 16, classifier_activation: str | None = "softmax"):
+               se_ratio: int = 16, zero_init_residual: bool = False,
+               classifier_activation: str | None = "softmax"):
     """SE-ResNet-50: the ResNet-50 bottleneck with a squeeze-excitation hook (reduction 16) on the residual branch,
     before the addition (Hu et al. 2018, Fig. 3), as the authors' model: the stride on the first 1x1 (3.87 GMACs, the
     paper's Table 2 "3.87 GFLOPs"); ``convention="torchvision"`` puts it on the 3x3 (v1.5, 4.11 GMACs). 28,088,024
@@ -187,7 +204,8 @@ def seresnet50(*, input_shape=(224, 224, 3), classes: int = 1000, include_top: b
     """
     return _resnet(block_counts=(3, 4, 6, 3), bottleneck=True, convention=convention, se_ratio=se_ratio,
                    input_shape=input_shape, classes=classes, include_top=include_top, pooling=pooling, width=width,
-                   classifier_activation=classifier_activation, name="seresnet50")
+                   classifier_activation=classifier_activation, name="seresnet50",
+                   zero_init_residual=zero_init_residual)
 
 
 # --- He et al. §4.2: the CIFAR-10 family (6n+2 layers), with the switches the ablations turn -------------------

@@ -111,9 +111,10 @@ def _cell_options(p):
     p.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
     p.add_argument("--batch-size", type=_positive_int, help="override the profile's batch size")
     p.add_argument("--train-subset", type=_positive_int, help="override the profile's training images")
-    p.add_argument("--learning-rate", type=_positive_float, help="override the profile's (Adam) learning rate")
+    p.add_argument("--learning-rate", type=_positive_float,
+                   help="override the profile's learning rate (of the recipe's optimizer)")
     p.add_argument("--recipe", help="override the profile's training recipe: plain | augment (augmentation, "
-                                    "warm-up, label smoothing; classification tasks)")
+                                    "warm-up, label smoothing) | sgd (SGD with momentum); classification tasks")
     p.add_argument("--hold-out", type=_positive_int, metavar="N",
                    help="train on all but the last N training images and score those after every epoch: how "
                         "settings are chosen, never on the test split (classification tasks)")

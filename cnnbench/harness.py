@@ -60,7 +60,7 @@ def run(cell: RunConfig | Spec, *, verbose: int | None = None, context: dict | N
     # record then carries both.
     memory_spec = {"arch": cfg.arch, "model_kwargs": spec.builder_kwargs | {"classes": data.num_classes},
                    "input_shape": list(spec.input_shape), "batch_size": spec.batch_size, "mode": "train",
-                   "optimizer": "adam", "precision": "float32"}
+                   "optimizer": spec.recipe.optimizer, "precision": "float32"}
     context["memory"] = memory = memory_report(memory_spec, measure=cfg.measure_memory,
                                                built=(registry_model, spec.input_shape), strict=False)
     if verbose is None:
@@ -112,7 +112,7 @@ def _config(spec: Spec, distribution: dict, global_batch: int) -> dict:
         **distribution,
         "input_shape": list(spec.input_shape),
         "model_kwargs": spec.model_kwargs,
-        "optimizer": {"name": "adam", "learning_rate": spec.learning_rate, "schedule": "cosine",
+        "optimizer": {"name": spec.recipe.optimizer, "learning_rate": spec.learning_rate, "schedule": "cosine",
                       "warmup_epochs": spec.recipe.warmup_epochs},
         "recipe": spec.recipe.as_dict(),
         "loss": spec.task.loss,

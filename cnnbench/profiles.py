@@ -20,7 +20,7 @@ class Profile:
     #: first N examples of each (canonically ordered) split; None = the whole split.
     train_subset: int | None
     test_subset: int | None
-    learning_rate: float  # Adam, cosine-decayed to 0 over the run
+    learning_rate: float  # the recipe's optimizer's (Adam unless it names another), cosine-decayed to 0
     seeds: tuple[int, ...]  # the seeds a suite runs (an arch setting may run fewer where one run is costly)
     #: "precise BN" (Wu & Johnson 2021): batch-norm statistics re-estimated over this many training images after
     #: training, so evaluation does not use moving averages that lag short runs. 0 = off. Models without BN: no-op.

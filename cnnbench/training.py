@@ -18,11 +18,15 @@ from cnnbench._util import lookup
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a from-scratch run does besides the profile's sizes (epochs, batch, learning rate): Adam with cosine decay
-    to 0 over the run always; optionally a linear warm-up, augmented training images and a validation split."""
+    """What a from-scratch run does besides the profile's sizes (epochs, batch, learning rate): Adam (or SGD with
+    momentum) with cosine decay to 0 over the run; optionally a linear warm-up, augmented training images and a
+    validation split."""
 
     name: str
     description: str
+    #: ``adam``, or ``momentum``: SGD with momentum 0.9, the AlexNet and ResNet papers' optimizer (without their weight
+    #: decay). The names are the memory predictor's (``measure.memory.OPTIMIZER_TEMPORARIES``).
+    optimizer: str = "adam"
     #: random ``rotation`` (± degrees), ``zoom`` (± fraction) and ``shift`` (± fraction of the side) of every training
     #: image, drawn per image in seeded order and applied as one affine resampling (``RandomAffine``); the empty space
     #: is filled with zeros (background). None: no augmentation.
@@ -35,6 +39,11 @@ class Recipe:
     validation_images: int = 0
     #: the sparse cross-entropy's targets become 1 - eps on the label and eps / classes elsewhere (Szegedy et al. 2016)
     label_smoothing: float = 0.0
+
+    def make_optimizer(self, rate):
+        if self.optimizer == "momentum":
+            return keras.optimizers.SGD(rate, momentum=0.9)
+        return keras.optimizers.Adam(rate)
 
     def augmentation(self, seed: int) -> RandomAffine | None:
         return RandomAffine(**self.augment, seed=seed) if self.augment else None
@@ -62,6 +71,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("augment", "one epoch of linear warm-up, then cosine decay; every training image randomly rotated "
            "(±10°), zoomed (±10 %) and shifted (±10 %) in one resampling; label smoothing 0.1",
            augment={"rotation": 10.0, "zoom": 0.1, "shift": 0.1}, warmup_epochs=1.0, label_smoothing=0.1),
+    Recipe("sgd", "SGD with momentum 0.9 and cosine decay to 0 over the run; no augmentation, no held-out images",
+           optimizer="momentum"),
 )}
 
 
@@ -243,7 +254,7 @@ def train_from_scratch(model, task, data, *, epochs: int, learning_rate: float, 
 
     steps_per_epoch = math.ceil(data.n_train / data.batch_size)
     rate = schedule(learning_rate, epochs * steps_per_epoch, round(recipe.warmup_epochs * steps_per_epoch))
-    model.compile(optimizer=keras.optimizers.Adam(rate),
+    model.compile(optimizer=recipe.make_optimizer(rate),
                   loss=recipe.loss(backends.loss(task.loss)), metrics=task.metrics)
     prepare_for_fit(model, strategy, data.train)
     train, augment = data.train, recipe.augmentation(seed)

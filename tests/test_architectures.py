@@ -35,6 +35,27 @@ def test_deeper_resnets_count_as_keras_applications(name, application, paper_mod
     assert count_params(paper_model(name))["total"] == theirs.count_params()
 
 
+@pytest.mark.parametrize(("name", "last"), [("resnet18", "_2_bn"), ("resnet50", "_3_bn"), ("seresnet50", "_3_bn")])
+def test_zero_init_residual_starts_every_block_as_its_shortcut(name, last):
+    """torchvision's ``zero_init_residual``: only the residual branches' last BN scales start at 0; the parameter count
+    and every other initial weight's shape stay; a block's output is then relu(shortcut)."""
+    kw = {"input_shape": (32, 32, 3), "width": 0.25, "classes": 10}
+    keras.utils.set_random_seed(0)
+    plain = create_model(name, **kw)
+    keras.utils.set_random_seed(0)
+    zero = create_model(name, zero_init_residual=True, **kw)
+    assert zero.count_params() == plain.count_params()
+    bns = (layer for layer in zero.layers if isinstance(layer, keras.layers.BatchNormalization))
+    gammas = {layer.name: layer.gamma.numpy() for layer in bns}
+    zeroed = {n for n, g in gammas.items() if not g.any()}
+    assert zeroed == {n for n in gammas if n.endswith(last) and "_block" in n} and len(zeroed) >= 8
+    assert all(g.all() for n, g in gammas.items() if n not in zeroed)
+    block = zero.get_layer("conv2_block2_out")
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    before, after = keras.Model(zero.input, [zero.get_layer("conv2_block1_out").output, block.output])(x)
+    np.testing.assert_allclose(after, np.maximum(before, 0), rtol=1e-6, atol=1e-6)
+
+
 def test_xception_matches_keras_applications_block_by_block(paper_model):
     ours, theirs = paper_model("xception"), keras.applications.Xception(weights=None)
     assert ours.count_params() == theirs.count_params() == 22_910_480

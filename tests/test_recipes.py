@@ -108,3 +108,13 @@ def test_a_recipe_is_refused_where_the_task_trains_by_its_own():
         resolve(RunConfig(arch="fcn8s_vgg16", task="segmentation", profile="smoke", recipe="augment"))
     with pytest.raises(KeyError, match="plain"):  # an unknown recipe names the known ones
         resolve(RunConfig(arch="lenet5", profile="smoke", recipe="bogus"))
+
+
+def test_the_sgd_recipe_trains_with_momentum_and_records_its_optimizer(mnist):
+    optimizer = get_recipe("sgd").make_optimizer(0.1)
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.9 and not optimizer.nesterov
+    assert isinstance(get_recipe("plain").make_optimizer(0.1), keras.optimizers.Adam)
+    r = run(RunConfig(arch="lenet5", profile="smoke", seed=0, epochs=2, train_subset=1024, learning_rate=0.05,
+                      recipe="sgd", measure_memory=False, measure_throughput=False), verbose=0)
+    assert r["config"]["optimizer"]["name"] == "momentum" and r["config"]["settings"]["recipe"] == "sgd"
+    assert r["config"]["determinants"]["recipe"] == "sgd" and r["metrics"]["test_accuracy"] > 0.5
