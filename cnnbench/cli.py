@@ -666,10 +666,12 @@ def main(argv: list[str] | None = None) -> int:
     from cnnbench.data import ChecksumError, DataUnavailableError
     from cnnbench.measure.memory_probe import ProbeError
     from cnnbench.nvml import NoGPUError
+    from cnnbench.quiet import hidden_chatter
     from cnnbench.report import ReportError
 
     try:
-        return COMMANDS[args.command][2](args)
+        with contextlib.nullcontext() if args.verbose else hidden_chatter():
+            return COMMANDS[args.command][2](args)
     except (UsageError, ResultsDirError, ChecksumError, DataUnavailableError, NoGPUError, ReportError) as e:
         print(f"cnnbench {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,13 +17,11 @@ import fnmatch
 import glob
 import hashlib
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from cnnbench.cell import EXIT_INTERRUPTED
 from cnnbench.environment import code_fingerprint, machine_id, this_machine
 from cnnbench.estimate import Estimate, Estimator, TimeLeft, clock
 from cnnbench.profiles import get_profile
+from cnnbench.quiet import Relay
 from cnnbench.spec import RunConfig, Spec, resolve
 from cnnbench.tasks import get_task
 
@@ -168,35 +167,8 @@ def cell_finished(results_dir: Path, cell: RunConfig, any_machine: bool = False)
     return False
 
 
-#: TensorFlow's start-up lines, which ``TF_CPP_MIN_LOG_LEVEL`` does not reach (absl logs them before TensorFlow reads
-#: it): the CUDA probe on a machine without a GPU, oneDNN's notice, absl's own preamble
-CHATTER = re.compile(r"[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] |WARNING: All log messages before absl::InitializeLog")
-
-
-class _Quiet:
-    """A cell's stderr relayed line by line without ``CHATTER``; the last hidden lines are kept for a cell that
-    fails or dies (``show``)."""
-
-    def __init__(self, stream):
-        self.hidden: deque[str] = deque(maxlen=50)
-        self.thread = threading.Thread(target=self._relay, args=(stream,), daemon=True)
-        self.thread.start()
-
-    def _relay(self, stream) -> None:
-        for line in stream:
-            if CHATTER.match(line):
-                self.hidden.append(line)
-            else:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-
-    def show(self) -> None:
-        if self.hidden:
-            sys.stderr.writelines(["(TensorFlow's log lines, hidden without -v:)\n", *self.hidden])
-
-
 def _spawn(cell: RunConfig, results_dir: Path, verbose: bool = False) -> subprocess.Popen:
-    """The cell's process; its stderr a pipe for ``_Quiet`` unless ``verbose``."""
+    """The cell's process; its stderr a pipe for a ``Relay`` unless ``verbose``."""
     return subprocess.Popen(child.command(cell, results_dir), preexec_fn=die_with_parent,
                             stderr=None if verbose else subprocess.PIPE, text=True, errors="replace")
 
@@ -294,7 +266,7 @@ def _run_here(tag: str, cell: RunConfig, results_dir: Path, progress: str = "",
     print(f"{tag}: running{progress}", flush=True)
     started, t0 = datetime.now(UTC), time.perf_counter()
     proc = _spawn(cell, results_dir, verbose)
-    quiet = _Quiet(proc.stderr) if proc.stderr else None
+    quiet = Relay(proc.stderr) if proc.stderr else None
     try:
         returncode = _wait(proc)
     except KeyboardInterrupt:

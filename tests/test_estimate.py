@@ -4,6 +4,8 @@ by the cells both ran), the running time left, and a progress line free of Tenso
 import copy
 import io
 import re
+import subprocess
+import sys
 
 from cnnbench import records
 from cnnbench.estimate import Estimator, TimeLeft, clock
@@ -51,7 +53,7 @@ def test_time_left_corrects_estimates_by_the_cells_done():
 
 
 def test_tensorflow_start_up_lines_are_hidden_and_kept_for_a_failure(monkeypatch):
-    from cnnbench import suite
+    from cnnbench.quiet import Relay
 
     chatter = [  # as TensorFlow 2.21 prints them on a CPU machine, TF_CPP_MIN_LOG_LEVEL=2 notwithstanding
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
@@ -60,11 +62,24 @@ def test_tensorflow_start_up_lines_are_hidden_and_kept_for_a_failure(monkeypatch
     ours = ["Traceback (most recent call last):\n", "ValueError: a real error\n"]
     out = io.StringIO()
     monkeypatch.setattr("sys.stderr", out)
-    quiet = suite._Quiet(io.StringIO("".join([chatter[0], ours[0], *chatter[1:], ours[1]])))
+    quiet = Relay(io.StringIO("".join([chatter[0], ours[0], *chatter[1:], ours[1]])))
     quiet.thread.join()
     assert out.getvalue() == "".join(ours)
     quiet.show()
     assert out.getvalue().endswith("".join(chatter))
+
+
+def test_the_cli_hides_its_own_tensorflow_start_up_lines_unless_verbose():
+    """In a fresh process (the tests' own has TensorFlow loaded already): the plan's stderr holds no start-up line,
+    an error still reaches it, and ``-v`` shows everything."""
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "cnnbench", *args], capture_output=True, text=True, timeout=300)
+
+    plan = ["suite", "--plan", "--profile", "smoke", "--tasks", "mnist", "--archs"]
+    quiet, wrong, verbose = cli(*plan, "lenet5"), cli(*plan, "lenet55"), cli("-v", *plan, "lenet5")
+    assert quiet.returncode == 0 and "lenet5" in quiet.stdout and quiet.stderr == ""
+    assert wrong.returncode == 2 and "lenet5" in wrong.stderr and not suite_chatter(wrong.stderr)
+    assert verbose.returncode == 0 and suite_chatter(verbose.stderr)
 
 
 def test_the_suite_prints_elapsed_and_left_and_plans_with_what_it_took(tmp_path, capfd):
@@ -86,6 +101,6 @@ def test_the_suite_prints_elapsed_and_left_and_plans_with_what_it_took(tmp_path,
 
 
 def suite_chatter(text: str) -> list[str]:
-    from cnnbench.suite import CHATTER
+    from cnnbench.quiet import CHATTER
 
     return [line for line in text.splitlines() if CHATTER.match(line)]
