@@ -307,7 +307,8 @@ def _ablation_records(results: Path) -> list:
         record = json.loads(source.read_text()) | {"arch": cell.arch, "task": cell.task, "profile": cell.profile,
                                                    "seed": cell.seed, "env": environment(),
                                                    "started_at": datetime.now(UTC).isoformat()}
-        record["config"] |= cell.ablation | {"settings": resolve(cell).settings()}
+        spec = resolve(cell)
+        record["config"] |= cell.ablation | {"settings": spec.settings(), "determinants": spec.determinants()}
         records.write(record, results)
     return cells
 
