@@ -279,3 +279,29 @@ def test_the_throughput_page_compares_backends_side_by_side(tmp_path):
                    "jax − tensorflow (pp, 95 % CI)", "+1.50 [-21.41, +24.41]"):
         assert figure in page, figure
     assert page.index("tensorflow train img/s") < page.index("jax train img/s")
+
+
+def test_each_architecture_keeps_one_colour_and_its_label_in_every_figure(tmp_path):
+    """The score-vs-cost figure labels every point with its model; a model's colour is the same in every figure
+    (sorted names into one palette), and distinct models get distinct colours."""
+    import pandas as pd
+    from matplotlib.colors import to_hex
+
+    from cnnbench.report import figures
+
+    names = [f"net{i:02d}" for i in range(24)]
+    colours = figures.arch_colours(names)
+    assert len({to_hex(c) for c in colours.values()}) == 24 and figures.arch_colours(reversed(names)) == colours
+    archs = ["resnet18", "vgg16", "lenet5"]
+    colours = figures.arch_colours(["alexnet", *archs])
+    summary = pd.DataFrame({"task": "mnist", "arch": archs, "score_mean": [0.991, 0.99, 0.989],
+                            "score_std": [0.001, np.nan, 0.002], "macs": [1.2e8, 3e8, 4e5],
+                            "params_trainable": [2.8e6, 3.7e6, 6.2e4], "weights": "scratch", "profile": "cpu",
+                            "machine": "m"})
+    runs = pd.DataFrame({"task": "mnist", "arch": archs, "outcome": "ok", "profile": "cpu",
+                         "train_loss_curve": [[1.0, 0.5], [1.2, 0.4], [0.9, 0.3]]})
+    scatter = (tmp_path / figures.score_vs_cost(summary, "mnist", "accuracy", tmp_path, x="gmacs",
+                                                colours=colours)).read_text()
+    curves = (tmp_path / figures.training_curves(runs, "mnist", tmp_path, colours)).read_text()
+    for arch in archs:
+        assert f">{arch}<" in scatter and to_hex(colours[arch]) in scatter and to_hex(colours[arch]) in curves

@@ -461,6 +461,11 @@ class Inputs:
     scaling: list[tuple[str, dict]]
     cards: dict
 
+    @property
+    def colours(self) -> dict:
+        """One colour per architecture in every figure: the registry's (its cards) and any a record names."""
+        return figures.arch_colours([*self.cards, *self.df.get("arch", [])])
+
 
 def _read(results_dir: Path, baseline_dir) -> Inputs:
     if not results_dir.is_dir():
@@ -535,20 +540,21 @@ def _copy_records(site: Site, inputs: Inputs) -> None:
 
 def _index_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict, baseline_dir) -> None:
     """A leaderboard and figures per task."""
-    df, summary, changes = inputs.df, inputs.summary, inputs.changes
+    df, summary, changes, colours = inputs.df, inputs.summary, inputs.changes, inputs.colours
     tasks = []
     present = set(summary["task"])
     for task in [t for t in dict.fromkeys((*SUITE_TASKS, *TASKS)) if t in present] + sorted(present - set(TASKS)):
         info = task_info(task)
         figs = []
         for name, caption in (
-                (figures.score_vs_cost(summary, task, info.score_label, fig_dir, x="gmacs"),
-                 "Score against GMACs as run (log), points sized by parameters (Canziani et al. 2016 style); bars: "
-                 "±1 std over seeds. Profiles differ in input and width: compare within one marker style."
+                (figures.score_vs_cost(summary, task, info.score_label, fig_dir, x="gmacs", colours=colours),
+                 "Score against GMACs as run (log), points sized by parameters (Canziani et al. 2016 style), one "
+                 "colour per architecture in every figure; bars: ±1 std over seeds. Profiles differ in input and "
+                 "width: labels name the profile where a task has several."
                  + _missing_macs(summary, task)),
-                (figures.score_vs_cost(summary, task, info.score_label, fig_dir, x="params"),
+                (figures.score_vs_cost(summary, task, info.score_label, fig_dir, x="params", colours=colours),
                  "Score against trainable parameters as run (log)."),
-                (figures.training_curves(df, task, fig_dir),
+                (figures.training_curves(df, task, fig_dir, colours),
                  "Training loss per epoch: mean over seeds with a ±1 std band.")):
             if name:
                 figs.append((f"figures/{name}", caption))
@@ -609,7 +615,7 @@ def _memory_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict) -> Non
     ex_rows = _rows_where(ex_sweep, lambda r: r["arch"] == "exercise")
     gen_rows = pd.DataFrame([r for r in (gen_sweep or {}).get("rows", []) if "generator" in r])
     mem_figs = [(f"figures/{n}", c) for n, c in (
-        (figures.memory_vs_batch(mem_rows, fig_dir) if len(mem_rows) else None,
+        (figures.memory_vs_batch(mem_rows, fig_dir, inputs.colours) if len(mem_rows) else None,
          "Peak memory per step against batch size: the prediction (the traced graph's, where the sweep ran it) as "
          "lines, the measured peak (TF allocator) as points."),
         (figures.predicted_vs_measured(mem_rows, fig_dir) if len(mem_rows) else None,
@@ -643,7 +649,7 @@ def _memory_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict) -> Non
 def _throughput_page(site: Site, inputs: Inputs, fig_dir: Path, common: dict) -> None:
     tp_sweep, tp_file = inputs.sweeps["throughput"]
     tp_rows = _sweep_rows(tp_sweep)
-    tp_fig = figures.throughput_vs_batch(tp_rows, fig_dir) if len(tp_rows) else None
+    tp_fig = figures.throughput_vs_batch(tp_rows, fig_dir, inputs.colours) if len(tp_rows) else None
     gpu_tp = [{"file": file, "device": s["env"]["device"], "table": _frame_table("", pd.DataFrame([{
         "model": r["arch"], "precision": r["precision"], "batch": r["batch_size"],
         "ours img/s": rate(r.get("images_per_s"), r.get("cov")),

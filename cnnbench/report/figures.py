@@ -29,8 +29,23 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
-def score_vs_cost(summary: pd.DataFrame, task: str, score_label: str, out: Path, *, x: str) -> str | None:
-    """Accuracy against GMACs as run (points sized by parameters; Canziani et al. 2016) or against parameters."""
+def arch_colours(archs) -> dict[str, tuple]:
+    """One colour per architecture for every figure of a report: the names in sorted order, the strong half of
+    tab20 first, then its light half, then Dark2 (36 colours; more names reuse them)."""
+    tab20 = sns.color_palette("tab20", 20)
+    colours = tab20[0::2] + tab20[1::2] + sns.color_palette("Dark2", 8) + sns.color_palette("Set1", 8)
+    return {arch: colours[i % len(colours)] for i, arch in enumerate(sorted(set(archs)))}
+
+
+def _palette(colours: dict, names) -> dict:
+    """``colours`` for every name a figure draws (grey for a name it lacks: seaborn wants each)."""
+    return {n: colours.get(n, (0.5, 0.5, 0.5)) for n in set(names)}
+
+
+def score_vs_cost(summary: pd.DataFrame, task: str, score_label: str, out: Path, *, x: str,
+                  colours: dict) -> str | None:
+    """Accuracy against GMACs as run (points sized by parameters; Canziani et al. 2016) or against parameters; each
+    point in its architecture's colour and labelled with its name."""
     s = summary[(summary["task"] == task) & summary["score_mean"].notna()].copy()
     s["GMACs as run"] = s["macs"] / 1e9
     s["parameters (M)"] = s["params_trainable"] / 1e6
@@ -40,19 +55,23 @@ def score_vs_cost(summary: pd.DataFrame, task: str, score_label: str, out: Path,
         return None
     s["score"] = 100 * s["score_mean"]
     s["label"] = s["arch"] + np.where(s["weights"] != "scratch", " (" + s["weights"] + ")", "")
-    if s["machine"].nunique() > 1:  # records of different machines are told apart, never silently mixed
-        s["label"] += " · " + s["machine"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    sns.scatterplot(data=s, x=column, y="score", hue="label", size="parameters (M)" if x == "gmacs" else None,
-                    sizes=(40, 400), style="profile", ax=ax, legend="brief")
-    ax.errorbar(s[column], s["score"], yerr=100 * s["score_std"], fmt="none", ecolor="0.5", lw=0.8, zorder=0)
+    for key in ("profile", "machine"):  # rows of different profiles or machines are told apart, never mixed silently
+        if s[key].nunique() > 1:
+            s["label"] += " · " + s[key].astype(str)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sizes = (s["parameters (M)"] / s["parameters (M)"].max()).clip(0.02) * 400 if x == "gmacs" else 60
+    ax.scatter(s[column], s["score"], s=sizes, c=[colours.get(a, "0.5") for a in s["arch"]], alpha=0.75,
+               edgecolors="white", linewidths=0.5, zorder=2)
+    ax.errorbar(s[column], s["score"], yerr=100 * s["score_std"].fillna(0), fmt="none", ecolor="0.5", lw=0.8,
+                zorder=1)
+    for x_, y_, label in zip(s[column], s["score"], s["label"], strict=True):
+        ax.annotate(label, (x_, y_), xytext=(5, 3), textcoords="offset points", fontsize=6.5, color="0.15")
     ax.set_xscale("log")
     ax.set(xlabel=column + " (log)", ylabel=score_label, title=f"{task}: score vs {column}")
-    ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=7, frameon=False)
     return _save(fig, out, f"{task}-score-vs-{x}.svg")
 
 
-def training_curves(runs: pd.DataFrame, task: str, out: Path) -> str | None:
+def training_curves(runs: pd.DataFrame, task: str, out: Path, colours: dict) -> str | None:
     """Training loss per epoch, mean over seeds with a ±1 std band, one line per architecture."""
     rows = [(r.arch, r.profile, e + 1, loss) for r in runs[(runs["task"] == task) & (runs["outcome"] == "ok")]
             .itertuples() if isinstance(r.train_loss_curve, list) for e, loss in enumerate(r.train_loss_curve)]
@@ -60,7 +79,8 @@ def training_curves(runs: pd.DataFrame, task: str, out: Path) -> str | None:
         return None
     d = pd.DataFrame(rows, columns=["arch", "profile", "epoch", "training loss"])
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    sns.lineplot(data=d, x="epoch", y="training loss", hue="arch", style="profile", errorbar="sd", ax=ax)
+    sns.lineplot(data=d, x="epoch", y="training loss", hue="arch", style="profile", errorbar="sd", ax=ax,
+                 palette=_palette(colours, d["arch"]))
     ax.set(yscale="log", title=f"{task}: training loss per epoch (mean ± std over seeds)")
     ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=7, frameon=False)
     return _save(fig, out, f"{task}-training-curves.svg")
@@ -133,11 +153,11 @@ def segmentation_samples(samples: dict[str, list[dict]], out: Path) -> str | Non
     return _save(fig, out, "segmentation-samples.svg")
 
 
-def throughput_vs_batch(rows: pd.DataFrame, out: Path) -> str | None:
+def throughput_vs_batch(rows: pd.DataFrame, out: Path, colours: dict) -> str | None:
     if rows.empty:
         return None
     g = sns.relplot(data=rows, x="batch_size", y="images_per_s", hue="arch", col="mode", kind="line", marker="o",
-                    height=3.6, aspect=1.1, facet_kws={"sharey": False})
+                    height=3.6, aspect=1.1, facet_kws={"sharey": False}, palette=_palette(colours, rows["arch"]))
     g.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s (median)")
     g.figure.suptitle("throughput vs batch size", y=1.03)
     return _save(g.figure, out, "throughput-vs-batch.svg")
@@ -149,7 +169,7 @@ def _predicted_mib(rows: pd.DataFrame) -> pd.Series:
     return graph.fillna(rows["predicted_bytes"]) / MIB
 
 
-def memory_vs_batch(rows: pd.DataFrame, out: Path) -> str | None:
+def memory_vs_batch(rows: pd.DataFrame, out: Path, colours: dict) -> str | None:
     """Predicted (lines: the traced graph where the sweep ran it) and measured (points) peak memory against batch
     size, per mode."""
     d = rows.assign(predicted=_predicted_mib(rows), measured=rows["measured_peak_bytes"] / MIB)
@@ -159,8 +179,10 @@ def memory_vs_batch(rows: pd.DataFrame, out: Path) -> str | None:
     fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4), squeeze=False)
     for ax, mode in zip(axes[0], modes, strict=True):
         m = d[d["mode"] == mode]
-        sns.lineplot(data=m, x="batch_size", y="predicted", hue="arch", ax=ax, legend=False, lw=1)
-        sns.scatterplot(data=m, x="batch_size", y="measured", hue="arch", ax=ax, legend=mode == modes[-1], s=25)
+        palette = _palette(colours, m["arch"])
+        sns.lineplot(data=m, x="batch_size", y="predicted", hue="arch", ax=ax, legend=False, lw=1, palette=palette)
+        sns.scatterplot(data=m, x="batch_size", y="measured", hue="arch", ax=ax, legend=mode == modes[-1], s=25,
+                        palette=palette)
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="MiB", title=f"{mode}: predicted (lines), "
                "measured (points)")
     axes[0][-1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=7, frameon=False)
