@@ -155,18 +155,23 @@ def assert_claims(name: str, text: str, claims: dict[str, str]):
 def test_the_cpu_profiles_held_out_table():
     """Every held-out run that chose the cpu profile's settings (results/selection/, committed): its settings and its
     held-out accuracy after precise BN, as the settings' table shows them."""
-    expected = {}
+    expected, gaps = {}, []
     for name in sorted(p.relative_to(RESULTS).as_posix() for p in (RESULTS / "selection").rglob("*.json")):
         if SHIPPED is not None and f"results/{name}" not in SHIPPED:
             continue  # a run still going, or not yet committed with the table that quotes it
         r = load(name)
         s, m = r["config"]["settings"], r["metrics"]
         assert r["dataset"]["n_val"] == 5000 and "val_accuracy" in m  # chosen on held-out images only
-        key = (r["arch"], s["input"], s["width"], s["epochs"], s["batch"], s["lr"],
+        options = ", ".join(f"{k}={v}" for k, v in sorted(r["config"]["model_kwargs"].items())
+                            if k not in ("input_shape", "width")) or "—"
+        key = (r["arch"], s["input"], s["width"], options, s["epochs"], s["batch"], s["lr"],
                s["recipe"].replace(", 5,000 held out", ""))
         expected[key] = [f"{100 * m['val_accuracy']:.2f}"]
+        gaps.append(100 * (m["test_accuracy"] - m["val_accuracy"]))
     assert expected
-    assert_table("selection", "## The `cpu` profile's settings", expected, keys=7)
+    assert_table("selection", "## The `cpu` profile's settings", expected, keys=8)
+    assert_claims("selection text", prose("## The `cpu` profile's settings"), {
+        "harder": f"in all {len(gaps)} runs the same model scored {min(gaps):.2f} to {max(gaps):.2f} points higher"})
 
 
 def test_mnist_table(runs):
