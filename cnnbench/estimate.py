@@ -77,15 +77,20 @@ def clock(seconds: float | None) -> str:
 
 
 class TimeLeft:
-    """The suite's running estimate: cells' estimates corrected by how the finished cells compared with theirs;
-    cells without one count as the mean finished cell."""
+    """The suite's running estimate: cells' estimates corrected by how the finished cells compared with theirs. A
+    cell without one takes the duration of a finished cell of the same settings (``keys``: another seed of the same
+    model), else counts as the mean finished cell."""
 
-    def __init__(self, estimates: list[float | None]):
+    def __init__(self, estimates: list[float | None], keys: list | None = None):
         self.estimates = estimates
+        self.keys = keys or [None] * len(estimates)
         self.took: dict[int, float] = {}
 
     def done(self, i: int, seconds: float) -> None:
         self.took[i] = seconds
+        for j in range(i + 1, len(self.estimates)):
+            if self.estimates[j] is None and self.keys[j] is not None and self.keys[j] == self.keys[i]:
+                self.estimates[j] = seconds
 
     def skip(self, i: int) -> None:
         self.estimates[i] = 0.0

@@ -33,7 +33,7 @@ from cnnbench import records
 from cnnbench._util import die_with_parent
 from cnnbench.cell import EXIT_INTERRUPTED
 from cnnbench.environment import code_fingerprint, machine_id, this_machine
-from cnnbench.estimate import Estimate, Estimator, TimeLeft, clock
+from cnnbench.estimate import Estimate, Estimator, TimeLeft, clock, timing_key
 from cnnbench.profiles import get_profile
 from cnnbench.quiet import Relay
 from cnnbench.spec import RunConfig, Spec, resolve
@@ -88,6 +88,13 @@ def estimates(cells: list[RunConfig], results_dir: str | os.PathLike) -> list[Es
     here = _here()
     estimator = Estimator(results_dir, (here[0], here[2]))
     return [estimator.estimate(resolve(cell)) for cell in cells]
+
+
+def time_left(cells: list[RunConfig], results_dir: str | os.PathLike, recorded: list[bool]) -> TimeLeft:
+    """The run's ``TimeLeft``: each cell's estimate (0 for a cell recorded already), keyed by its timing settings."""
+    est = estimates(cells, results_dir)
+    return TimeLeft([0.0 if was else e and e.seconds for was, e in zip(recorded, est, strict=True)],
+                    [timing_key(resolve(cell)) for cell in cells])
 
 
 def plan_table(cells: list[RunConfig], results_dir: str | os.PathLike) -> str:
@@ -201,8 +208,7 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
     done = finished(results_dir, any_machine) if resume else set()
     recorded = [done_key(c) in done for c in cells]  # each cell resolved once here
     t0 = time.perf_counter()
-    timing = TimeLeft([0.0 if was else e and e.seconds
-                       for was, e in zip(recorded, estimates(cells, results_dir), strict=True)])
+    timing = time_left(cells, results_dir, recorded)
     lock_dir = results_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     outcomes: Counter[str] = Counter()

@@ -42,6 +42,15 @@ def test_a_cell_is_estimated_from_this_machine_else_scaled_from_another(smoke_re
         == "as on here"  # another backend is another machine
 
 
+def test_a_cell_without_an_estimate_takes_a_finished_cell_of_its_settings():
+    """Seeds 1 and 2 of a model no record describes: estimated, once seed 0 is done, by its duration."""
+    left = TimeLeft([None, None, None, None], keys=["a", "a", "b", "a"])
+    left.done(0, 60.0)
+    assert left.estimates == [None, 60.0, None, 60.0] and left.left(1) == 3 * 60.0  # b: the mean finished cell
+    left.done(1, 30.0)  # half its estimate: the rest scaled by the cells done with one
+    assert left.estimates[3] == 60.0 and left.left(2) == 45.0 + 0.5 * 60.0
+
+
 def test_time_left_corrects_estimates_by_the_cells_done():
     left = TimeLeft([10.0, None, 30.0])
     assert left.left(0) is None  # a cell without an estimate, and nothing done to stand in for it
