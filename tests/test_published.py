@@ -215,7 +215,7 @@ def test_mnist_table(runs):
             str(epochs), f"{statistics.mean(r['metrics']['train_seconds'] for r in rs):.1f}",
             *(f"{statistics.median(r['throughput'][f'{mode}_images_per_s'] for r in rs):,.0f}"
               for mode in ("train", "infer"))]
-    assert_table("mnist", "## Results: MNIST at the `cpu` profile", expected)
+    assert_table("mnist", "## Results: MNIST at the `cpu` profile's earlier settings", expected)
     lenet = [r["metrics"] for r in single(runs, task="mnist", profile="cpu", arch="lenet5")]
     sha = lambda arch: single(runs, task="mnist", profile="cpu", arch=arch)[0]["env"]["git"]["sha"][:7]  # noqa: E731
     assert_claims("mnist notes", prose("¹ Recorded later", "These records predate"), {
