@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="cnnbench", description=DESCRIPTION, formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"cnnbench {version('cnnbench')}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at INFO level and show TensorFlow's start-up lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 title="commands (cnnbench COMMAND --help for each)",
                                 parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_HelpFormatter))
@@ -669,15 +670,19 @@ def main(argv: list[str] | None = None) -> int:
     from cnnbench.quiet import hidden_chatter
     from cnnbench.report import ReportError
 
-    try:
-        with contextlib.nullcontext() if args.verbose else hidden_chatter():
+    with contextlib.nullcontext() if args.verbose else hidden_chatter() as relay:
+        try:
             return COMMANDS[args.command][2](args)
-    except (UsageError, ResultsDirError, ChecksumError, DataUnavailableError, NoGPUError, ReportError) as e:
-        print(f"cnnbench {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ProbeError as e:
-        print(f"cnnbench {args.command}: {e}", file=sys.stderr)
-        return 1
+        except (UsageError, ResultsDirError, ChecksumError, DataUnavailableError, NoGPUError, ReportError) as e:
+            print(f"cnnbench {args.command}: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except ProbeError as e:
+            print(f"cnnbench {args.command}: {e}", file=sys.stderr)
+            return 1
+        except Exception:  # not the user's doing: what TensorFlow said may explain it
+            if relay is not None:
+                relay.failed = True
+            raise
 
 
 if __name__ == "__main__":

@@ -96,10 +96,15 @@ class Spec:
         """Everything this cell resolves to that determines its numbers besides code, data and seed: ``settings``,
         every builder keyword, the test images and precise batch norm's images. Records carry it
         (``config.determinants``); ``--resume`` and the report compare it in place of the profile's source, so
-        editing one model's profile entry leaves the other models' records current."""
+        editing one model's profile entry leaves the other models' records current. The data source, the starting
+        weights and the replica count are named where they apply (not for a default MNIST cell)."""
+        cfg = self.cfg
         return self.settings() | {"builder": json.dumps(self.model_kwargs, sort_keys=True),
                                   "test subset": "all" if self.test_subset is None else str(self.test_subset),
-                                  "precise bn images": str(self.precise_bn_images)}
+                                  "precise bn images": str(self.precise_bn_images)} | (
+            {"dataset": cfg.dataset} if cfg.dataset else {}) | (
+            {"weights": cfg.weights or "imagenet"} if self.task.takes_weights else {}) | (
+            {"cpu devices": str(cfg.cpu_devices)} if cfg.cpu_devices else {})
 
 
 def make_task(cfg: RunConfig) -> Task:

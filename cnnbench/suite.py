@@ -91,10 +91,13 @@ def estimates(cells: list[RunConfig], results_dir: str | os.PathLike) -> list[Es
 
 
 def time_left(cells: list[RunConfig], results_dir: str | os.PathLike, recorded: list[bool]) -> TimeLeft:
-    """The run's ``TimeLeft``: each cell's estimate (0 for a cell recorded already), keyed by its timing settings."""
+    """The run's ``TimeLeft``: each cell's estimate (0 for a cell recorded already), keyed by its timing settings and
+    builder keywords (an ablation's variants differ in those only). Seed 0 measures memory and throughput besides, so
+    its duration overestimates the other seeds' a little."""
     est = estimates(cells, results_dir)
+    specs = [resolve(cell) for cell in cells]
     return TimeLeft([0.0 if was else e and e.seconds for was, e in zip(recorded, est, strict=True)],
-                    [timing_key(resolve(cell)) for cell in cells])
+                    [(*timing_key(s), s.determinants()["builder"]) for s in specs])
 
 
 def plan_table(cells: list[RunConfig], results_dir: str | os.PathLike) -> str:
@@ -206,7 +209,7 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
         raise ValueError(f"resume must be here or any, got {resume!r}")
     results_dir, any_machine = Path(results_dir), resume == "any"
     done = finished(results_dir, any_machine) if resume else set()
-    recorded = [done_key(c) in done for c in cells]  # each cell resolved once here
+    recorded = [done_key(c) in done for c in cells]
     t0 = time.perf_counter()
     timing = time_left(cells, results_dir, recorded)
     lock_dir = results_dir / ".locks"

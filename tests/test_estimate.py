@@ -3,9 +3,12 @@ by the cells both ran), the running time left, and a progress line free of Tenso
 
 import copy
 import io
+import os
 import re
 import subprocess
 import sys
+
+import pytest
 
 from cnnbench import records
 from cnnbench.estimate import Estimator, TimeLeft, clock
@@ -85,10 +88,43 @@ def test_the_cli_hides_its_own_tensorflow_start_up_lines_unless_verbose():
         return subprocess.run([sys.executable, "-m", "cnnbench", *args], capture_output=True, text=True, timeout=300)
 
     plan = ["suite", "--plan", "--profile", "smoke", "--tasks", "mnist", "--archs"]
-    quiet, wrong, verbose = cli(*plan, "lenet5"), cli(*plan, "lenet55"), cli("-v", *plan, "lenet5")
+    quiet, wrong = cli(*plan, "lenet5"), cli(*plan, "lenet55")
     assert quiet.returncode == 0 and "lenet5" in quiet.stdout and quiet.stderr == ""
     assert wrong.returncode == 2 and "lenet5" in wrong.stderr and not suite_chatter(wrong.stderr)
-    assert verbose.returncode == 0 and suite_chatter(verbose.stderr)
+
+
+def test_hidden_chatter_filters_file_descriptor_2_and_a_failed_cells_lines_still_show(capfd):
+    """What C++ writes to fd 2 passes the filter (fatal lines and carriage returns too); a cell's ``Relay`` inside
+    writes to the terminal, so its hidden lines reach it when the cell fails; an exception shows the CLI's own."""
+    from cnnbench.quiet import Relay, hidden_chatter
+
+    start_up = "I0000 00:00:1796644815.754118    6874 port.cc:153] oneDNN custom operations are on.\n"
+    fatal = "F0000 00:00:1796644815.754118    6874 op_kernel.cc:1] Check failed\n"
+    with hidden_chatter():
+        os.write(2, (start_up + "ours\n" + fatal + "50%\r100%\n").encode())
+    assert capfd.readouterr().err == "ours\n" + fatal + "50%\r100%\n"
+    with hidden_chatter():
+        cell = Relay(io.StringIO(start_up + "cell error\n"))
+        cell.thread.join()
+        cell.show()
+    assert capfd.readouterr().err == "cell error\n(TensorFlow's log lines, hidden without -v:)\n" + start_up
+    with hidden_chatter() as relay:
+        os.write(2, start_up.encode())
+        relay.failed = True  # as the CLI does for an exception not of the user's doing
+    assert capfd.readouterr().err == "(TensorFlow's log lines, hidden without -v:)\n" + start_up
+
+
+def test_a_command_that_fails_unexpectedly_shows_the_hidden_lines(capfd, monkeypatch):
+    from cnnbench import cli
+
+    def crash(args):
+        os.write(2, b"I0000 00:00:1796644815.754118    6874 port.cc:153] oneDNN custom operations are on.\n")
+        raise RuntimeError("not the user's doing")
+
+    monkeypatch.setitem(cli.COMMANDS, "report", (*cli.COMMANDS["report"][:2], crash))
+    with pytest.raises(RuntimeError):
+        cli.main(["report"])
+    assert "oneDNN custom operations" in capfd.readouterr().err
 
 
 def test_the_suite_prints_elapsed_and_left_and_plans_with_what_it_took(tmp_path, capfd):

@@ -686,3 +686,18 @@ def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, mo
                        ({"precise_bn_images": 99}, False), ({"test_subset": 99}, False)):
         monkeypatch.setitem(profiles.PROFILES, "smoke", dataclasses.replace(smoke, **edit))
         assert cell_finished(elsewhere, cell) == done, edit
+
+
+def test_determinants_name_the_weights_data_and_replicas_only_where_they_apply():
+    """A transfer run from scratch is not the ImageNet-initialised cell done; an MNIST cell names none of them (so the
+    records of the MNIST recording keep matching)."""
+    from cnnbench.spec import RunConfig, resolve
+
+    transfer = lambda **kw: resolve(RunConfig(arch="efficientnet_lite0", task="transfer", profile="smoke", **kw))  # noqa: E731
+    assert transfer().determinants()["weights"] == "imagenet"
+    assert transfer(weights="scratch").determinants()["weights"] == "scratch"
+    assert transfer(dataset="fashion_mnist").determinants()["dataset"] == "fashion_mnist"
+    mnist = resolve(RunConfig(arch="lenet5", profile="smoke")).determinants()
+    assert not {"weights", "dataset", "cpu devices"} & set(mnist)
+    assert resolve(RunConfig(arch="lenet5", profile="smoke", strategy="mirrored", cpu_devices=2)).determinants()[
+        "cpu devices"] == "2"

@@ -31,7 +31,7 @@ def _save(fig, out: Path, name: str) -> str:
 
 def arch_colours(archs) -> dict[str, tuple]:
     """One colour per architecture for every figure of a report: the names in sorted order, the strong half of
-    tab20 first, then its light half, then Dark2 (36 colours; more names reuse them)."""
+    tab20 first, then its light half, then Dark2 and Set1 (36 colours; more names reuse them)."""
     tab20 = sns.color_palette("tab20", 20)
     colours = tab20[0::2] + tab20[1::2] + sns.color_palette("Dark2", 8) + sns.color_palette("Set1", 8)
     return {arch: colours[i % len(colours)] for i, arch in enumerate(sorted(set(archs)))}
