@@ -15,7 +15,7 @@ import pytest
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 #: three committed LeNet-5 records of one code version (cpu profile, seeds 0-2)
-LENET = sorted([*RESULTS.glob("lenet5.mnist.cpu.seed[12].*.json"),
+LENET = sorted([*RESULTS.glob("lenet5.mnist.cpu.seed[12].20261125T18*.json"),
                 *RESULTS.glob("lenet5.mnist.cpu.seed0.*T1818*.json")])
 
 

@@ -301,7 +301,7 @@ def _ablation_records(results: Path) -> list:
     from cnnbench.environment import environment
     from cnnbench.spec import resolve
 
-    (source,) = RESULTS.glob("lenet5.mnist.cpu.seed1.*.json")
+    (source,) = RESULTS.glob("lenet5.mnist.cpu.seed1.20261125T18*.json")
     cells = run_configs(["conv_vs_fc"], "smoke", (0,))
     for cell in cells:
         record = json.loads(source.read_text()) | {"arch": cell.arch, "task": cell.task, "profile": cell.profile,
@@ -345,7 +345,8 @@ def test_ablation_resume_skips_the_variants_recorded_here(resume, tmp_path, caps
 
 def _lenet_records(folder: Path, *, memory: int, accuracy_shift: float = 0.0) -> None:
     folder.mkdir(parents=True)
-    for p in [*RESULTS.glob("lenet5.mnist.cpu.seed[12].*.json"), *RESULTS.glob("lenet5.mnist.cpu.seed0.*T1818*.json")]:
+    for p in [*RESULTS.glob("lenet5.mnist.cpu.seed[12].20261125T18*.json"),
+              *RESULTS.glob("lenet5.mnist.cpu.seed0.*T1818*.json")]:
         r = json.loads(p.read_text())
         r["memory"]["measured_peak_bytes"] = memory
         r["metrics"]["test_accuracy"] += accuracy_shift

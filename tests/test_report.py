@@ -47,7 +47,7 @@ def _samples(n=3, size=8):
 def fixture_results(tmp_path_factory):
     """Committed records of three tasks and the sweeps, a card, and records made to be awkward."""
     d = tmp_path_factory.mktemp("results")
-    lenet = _copy(d, "lenet5.mnist.cpu.seed[12].*.json") + _copy(d, "lenet5.mnist.cpu.seed0.*T1818*.json")
+    lenet = _copy(d, "lenet5.mnist.cpu.seed[12].20261125T18*.json") + _copy(d, "lenet5.mnist.cpu.seed0.*T1818*.json")
     _copy(d, "efficientnet_lite0.transfer.cpu.*.json")
     seg = _copy(d, "fcn8s_vgg16.segmentation.cpu.*.json")
     _copy(d, "memory/*.json"), _copy(d, "throughput/*.json"), _copy(d, "jax/*.json")
@@ -258,7 +258,7 @@ def test_the_throughput_page_compares_backends_side_by_side(tmp_path):
     each backend's images/s and accuracy over seeds beside the others' (numbers made here: the layout, not a
     measurement)."""
     (folder := tmp_path / "backends" / "throughput").mkdir(parents=True)
-    cell = json.loads(next(RESULTS.glob("lenet5.mnist.cpu.seed1.*.json")).read_text())
+    cell = json.loads(next(RESULTS.glob("lenet5.mnist.cpu.seed1.20261125T18*.json")).read_text())
     for backend, rate, accuracies in (("tensorflow", 5000.0, (0.91, 0.93)), ("jax", 4000.0, (0.92, 0.95))):
         env = cell["env"] | {"keras_backend": backend}
         rows = [{"arch": "lenet5", "mode": mode, "batch_size": 32, "images_per_s": rate * (1 + (mode == "infer")),
@@ -269,7 +269,7 @@ def test_the_throughput_page_compares_backends_side_by_side(tmp_path):
             record = copy.deepcopy(cell) | {"seed": seed, "env": env, "profile": "smoke"}
             record["metrics"]["test_accuracy"] = accuracy
             _write(tmp_path / "backends" / f"lenet5.mnist.smoke.seed{seed}.{backend}.json", record)
-    _copy(tmp_path, "lenet5.mnist.cpu.seed1.*.json")
+    _copy(tmp_path, "lenet5.mnist.cpu.seed1.20261125T18*.json")
     build_report(tmp_path, tmp_path / "site")
     page = (tmp_path / "site" / "throughput.html").read_text()
     assert "The same models on each Keras backend" in page
