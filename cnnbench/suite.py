@@ -83,30 +83,31 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
     return cells
 
 
-def estimates(cells: list[RunConfig], results_dir: str | os.PathLike) -> list[Estimate | None]:
-    """Each cell's duration on this machine and backend, from the records in ``results_dir`` (``estimate``)."""
+def estimates(specs: list[Spec], results_dir: str | os.PathLike) -> list[Estimate | None]:
+    """Each resolved cell's duration on this machine and backend, from the records in ``results_dir``
+    (``estimate``)."""
     here = _here()
     estimator = Estimator(results_dir, (here[0], here[2]))
-    return [estimator.estimate(resolve(cell)) for cell in cells]
+    return [estimator.estimate(spec) for spec in specs]
 
 
-def time_left(cells: list[RunConfig], results_dir: str | os.PathLike, recorded: list[bool]) -> TimeLeft:
+def time_left(specs: list[Spec], results_dir: str | os.PathLike, recorded: list[bool]) -> TimeLeft:
     """The run's ``TimeLeft``: each cell's estimate (0 for a cell recorded already), keyed by its timing settings and
     builder keywords (an ablation's variants differ in those only). Seed 0 measures memory and throughput besides, so
     its duration overestimates the other seeds' a little."""
-    est = estimates(cells, results_dir)
-    specs = [resolve(cell) for cell in cells]
+    est = estimates(specs, results_dir)
     return TimeLeft([0.0 if was else e and e.seconds for was, e in zip(recorded, est, strict=True)],
                     [(*timing_key(s), s.determinants()["builder"]) for s in specs])
 
 
 def plan_table(cells: list[RunConfig], results_dir: str | os.PathLike) -> str:
     """The cells as a table with the settings each runs with (``spec.resolve``) and its estimated duration here."""
-    est = estimates(cells, results_dir)
+    specs = [resolve(cell) for cell in cells]
+    est = estimates(specs, results_dir)
     rows = [("#", "arch", "task", "seed", *Spec.ROW, "est.", "from")]
-    for i, (cell, e) in enumerate(zip(cells, est, strict=True), 1):
+    for i, (cell, spec, e) in enumerate(zip(cells, specs, est, strict=True), 1):
         variant = f" [{cell.ablation['variant']}]" if cell.ablation else ""
-        rows.append((str(i), cell.arch + variant, cell.task, str(cell.seed), *resolve(cell).row(),
+        rows.append((str(i), cell.arch + variant, cell.task, str(cell.seed), *spec.row(),
                      clock(e and e.seconds), "" if e is None or e.source == "here" else e.source))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -150,10 +151,11 @@ def record_key(r: dict) -> tuple:
                 r["config"].get("strategy"))
 
 
-def done_key(cell: RunConfig) -> tuple:
+def done_key(cell: RunConfig | Spec) -> tuple:
     """What a finished record must match: the cell's identity and what it resolves to (``Spec.determinants``: a run
     with other epochs, builder keywords or a hold-out is another experiment, not this cell done)."""
-    return cell_key(cell), tuple(sorted(resolve(cell).determinants().items()))
+    spec = cell if isinstance(cell, Spec) else resolve(cell)
+    return cell_key(spec.cfg), tuple(sorted(spec.determinants().items()))
 
 
 def _record_done_key(r: dict) -> tuple:
@@ -209,9 +211,10 @@ def run_suite(cells: list[RunConfig], *, results_dir: str | os.PathLike, resume:
         raise ValueError(f"resume must be here or any, got {resume!r}")
     results_dir, any_machine = Path(results_dir), resume == "any"
     done = finished(results_dir, any_machine) if resume else set()
-    recorded = [done_key(c) in done for c in cells]
+    specs = [resolve(cell) for cell in cells]  # each cell resolved once here
+    recorded = [done_key(spec) in done for spec in specs]
     t0 = time.perf_counter()
-    timing = time_left(cells, results_dir, recorded)
+    timing = time_left(specs, results_dir, recorded)
     lock_dir = results_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     outcomes: Counter[str] = Counter()

@@ -4,6 +4,7 @@ throughput, every run, and the figures beside them (SVG). Reads result files and
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -461,7 +462,7 @@ class Inputs:
     scaling: list[tuple[str, dict]]
     cards: dict
 
-    @property
+    @functools.cached_property
     def colours(self) -> dict:
         """One colour per architecture in every figure: the registry's (its cards) and any a record names."""
         return figures.arch_colours([*self.cards, *self.df.get("arch", [])])

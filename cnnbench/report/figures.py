@@ -60,7 +60,7 @@ def score_vs_cost(summary: pd.DataFrame, task: str, score_label: str, out: Path,
             s["label"] += " · " + s[key].astype(str)
     fig, ax = plt.subplots(figsize=(8, 5))
     sizes = (s["parameters (M)"] / s["parameters (M)"].max()).clip(0.02) * 400 if x == "gmacs" else 60
-    ax.scatter(s[column], s["score"], s=sizes, c=[colours.get(a, "0.5") for a in s["arch"]], alpha=0.75,
+    ax.scatter(s[column], s["score"], s=sizes, c=s["arch"].map(_palette(colours, s["arch"])).tolist(), alpha=0.75,
                edgecolors="white", linewidths=0.5, zorder=2)
     ax.errorbar(s[column], s["score"], yerr=100 * s["score_std"].fillna(0), fmt="none", ecolor="0.5", lw=0.8,
                 zorder=1)
