@@ -5,7 +5,9 @@ A cell's estimate is the median duration of the ``ok`` records with its settings
 ``--plan`` shows (input, width, train subset, epochs, batch, learning rate, recipe), any seed — measured on this
 machine and Keras backend. Where only another machine recorded them, its durations are scaled by how the two compare
 on the settings both recorded (the median ratio), or taken as they are where they share none, and the estimate says
-so. Cells no record describes have none. Speed belongs to the machine: the code fingerprint does not matter here.
+so. Where no record has a cell's settings, the runs that chose them stand in (``selection/``, ``--hold-out N``: the
+same settings on all but N training images), their durations scaled up to the whole split. Cells no record describes
+have none. Speed belongs to the machine: the code fingerprint does not matter here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from cnnbench import records
 from cnnbench.environment import machine_id
@@ -22,7 +25,10 @@ from cnnbench.environment import machine_id
 @dataclass(frozen=True)
 class Estimate:
     seconds: float
-    source: str  # "here" | "scaled from MACHINE" | "as on MACHINE"
+    source: str  # "here" | "scaled from MACHINE" | "as on MACHINE", each "…, held-out runs" where they stand in
+
+#: where a results directory keeps the runs that chose the profiles' settings (one folder per setting tried)
+SELECTION = "selection"
 
 
 def _key(arch: str, task: str, profile: str, settings: dict) -> tuple:
@@ -40,12 +46,22 @@ class Estimator:
     def __init__(self, results_dir: str | os.PathLike, here: tuple[str, str]):
         self.here = here
         found: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for _, r in records.iter_records(results_dir):
-            settings = r["config"].get("settings")
-            if r["outcome"] == "ok" and settings and not r["config"].get("experiment"):
-                where = machine_id(r["env"]), r["env"].get("keras_backend", "tensorflow")
-                found[_key(r["arch"], r["task"], r["profile"], settings)][where].append(r["duration_s"])
+        held_out: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+        chose = (r for folder in sorted(Path(results_dir, SELECTION).glob("*"))
+                 for _, r in records.iter_records(folder))
+        for r in (*(r for _, r in records.iter_records(results_dir)), *chose):
+            settings, held = r["config"].get("settings"), (r["config"].get("recipe") or {}).get("validation_images")
+            if r["outcome"] != "ok" or not settings or r["config"].get("experiment"):
+                continue
+            where, seconds = (machine_id(r["env"]), r["env"].get("keras_backend", "tensorflow")), r["duration_s"]
+            if held:  # a run that chose settings: as long as theirs would take on the whole split
+                settings = settings | {"recipe": r["config"]["recipe"]["name"]}
+                seconds *= (r["dataset"]["n_train"] + held) / r["dataset"]["n_train"]
+            (held_out if held else found)[_key(r["arch"], r["task"], r["profile"], settings)][where].append(seconds)
         self.median = {key: {where: statistics.median(d) for where, d in by.items()} for key, by in found.items()}
+        #: the keys only held-out runs describe
+        self.held_out = {key: {where: statistics.median(d) for where, d in by.items()}
+                         for key, by in held_out.items() if key not in found}
 
     def _ratio(self, other: tuple[str, str]) -> float | None:
         """This machine's durations over ``other``'s, the median over the settings both recorded."""
@@ -53,18 +69,19 @@ class Estimator:
         return statistics.median(shared) if shared else None
 
     def estimate(self, spec) -> Estimate | None:
-        by = self.median.get(timing_key(spec))
+        key = timing_key(spec)
+        by, tag = (self.median[key], "") if key in self.median else (self.held_out.get(key), ", held-out runs")
         if not by:
             return None
         if self.here in by:
-            return Estimate(by[self.here], "here")
+            return Estimate(by[self.here], "here" + tag)
         ratios = {where: self._ratio(where) for where in by}
         scaled = {where: r for where, r in ratios.items() if r is not None}
         if scaled:
             where = min(scaled, key=lambda w: abs(1 - scaled[w]))  # the machine most like this one
-            return Estimate(by[where] * scaled[where], f"scaled from {where[0]}")
+            return Estimate(by[where] * scaled[where], f"scaled from {where[0]}{tag}")
         where = next(iter(by))
-        return Estimate(by[where], f"as on {where[0]}")
+        return Estimate(by[where], f"as on {where[0]}{tag}")
 
 
 def clock(seconds: float | None) -> str:

@@ -45,6 +45,23 @@ def test_a_cell_is_estimated_from_this_machine_else_scaled_from_another(smoke_re
         == "as on here"  # another backend is another machine
 
 
+def test_a_held_out_run_stands_in_for_the_records_of_its_settings(smoke_record, tmp_path):
+    """The run that chose a model's settings (``--hold-out``, under selection/) estimates its records until one lands:
+    its duration scaled from the images it trained on to the whole split; a record of the settings replaces it."""
+    spec = resolve(RunConfig(arch="lenet5", profile="smoke"))
+    chose = _recorded(smoke_record, "here", 44)
+    chose["config"]["recipe"]["validation_images"] = 5000
+    chose["config"]["settings"]["recipe"] += ", 5,000 held out"
+    chose["dataset"] |= {"n_train": 55_000, "n_val": 5_000}
+    records.write(chose, tmp_path / "selection" / "lenet5-12ep")
+    e = Estimator(tmp_path, ("here", "tensorflow")).estimate(spec)
+    assert (e.seconds, e.source) == (pytest.approx(48), "here, held-out runs")
+    assert Estimator(tmp_path, ("there", "tensorflow")).estimate(spec).source == "as on here, held-out runs"
+    records.write(_recorded(smoke_record, "here", 30), tmp_path)
+    e = Estimator(tmp_path, ("here", "tensorflow")).estimate(spec)
+    assert (e.seconds, e.source) == (30, "here")
+
+
 def test_a_cell_without_an_estimate_takes_a_finished_cell_of_its_settings():
     """Seeds 1 and 2 of a model no record describes: estimated, once seed 0 is done, by its duration."""
     left = TimeLeft([None, None, None, None], keys=["a", "a", "b", "a"])
