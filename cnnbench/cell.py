@@ -44,7 +44,7 @@ def record_crash(cell: RunConfig, returncode: int | None, results_dir: Path, sta
     hint = " (SIGKILL without a Python error is what the kernel's OOM killer does)" if returncode == -9 else ""
     record = {"schema_version": records.SCHEMA_VERSION, "arch": cell.arch, "task": cell.task,
               "profile": cell.profile, "seed": cell.seed, "outcome": "error", "config": dict(cell.ablation or {}),
-              "env": environment(),
+              "env": environment(arch=cell.arch),
               "started_at": started.isoformat(), "duration_s": seconds,
               "error": {"type": "CellCrashed", "message": f"the cell process {how}{hint}", "returncode": returncode}}
     return records.write(record, results_dir)

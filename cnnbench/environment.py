@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import platform
@@ -79,20 +80,50 @@ def device() -> dict:
 #: its executors, the sweeps or the memory and speed measurements (speed and measured memory belong to the machine;
 #: the predicted memory is the predictor's, which its own tests hold), and not the profiles: what a profile sets for
 #: a cell is recorded with it (``config.determinants``) and compared on its own, so a recording split over sittings
-#: keeps its records when another model's entry changes
+#: keeps its records when another model's entry changes. Of ``architectures``, a model's fingerprint covers only its
+#: own module and what it imports (``architecture_sources``): a fix to one network leaves the others' records current.
 FINGERPRINTED = ("architectures", "cnnbench/data", "cnnbench/tasks", "cnnbench/training.py",
                  "cnnbench/backends",  # determinism and precise batch norm's forward pass, per backend
                  "cnnbench/metrics.py", "cnnbench/pretrained.py", "cnnbench/measure/flops.py",
                  "cnnbench/measure/params.py")
 
 
+def architecture_sources(root: Path, module: str | None = None) -> list[Path]:
+    """The files of the ``architectures`` package that build the models of ``module`` (``architectures.resnet``): it
+    and the package modules it imports, transitively; the whole package for a module that builds other registered
+    models by name (the FCNs' backbones, through ``create_model``) and where no module is named."""
+    package = root / "architectures"
+    everything = sorted(package.rglob("*.py"))
+    if module is None:
+        return everything
+    todo, seen = [module.removeprefix("architectures.")], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("architectures."):
+                if any(alias.name == "create_model" for alias in node.names):
+                    return everything
+                todo.append(node.module.removeprefix("architectures."))
+    return sorted(package / f"{name}.py" for name in seen)
+
+
 @cache
-def code_fingerprint(root: Path = REPO_ROOT) -> str:
+def code_fingerprint(root: Path = REPO_ROOT, arch: str | None = None) -> str:
     """sha256 over the sources that determine a record's numbers (``FINGERPRINTED``): records with the same
-    fingerprint were measured by the same code, whatever else their commits changed (CLI, report, suite, docs)."""
+    fingerprint were measured by the same code, whatever else their commits changed (CLI, report, suite, docs). With
+    ``arch`` (a registered model), over that model's architecture sources only (``architecture_sources``)."""
+    module = None
+    if arch is not None:
+        import architectures
+
+        module = architectures.model_info(arch).builder.__module__
     digest = hashlib.sha256()
-    files = (p for entry in FINGERPRINTED for p in ([root / entry] if entry.endswith(".py")
-                                                     else sorted((root / entry).rglob("*.py"))))
+    files = (p for entry in FINGERPRINTED for p in (
+        architecture_sources(root, module) if entry == "architectures" else
+        [root / entry] if entry.endswith(".py") else sorted((root / entry).rglob("*.py"))))
     for path in sorted(files):
         digest.update(f"{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -121,9 +152,10 @@ def this_machine(device_info: dict | None = None) -> dict:
     return {"id": machine_id({"device": device_info or device()}), "source": "device"}
 
 
-def environment(device_info: dict | None = None) -> dict:
+def environment(device_info: dict | None = None, arch: str | None = None) -> dict:
     """Versions, the Keras backend and its packages, the device (``device_info``, else the backend's view of it), the
-    machine's identity, the code's git state and fingerprint."""
+    machine's identity, the code's git state and fingerprint, and with ``arch`` (a registered model) its model's
+    (``model_code_sha256``: what ``--resume`` and the report compare)."""
     from cnnbench import backends
 
     dev = device_info or device()
@@ -143,6 +175,7 @@ def environment(device_info: dict | None = None) -> dict:
         "device": dev,
         "machine": this_machine(dev),
         "code_sha256": code_fingerprint(),
+        **({"model_code_sha256": code_fingerprint(arch=arch)} if arch else {}),
         "git": git_state(),
         "argv": sys.argv[1:],
     }

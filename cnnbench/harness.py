@@ -43,7 +43,7 @@ def run(cell: RunConfig | Spec, *, verbose: int | None = None, context: dict | N
     if cfg.cpu_devices:
         split_cpu(cfg.cpu_devices)
     strategy = make_strategy(cfg.strategy)  # before any other TensorFlow op (multi-worker's requirement)
-    context["env"] = env = environment()  # before training: the code and device this run started with
+    context["env"] = env = environment(arch=cfg.arch)  # before training: the code and device this run started with
     distribution = describe(cfg.strategy, strategy)
     global_batch = spec.batch_size * distribution["replicas"]
     context["config"] = config = _config(spec, distribution, global_batch)
@@ -179,7 +179,7 @@ def run_cell(cfg: RunConfig, *, verbose: int | None = None) -> dict:
         outcome, error = _failure(exc, context)
     finally:
         keras.backend.clear_session(free_memory=True)
-    record = _base_record(cfg, context.get("env") or environment(), context["started"]) | {
+    record = _base_record(cfg, context.get("env") or environment(arch=cfg.arch), context["started"]) | {
         "outcome": outcome, "error": error, "config": context.get("config", {}),
         "duration_s": time.perf_counter() - context["t_start"],
     }

@@ -79,6 +79,9 @@ SCHEMA: dict[str, Any] = {
                 "machine": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string",
                                                                                         "pattern": "^[a-z0-9-]+$"}}},
                 "code_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                # the model's own (its builders' modules; records before 2026-12-08 whose code was current then
+                # were given theirs, the others have none)
+                "model_code_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             },
         },
         "started_at": {"type": "string", "format": "date-time"},
@@ -140,6 +143,13 @@ def iter_records(results_dir: str | os.PathLike) -> Iterator[tuple[Path, dict]]:
             yield path, read(path)
         except InvalidRecordError as e:
             log.warning("skipping invalid result file %s", e)
+
+
+def code_version(record: dict) -> str | None:
+    """The fingerprint of the code that determined a record's numbers: its model's (``env.model_code_sha256``), else
+    the whole tree's (``env.code_sha256``, which no current record's model fingerprint equals)."""
+    env = record["env"]
+    return env.get("model_code_sha256") or env.get("code_sha256")
 
 
 def headline(metrics: dict) -> str:

@@ -86,8 +86,7 @@ def plan(*, profile: str, tasks: list[str], archs: list[str] | None, seeds: list
 def estimates(specs: list[Spec], results_dir: str | os.PathLike) -> list[Estimate | None]:
     """Each resolved cell's duration on this machine and backend, from the records in ``results_dir``
     (``estimate``)."""
-    here = _here()
-    estimator = Estimator(results_dir, (here[0], here[2]))
+    estimator = Estimator(results_dir, _here())
     return [estimator.estimate(spec) for spec in specs]
 
 
@@ -118,21 +117,23 @@ def plan_table(cells: list[RunConfig], results_dir: str | os.PathLike) -> str:
     return "\n".join([*lines, total])
 
 
-def _done(record: dict, here: tuple[str, str, str], any_machine: bool) -> bool:
-    """An ``ok`` record by this code on this Keras backend (``here``: machine id, code fingerprint, backend), measured
-    on this machine unless ``any_machine``. By default other machines' records — the committed reference records on a
-    fresh clone — are not this machine's results and their cells run again; a recording split over several machines
-    (``--resume any``) keeps them: accuracy belongs to code, settings, data and seed, speed to the machine that
-    measured it, and each record keeps its own."""
+def _done(record: dict, here: tuple[str, str], any_machine: bool) -> bool:
+    """An ``ok`` record by this code — its model's fingerprint (``records.code_version``) — on this Keras backend
+    (``here``: machine id, backend), measured on this machine unless ``any_machine``. By default other machines'
+    records — the committed reference records on a fresh clone — are not this machine's results and their cells run
+    again; a recording split over several machines (``--resume any``) keeps them: accuracy belongs to code, settings,
+    data and seed, speed to the machine that measured it, and each record keeps its own."""
     env = record["env"]
-    return (record["outcome"] == "ok" and (env.get("code_sha256"), env.get("keras_backend", "tensorflow")) == here[1:]
-            and (any_machine or machine_id(env) == here[0]))
+    return (record["outcome"] == "ok" and env.get("keras_backend", "tensorflow") == here[1]
+            and (any_machine or machine_id(env) == here[0])
+            and record["arch"] in architectures.list_models()
+            and records.code_version(record) == code_fingerprint(arch=record["arch"]))
 
 
-def _here() -> tuple[str, str, str]:
+def _here() -> tuple[str, str]:
     from cnnbench import backends
 
-    return this_machine()["id"], code_fingerprint(), backends.name()
+    return this_machine()["id"], backends.name()
 
 
 def _key(arch: str, task: str, profile: str, seed: int, experiment: str | None, strategy: str | None) -> tuple:

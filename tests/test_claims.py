@@ -185,7 +185,7 @@ def test_rows_of_earlier_model_code_are_flagged_stale(tmp_path):
     recs, newer = _lenet(), _lenet()
     for r in newer:
         r["arch"], r["started_at"] = "lenet5_1998", "2099-01-01T00:00:00+00:00"
-        r["env"]["code_sha256"] = "f" * 64
+        r["env"]["code_sha256"] = r["env"]["model_code_sha256"] = "f" * 64
     summary = summary_frame(records_frame(_write_all(tmp_path, recs + newer)))
     stale = {r.arch: any(f.startswith("stale: recorded by earlier model code") for f in r.flags)
              for r in summary.itertuples()}

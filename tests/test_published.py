@@ -179,7 +179,10 @@ def chosen(runs: list[dict], arch: str) -> list[dict]:
     latest of each seed."""
     rs = [r for r in runs if (r["task"], r["profile"], r["arch"], r["outcome"]) == ("mnist", "cpu", arch, "ok")
           and "determinants" in r["config"]]
-    version = lambda r: (r["env"]["code_sha256"], sorted(r["config"]["determinants"].items()))  # noqa: E731
+
+    def version(r):
+        return r["env"].get("model_code_sha256", r["env"]["code_sha256"]), sorted(r["config"]["determinants"].items())
+
     return latest([r for r in rs if version(r) == version(rs[-1])])
 
 
@@ -666,12 +669,16 @@ def test_other_machines_records_are_not_taken_as_done(smoke_record, tmp_path, mo
     moved["env"]["machine"] = {"id": "newcomer-laptop", "source": "CNNBENCH_MACHINE"}
     records.write(moved, elsewhere)
     changed = json.loads(json.dumps(smoke_record))
-    changed["env"]["code_sha256"] = "0" * 64
+    changed["env"]["model_code_sha256"] = "0" * 64  # its model's code has changed since
     records.write(changed, old)
     unfingerprinted = json.loads(json.dumps(smoke_record))
-    del unfingerprinted["env"]["code_sha256"]
+    del unfingerprinted["env"]["code_sha256"], unfingerprinted["env"]["model_code_sha256"]
     records.write(unfingerprinted, old)
     assert finished(elsewhere) == set() and finished(old) == set()
+    other_model = json.loads(json.dumps(smoke_record))
+    other_model["env"]["code_sha256"] = "0" * 64  # another model's code changed since, not this one's: still done
+    records.write(other_model, tmp_path / "other_model")
+    assert {k for k, _ in finished(tmp_path / "other_model")} == {("lenet5", "mnist", "smoke", 0)}
     monkeypatch.setenv("CNNBENCH_MACHINE", "Newcomer Laptop")
     assert {k for k, _ in finished(elsewhere)} == {("lenet5", "mnist", "smoke", 0)} and finished(here) == set()
     # a recording split over machines (--resume any): this code's records count wherever they were measured ...

@@ -112,13 +112,13 @@ def _better_prediction(df: pd.DataFrame) -> pd.Series:
 
 
 def _version(record: dict) -> str:
-    """What determines a record's accuracy besides data and seed: the code (its fingerprint) and what its cell
+    """What determines a record's accuracy besides data and seed: the code (its model's fingerprint) and what its cell
     resolved to (``config.determinants``; for records from before it: input, builder keywords, training images,
     epochs, batch, learning rate, recipe)."""
     c = record.get("config") or {}
     if "determinants" in c:
-        return json.dumps([record["env"].get("code_sha256"), c["determinants"]], sort_keys=True)
-    return json.dumps([record["env"].get("code_sha256"), c.get("input_shape"), c.get("model_kwargs"),
+        return json.dumps([records.code_version(record), c["determinants"]], sort_keys=True)
+    return json.dumps([records.code_version(record), c.get("input_shape"), c.get("model_kwargs"),
                        (record.get("dataset") or {}).get("n_train"), c.get("epochs"), c.get("batch_size"),
                        (c.get("optimizer") or {}).get("learning_rate"), c.get("recipe")], sort_keys=True)
 
