@@ -76,6 +76,20 @@ def test_alexnet_towers_are_grouped_convolutions(paper_model):
     assert {model.get_layer(n).rate for n in ("fc6_dropout", "fc7_dropout")} == {0.5}
 
 
+def test_alexnet_towers_compute_the_grouped_convolution():
+    """Each tower convolved apart (``TowerConv2D``, fast on a CPU) gives the grouped convolution's output, with the
+    same kernel, and survives serialisation."""
+    from architectures.alexnet import TowerConv2D
+
+    x = np.random.default_rng(0).random((2, 7, 7, 8), dtype=np.float32)
+    towers = TowerConv2D(6, 3, groups=2, padding="same", activation="relu")
+    grouped = keras.layers.Conv2D(6, 3, groups=2, padding="same", activation="relu")
+    towers.build(x.shape), grouped.build(x.shape)
+    grouped.set_weights(towers.get_weights())
+    np.testing.assert_allclose(np.asarray(towers(x)), np.asarray(grouped(x)), rtol=1e-5, atol=1e-6)
+    assert isinstance(keras.layers.deserialize(keras.layers.serialize(towers)), TowerConv2D)
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_lrn_is_the_papers_formula(backend, monkeypatch):
     """Both implementations: ``tf.nn.lrn`` on TensorFlow, cumulative sums (keras.ops) on the other backends."""
