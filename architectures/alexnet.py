@@ -46,8 +46,9 @@ def _alexnet(*, towers: int, input_shape, classes, include_top, pooling, width, 
     w = lambda n: scaled(n, width, divisor=towers)  # noqa: E731
 
     def conv(x, filters, kernel, stage, strides=1, padding="same", groups=1):
-        return TowerConv2D(w(filters), kernel, strides=strides, padding=padding, groups=groups,
-                           activation=activation, name=f"conv{stage}")(x)
+        return (TowerConv2D if groups > 1 else layers.Conv2D)(
+            w(filters), kernel, strides=strides, padding=padding, groups=groups, activation=activation,
+            name=f"conv{stage}")(x)
 
     def norm(x, stage):
         if normalization == "lrn":

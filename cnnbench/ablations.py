@@ -134,6 +134,7 @@ def run_configs(names: list[str], profile: str, seeds: tuple[int, ...], **option
                 cells.append(RunConfig(
                     arch=arch, task=TASK, profile=profile, seed=seed, epochs=sizes["epochs"],
                     batch_size=sizes["batch_size"], train_subset=sizes["train_subset"], model_kwargs=kwargs,
+                    recipe=sizes.get("recipe", "plain"),  # its own, not what the profile chose for the MNIST table
                     ablation={"ablation": name, "variant": variant, "reference": variant == a.reference,
                               "claim": a.claim, "experiment": exp, "answers": labels({"experiment": exp}, profile)},
                     **measure | options))
