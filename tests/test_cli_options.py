@@ -305,7 +305,7 @@ def _ablation_records(results: Path) -> list:
     cells = run_configs(["conv_vs_fc"], "smoke", (0,))
     for cell in cells:
         record = json.loads(source.read_text()) | {"arch": cell.arch, "task": cell.task, "profile": cell.profile,
-                                                   "seed": cell.seed, "env": environment(),
+                                                   "seed": cell.seed, "env": environment(arch=cell.arch),
                                                    "started_at": datetime.now(UTC).isoformat()}
         spec = resolve(cell)
         record["config"] |= cell.ablation | {"settings": spec.settings(), "determinants": spec.determinants()}
