@@ -1,5 +1,6 @@
 """TensorFlow's start-up chatter, hidden unless ``-v``: the lines absl writes to stderr before TensorFlow reads
-``TF_CPP_MIN_LOG_LEVEL`` (the CUDA probe on a machine without a GPU, oneDNN's notice, absl's own preamble) — from a
+``TF_CPP_MIN_LOG_LEVEL`` (the CUDA probe on a machine without a GPU, oneDNN's notice, absl's own preamble, tf.data's
+notice of an op attribute newer than its registry) — from a
 suite's cell processes (``Relay`` on their stderr pipe) and from the CLI's own process (``hidden_chatter``). Fatal
 lines and errors other than the CUDA probe's pass; a cell or command that fails shows what was hidden."""
 
@@ -14,7 +15,9 @@ from collections import deque
 
 _ABSL = r"\d{4} [\d:.]+ +\d+ "
 CHATTER = re.compile(rf"[IW]{_ABSL}[\w.]+:\d+\] |E{_ABSL}cuda\w*\.cc:\d+\] "
-                     r"|WARNING: All log messages before absl::InitializeLog")
+                     r"|WARNING: All log messages before absl::InitializeLog"
+                     # tf.data's graph names an attribute this op registry predates (the augmentation's map): benign
+                     rf"|E{_ABSL}node_def_util\.cc:\d+\] NodeDef mentions attribute \w+ which is not in the op")
 #: the terminal while ``hidden_chatter`` holds file descriptor 2: what a ``Relay`` writes must not pass the filter
 #: twice (a failed cell's hidden lines would be hidden again)
 _terminal = None
