@@ -111,10 +111,11 @@ def architecture_sources(root: Path, module: str | None = None) -> list[Path]:
 
 
 @cache
-def code_fingerprint(root: Path = REPO_ROOT, arch: str | None = None) -> str:
+def code_fingerprint(root: Path = REPO_ROOT, arch: str | None = None, shared: bool = False) -> str:
     """sha256 over the sources that determine a record's numbers (``FINGERPRINTED``): records with the same
     fingerprint were measured by the same code, whatever else their commits changed (CLI, report, suite, docs). With
-    ``arch`` (a registered model), over that model's architecture sources only (``architecture_sources``)."""
+    ``arch`` (a registered model), over that model's architecture sources only (``architecture_sources``); with
+    ``shared``, over none of them: the code every model's fingerprint covers."""
     module = None
     if arch is not None:
         import architectures
@@ -122,7 +123,7 @@ def code_fingerprint(root: Path = REPO_ROOT, arch: str | None = None) -> str:
         module = architectures.model_info(arch).builder.__module__
     digest = hashlib.sha256()
     files = (p for entry in FINGERPRINTED for p in (
-        architecture_sources(root, module) if entry == "architectures" else
+        ([] if shared else architecture_sources(root, module)) if entry == "architectures" else
         [root / entry] if entry.endswith(".py") else sorted((root / entry).rglob("*.py"))))
     for path in sorted(files):
         digest.update(f"{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes() + b"\0")
@@ -176,6 +177,7 @@ def environment(device_info: dict | None = None, arch: str | None = None) -> dic
         "machine": this_machine(dev),
         "code_sha256": code_fingerprint(),
         **({"model_code_sha256": code_fingerprint(arch=arch)} if arch else {}),
+        "shared_code_sha256": code_fingerprint(shared=True),
         "git": git_state(),
         "argv": sys.argv[1:],
     }

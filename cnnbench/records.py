@@ -82,6 +82,8 @@ SCHEMA: dict[str, Any] = {
                 # the model's own (its builders' modules; records before 2026-12-08 whose code was current then
                 # were given theirs, the others have none)
                 "model_code_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                # the training, data and scoring code alone, which the report compares across a table's models
+                "shared_code_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             },
         },
         "started_at": {"type": "string", "format": "date-time"},

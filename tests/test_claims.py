@@ -182,14 +182,21 @@ def test_rows_of_earlier_model_code_are_flagged_stale(tmp_path):
     """A table whose newest row was recorded by other model code flags the rows of the earlier code, not its own."""
     from cnnbench.report.frames import records_frame, summary_frame
 
-    recs, newer = _lenet(), _lenet()
-    for r in newer:
-        r["arch"], r["started_at"] = "lenet5_1998", "2099-01-01T00:00:00+00:00"
-        r["env"]["code_sha256"] = r["env"]["model_code_sha256"] = "f" * 64
-    summary = summary_frame(records_frame(_write_all(tmp_path, recs + newer)))
-    stale = {r.arch: any(f.startswith("stale: recorded by earlier model code") for f in r.flags)
-             for r in summary.itertuples()}
-    assert stale == {"lenet5": True, "lenet5_1998": False}
+    def table(shared_code_changed: bool) -> dict[str, bool]:
+        recs, newer = _lenet(), _lenet()
+        for r in recs:
+            r["env"] |= {"model_code_sha256": "a" * 64, "shared_code_sha256": "c" * 64}
+        for r in newer:  # another model, so another model fingerprint, recorded later
+            r["arch"], r["started_at"] = "lenet5_1998", "2099-01-01T00:00:00+00:00"
+            r["env"] |= {"code_sha256": "f" * 64, "model_code_sha256": "b" * 64,
+                         "shared_code_sha256": ("d" if shared_code_changed else "c") * 64}
+        summary = summary_frame(records_frame(_write_all(tmp_path / str(shared_code_changed), recs + newer)))
+        return {r.arch: any(f.startswith("stale: recorded by earlier model code") for f in r.flags)
+                for r in summary.itertuples()}
+
+    assert table(shared_code_changed=True) == {"lenet5": True, "lenet5_1998": False}
+    # each model's own builders differ by nature: the same training, data and scoring code is the same version
+    assert table(shared_code_changed=False) == {"lenet5": False, "lenet5_1998": False}
 
 
 def test_a_measurement_from_some_seeds_is_not_flagged_missing(tmp_path):

@@ -202,10 +202,13 @@ def test_mnist_chosen_settings_table(runs):
             ", ".join(sorted({r["env"]["machine"]["id"] for r in rs}))]
     assert_table("mnist (chosen settings)", "## Results: MNIST at the `cpu` profile's chosen settings", expected)
     cells = [r for arch in {a for a, in expected} for r in chosen(runs, arch)]
-    seconds = round(sum(r["duration_s"] for r in cells))
+    clock = lambda rs: "{}:{:02d}:{:02d}".format(*(lambda s: (s // 3600, s % 3600 // 60, s % 60))(  # noqa: E731
+        round(sum(r["duration_s"] for r in rs))))
+    machines = sorted({r["env"]["machine"]["id"] for r in cells})
+    on = {m: [r for r in cells if r["env"]["machine"]["id"] == m] for m in machines}
     assert_claims("mnist (chosen settings) time", prose("## Results: MNIST at the `cpu` profile's chosen settings"), {
-        "so far": f"the {len(cells)} cells recorded so far (five models' three seeds and ResNet-18's first) "
-                  f"took {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"})
+        "so far": f"the {len(cells)} cells recorded so far took {clock(cells)} (the sum of their durations: "
+                  + ", ".join(f"{clock(on[m])} for {len(on[m])} on {m}" for m in machines) + ";"})
 
 
 def test_mnist_table(runs):

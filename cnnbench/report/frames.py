@@ -44,6 +44,7 @@ COLUMNS = {
     "env.git.dirty": "dirty", "dataset.sha256": "data_sha256", "started_at": "started_at",
     "error.type": "error_type", "error.message": "error", "config.ablation": "ablation", "config.variant": "variant",
     "config.strategy": "strategy", "env.keras_backend": "backend", "env.code_sha256": "code",
+    "env.shared_code_sha256": "shared_code",
     "config.optimizer.learning_rate": "lr", "config.recipe.name": "recipe",
 }
 #: what a row's timing method is: records whose throughput was measured differently are not averaged silently.
@@ -197,7 +198,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         files=("file", list), machine=("speed_machine", "first"),
         machines=("machine", lambda v: sorted(set(v))), seeds_on=("seed_on", list),
         machine_train_s=("machine_train_s", list), lr=("lr", "first"), recipe=("recipe", "first"),
-        code=("code", "last"), started=("started_at", "max"),
+        code=("code", "last"), shared_code=("shared_code", "last"), started=("started_at", "max"),
     )
     for col in ("acc_std", "scratch_std", "miou_std", "score_std"):
         out[col] = out[col].fillna(0.0)
@@ -213,9 +214,11 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _stale(summary: pd.DataFrame) -> list[bool]:
-    """Rows recorded by other model code (``code``) than the newest row of their table (task, profile, backend):
-    earlier code's numbers beside today's, until their cells are run again."""
-    code = summary["code"].fillna("")  # records from before code fingerprints: one version among themselves
+    """Rows recorded by other shared code — training, data, scoring: what every model's fingerprint covers
+    (``shared_code``) — than the newest row of their table (task, profile, backend): earlier code's numbers beside
+    today's, until their cells are run again. (A model's own builders are compared where its cell has a newer record:
+    superseded.) Records from before the shared fingerprint (2026-12-08) compare by the whole tree's."""
+    code = summary["shared_code"].fillna(summary["code"]).fillna("")  # before fingerprints: one version
     newest = summary.assign(code=code).sort_values("started").groupby(["task", "profile", "backend"])["code"].last()
     return [c != newest[(r.task, r.profile, r.backend)] for c, r in zip(code, summary.itertuples(), strict=True)]
 
