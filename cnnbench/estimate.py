@@ -47,9 +47,8 @@ class Estimator:
         self.here = here
         found: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
         held_out: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
-        chose = (r for folder in sorted(Path(results_dir, SELECTION).glob("*"))
-                 for _, r in records.iter_records(folder))
-        for r in (*(r for _, r in records.iter_records(results_dir)), *chose):
+        folders = [results_dir, *sorted(Path(results_dir, SELECTION).glob("*"))]  # records, then the held-out runs
+        for r in (r for folder in folders for _, r in records.iter_records(folder)):
             settings, held = r["config"].get("settings"), (r["config"].get("recipe") or {}).get("validation_images")
             if r["outcome"] != "ok" or not settings or r["config"].get("experiment"):
                 continue

@@ -1,8 +1,8 @@
 """TensorFlow's start-up chatter, hidden unless ``-v``: the lines absl writes to stderr before TensorFlow reads
 ``TF_CPP_MIN_LOG_LEVEL`` (the CUDA probe on a machine without a GPU, oneDNN's notice, absl's own preamble, tf.data's
-notice of an op attribute newer than its registry) — from a
-suite's cell processes (``Relay`` on their stderr pipe) and from the CLI's own process (``hidden_chatter``). Fatal
-lines and errors other than the CUDA probe's pass; a cell or command that fails shows what was hidden."""
+notice of an op attribute newer than its registry) — from a suite's cell processes (``Relay`` on their stderr pipe)
+and from the CLI's own process (``hidden_chatter``). Fatal lines and errors other than the CUDA probe's pass; a cell or
+command that fails shows what was hidden."""
 
 from __future__ import annotations
 

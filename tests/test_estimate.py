@@ -90,8 +90,7 @@ def test_tensorflow_start_up_lines_are_hidden_and_kept_for_a_failure(monkeypatch
         "E0000 00:00:1796644818.989374    6874 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n",
         "E0000 00:00:1796690106.511623   15879 node_def_util.cc:682] NodeDef mentions attribute "
         "use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; ...> This may be expected if "
-        "your graph generating "
-        "binary is newer  than this binary. Unknown attributes will be ignored.\n"]
+        "your graph generating binary is newer  than this binary. Unknown attributes will be ignored.\n"]
     ours = ["Traceback (most recent call last):\n", "ValueError: a real error\n"]
     out = io.StringIO()
     monkeypatch.setattr("sys.stderr", out)

@@ -203,8 +203,10 @@ def test_mnist_chosen_settings_table(runs):
             ", ".join(sorted({r["env"]["machine"]["id"] for r in rs}))]
     assert_table("mnist (chosen settings)", "## Results: MNIST at the `cpu` profile's chosen settings", expected)
     cells = [r for arch in {a for a, in expected} for r in chosen(runs, arch)]
-    clock = lambda rs: "{}:{:02d}:{:02d}".format(*(lambda s: (s // 3600, s % 3600 // 60, s % 60))(  # noqa: E731
-        round(sum(r["duration_s"] for r in rs))))
+    def clock(rs: list[dict]) -> str:  # their durations' sum, h:mm:ss
+        seconds = round(sum(r["duration_s"] for r in rs))
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
     machines = sorted({r["env"]["machine"]["id"] for r in cells})
     on = {m: [r for r in cells if r["env"]["machine"]["id"] == m] for m in machines}
     held = [a for a in architectures.list_models(kind="classification") if a != "mlp"]  # the 99 % target's models
